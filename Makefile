@@ -1,0 +1,77 @@
+# edgeroll developer entry points. The README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV       := .venv
+PY         := $(VENV)/bin/python
+BIN_DIR    := $(shell hack/build-binaries.sh --print-bin)
+export EDGEROLL_BIN_DIR := $(BIN_DIR)
+export EDGEROLL_NPM_BIN := $(HOME)/.cache/edgeroll/npm/node_modules/.bin
+export PATH := $(abspath $(VENV))/bin:$(BIN_DIR):$(PATH)
+PYTEST     := $(PY) -m pytest
+
+.PHONY: help setup lint typecheck crds crds-check unit integration e2e reliability test \
+        lab-up lab-down lab-status demo demo-down bench bench-edge bench-publish bench-propagation bench-fanout
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: ## install everything: venv, k8s/etcd/kwok/helm built from the Go proxy, SeaweedFS, nginx, wrk, wgc
+	@hack/setup.sh
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
+
+typecheck: setup ## mypy --strict on the package
+	$(VENV)/bin/mypy
+
+crds: setup ## regenerate crds/ and the chart's crds/ from the pydantic models
+	$(PY) -m edgeroll.cli crds --write crds --write charts/edgeroll/crds
+
+unit: setup ## pure tests, no processes
+	$(PYTEST) -m unit
+
+integration: setup ## real S3 and real apiservers (starts or reuses the lab)
+	$(PYTEST) -m integration
+
+e2e: setup ## operator + lab end to end
+	$(PYTEST) -m e2e
+
+reliability: setup ## fault injection on the lab
+	$(PYTEST) -m reliability
+
+test: setup ## the whole suite: ruff, mypy, unit, integration, e2e, reliability
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/mypy
+	$(PYTEST) -m unit
+	$(PYTEST) -m "integration or e2e or reliability"
+
+lab-up: setup ## start (or reuse) the hub + 3 edge clusters + S3
+	$(PY) -m edgeroll.cli lab up
+
+lab-down: ## stop exactly what the lab started
+	$(PY) -m edgeroll.cli lab down
+
+lab-status: ## health of every lab component
+	$(PY) -m edgeroll.cli lab status
+
+demo: setup ## the whole job: lab, CRDs, operator, example EdgeClusters and RouterConfig, fetch from each edge
+	@hack/demo.sh up
+
+demo-down: ## stop the demo operator and the lab
+	@hack/demo.sh down
+
+bench: bench-edge bench-publish bench-propagation bench-fanout ## all benchmarks
+
+bench-edge: setup ## edge cache vs nginx under wrk
+	$(PY) bench/edge_serving.py
+
+bench-publish: setup ## render+sign+upload of 2 MB vs bare put_object
+	$(PY) bench/publish.py
+
+bench-propagation: setup ## apply -> every edge serves the new digest, vs a CDN poll loop
+	$(PY) bench/propagation.py
+
+bench-fanout: setup ## 100 EdgeClusters x 20 RouterConfigs
+	$(PY) bench/fanout.py

@@ -1,0 +1,1 @@
+"""Rendering: canonical bytes, overlays, formats, digests and signatures."""

@@ -1,0 +1,33 @@
+"""Canonical bytes and content digests.
+
+The digest is taken over the exact bytes that the edge cache serves, so two
+renders of the same logical config always land on the same S3 key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+DIGEST_PREFIX = "sha256:"
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no insignificant whitespace, UTF-8 (not ASCII-escaped)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def content_digest(body: bytes) -> str:
+    """`sha256:<hex>` of the bytes as served."""
+    return DIGEST_PREFIX + hashlib.sha256(body).hexdigest()
+
+
+def digest_hex(digest: str) -> str:
+    """The hex part of a `sha256:<hex>` digest; raises ValueError on anything else."""
+    if not digest.startswith(DIGEST_PREFIX):
+        raise ValueError(f"digest must start with {DIGEST_PREFIX!r}: {digest!r}")
+    hexpart = digest[len(DIGEST_PREFIX) :]
+    if len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
+        raise ValueError(f"digest must be sha256:<64 lowercase hex>: {digest!r}")
+    return hexpart
