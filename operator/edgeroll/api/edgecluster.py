@@ -1,0 +1,53 @@
+"""EdgeCluster: a cluster the operator reaches with a kubeconfig from a hub Secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from edgeroll.api.common import DNS1123_LABEL, ApiModel, Condition, NamespacedSecretKeyRef, _kx
+
+KIND = "EdgeCluster"
+PLURAL = "edgeclusters"
+SINGULAR = "edgecluster"
+SHORT_NAMES = ["ec"]
+DEFAULT_NAMESPACE = "edgeroll-system"
+
+
+class EdgeClusterSpec(ApiModel):
+    kubeconfig_secret_ref: NamespacedSecretKeyRef = Field(
+        description="Hub Secret key holding a kubeconfig for this cluster."
+    )
+    namespace: str = Field(
+        default=DEFAULT_NAMESPACE,
+        min_length=1,
+        max_length=63,
+        pattern=DNS1123_LABEL,
+        description="Namespace of the edge caches in this cluster.",
+    )
+    paused: bool = Field(default=False, description="When true, the operator leaves this cluster as it is.")
+
+
+class EdgeClusterStatus(ApiModel):
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra=_kx(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+    )
+    server_version: str | None = None
+    last_probe_time: str | None = Field(default=None, json_schema_extra=_kx(format="date-time"))
+
+
+class EdgeCluster(ApiModel):
+    spec: EdgeClusterSpec
+    status: EdgeClusterStatus = Field(default_factory=EdgeClusterStatus)
+
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+    {"name": "Version", "type": "string", "jsonPath": ".status.serverVersion"},
+    {"name": "Namespace", "type": "string", "jsonPath": ".spec.namespace"},
+    {"name": "Paused", "type": "boolean", "jsonPath": ".spec.paused", "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]

@@ -1,0 +1,221 @@
+"""RouterConfig: a router config to render, sign, publish and roll out to edge clusters."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from edgeroll.api.common import (
+    CONFIG_KEY,
+    DNS1123_SUBDOMAIN,
+    ApiModel,
+    Condition,
+    LabelSelector,
+    SecretKeyRef,
+    _kx,
+)
+
+KIND = "RouterConfig"
+PLURAL = "routerconfigs"
+SINGULAR = "routerconfig"
+SHORT_NAMES = ["rtc"]
+
+PRESERVE = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+class ConfigFormat(StrEnum):
+    COSMO = "cosmo"
+    JSON = "json"
+
+
+class ConfigMapKeyRef(ApiModel):
+    """A key of a ConfigMap in the RouterConfig's namespace.
+
+    The value may sit in `data` (JSON text) or in `binaryData` (JSON, or
+    gzip-compressed JSON: a ConfigMap holds at most 1 MiB, so a 2 MB config
+    travels compressed).
+    """
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    key: str = Field(min_length=1, max_length=253, pattern=CONFIG_KEY)
+
+
+class ConfigFrom(ApiModel):
+    """Where to read the config when it is too large to sit inline."""
+
+    config_map_key_ref: ConfigMapKeyRef
+
+
+class Targets(ApiModel):
+    cluster_selector: LabelSelector = Field(
+        description="Selects EdgeClusters by their labels. An empty selector selects all EdgeClusters."
+    )
+
+
+class Overlay(ApiModel):
+    """An RFC 7386 JSON merge patch applied to the clusters the selector matches.
+
+    String values may use `${cluster.name}` and `${cluster.labels.<key>}`;
+    `$${` writes a literal `${`.
+    """
+
+    cluster_selector: LabelSelector
+    patch: dict[str, Any] = Field(json_schema_extra=_kx(**PRESERVE))
+
+
+class Signing(ApiModel):
+    secret_ref: SecretKeyRef = Field(
+        description="Secret key holding the HMAC-SHA256 key (a Cosmo router needs exactly 32 bytes)."
+    )
+
+
+class CosmoSpec(ApiModel):
+    """Identifies the graph for the edge cache's Cosmo CDN protocol."""
+
+    organization_id: str = Field(min_length=1, max_length=253)
+    federated_graph_id: str = Field(min_length=1, max_length=253)
+
+
+class ResourceRequirements(ApiModel):
+    requests: dict[str, int | str] | None = Field(default=None, json_schema_extra=_kx(maxProperties=16))
+    limits: dict[str, int | str] | None = Field(default=None, json_schema_extra=_kx(maxProperties=16))
+
+
+class CacheSpec(ApiModel):
+    """Shape of the edge-cache Deployment in every target cluster."""
+
+    replicas: int = Field(default=2, ge=0, le=1000)
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="Cache image; the operator's default (EDGEROLL_CACHE_IMAGE) when unset.",
+    )
+    port: int = Field(default=8080, ge=1, le=65535)
+    resources: ResourceRequirements | None = None
+
+
+class RolloutStrategy(StrEnum):
+    ALL_AT_ONCE = "AllAtOnce"
+
+
+class RolloutSpec(ApiModel):
+    """How a new revision reaches the target clusters. Progressive waves extend this type."""
+
+    strategy: RolloutStrategy = RolloutStrategy.ALL_AT_ONCE
+
+
+class RouterConfigSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=_kx(
+            **{
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "has(self.config) != has(self.configFrom)",
+                        "message": "exactly one of spec.config or spec.configFrom must be set",
+                    },
+                    {
+                        "rule": "!has(self.cosmo) || self.format == 'cosmo'",
+                        "message": "spec.cosmo is only allowed with spec.format cosmo",
+                    },
+                ]
+            }
+        )
+    )
+
+    format: ConfigFormat = Field(description="cosmo: a Cosmo router execution config; json: any JSON object.")
+    config: dict[str, Any] | None = Field(
+        default=None, description="The config, inline.", json_schema_extra=_kx(**PRESERVE)
+    )
+    config_from: ConfigFrom | None = None
+    targets: Targets
+    overlays: list[Overlay] = Field(default_factory=list, max_length=32)
+    signing: Signing
+    cosmo: CosmoSpec | None = None
+    cache: CacheSpec = Field(default_factory=CacheSpec, json_schema_extra=_kx(default={}))
+    revision_history_limit: int = Field(default=10, ge=1, le=100)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec, json_schema_extra=_kx(default={}))
+
+
+# ---- status -----------------------------------------------------------------------------------------
+
+
+class ClusterPhase(StrEnum):
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    READY = "Ready"
+    FAILED = "Failed"
+    UNREACHABLE = "Unreachable"
+    PAUSED = "Paused"
+    DELETING = "Deleting"
+    # Reserved for progressive rollout: a skipped unreachable cluster, and a cluster sent back.
+    STALE = "Stale"
+    ROLLED_BACK = "RolledBack"
+
+
+class RevisionStatus(ApiModel):
+    """The published base render (no overlays)."""
+
+    digest: str
+    short_digest: str = ""
+    key: str
+    size: int
+    published_at: str | None = Field(default=None, json_schema_extra=_kx(format="date-time"))
+
+
+class ClusterStatus(ApiModel):
+    """Per-cluster truth: what the edge runs (`digest`) and what it should run (`desiredDigest`)."""
+
+    name: str
+    phase: ClusterPhase
+    digest: str | None = Field(default=None, description="Digest in the edge Deployment's pod template.")
+    desired_digest: str | None = Field(default=None, description="Digest rendered for this cluster.")
+    key: str | None = Field(default=None, description="S3 key of the desired digest.")
+    ready_replicas: int = 0
+    replicas: int = 0
+    message: str | None = Field(default=None, max_length=4096)
+    last_transition_time: str | None = Field(default=None, json_schema_extra=_kx(format="date-time"))
+
+
+class Summary(ApiModel):
+    desired: int = 0
+    ready: int = 0
+    failed: int = 0
+    unreachable: int = 0
+
+
+StatusPhase = Literal["Ready", "Progressing", "Degraded", "Stalled", "Deleting"]
+
+
+class RouterConfigStatus(ApiModel):
+    observed_generation: int | None = None
+    phase: StatusPhase | None = None
+    ready_clusters: str | None = Field(default=None, description="ready/desired, for the READY column.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra=_kx(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+    )
+    revision: RevisionStatus | None = None
+    clusters: list[ClusterStatus] = Field(
+        default_factory=list,
+        json_schema_extra=_kx(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+    )
+    summary: Summary | None = None
+
+
+class RouterConfig(ApiModel):
+    """The whole object as the operator reads it (metadata handled by kopf)."""
+
+    spec: RouterConfigSpec
+    status: RouterConfigStatus = Field(default_factory=RouterConfigStatus)
+
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Format", "type": "string", "jsonPath": ".spec.format"},
+    {"name": "Digest", "type": "string", "jsonPath": ".status.revision.shortDigest"},
+    {"name": "Ready", "type": "string", "jsonPath": ".status.readyClusters"},
+    {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
