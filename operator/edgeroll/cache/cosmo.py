@@ -1,0 +1,151 @@
+"""The Cosmo router's CDN protocol: graph-token claims and the `{"version": ...}` request body.
+
+The router (router/pkg/routerconfig/cdn/client.go in wundergraph/cosmo) reads
+`organization_id` and `federated_graph_id` from its graph token without
+verifying it, path-escapes them into
+`POST /<organization_id>/<federated_graph_id>/routerconfigs/latest.json`, and
+sends `Authorization: Bearer <token>` with the body `{"version": "<held>"}`.
+We require the claims to match the path; with a token secret configured we
+also verify the token's HS256 signature, as Cosmo's own CDN does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+ROUTE_SUFFIX = b"/routerconfigs/latest.json"
+MAX_TOKEN_BYTES = 8192
+_TOKEN_CACHE_SIZE = 1024
+
+
+class TokenError(Exception):
+    """The token is missing or unacceptable; the message is safe to return to the client."""
+
+
+@dataclass(frozen=True)
+class GraphClaims:
+    organization_id: str
+    federated_graph_id: str
+    expires_at: float | None = None
+
+
+def _b64url(segment: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise TokenError("malformed token") from None
+
+
+def _json_object(raw: bytes) -> dict[str, object]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise TokenError("malformed token") from None
+    if not isinstance(value, dict):
+        raise TokenError("malformed token")
+    return value
+
+
+def bearer_token(authorization: bytes | None) -> str:
+    if not authorization:
+        raise TokenError("missing bearer token")
+    if len(authorization) > MAX_TOKEN_BYTES:
+        raise TokenError("token too long")
+    scheme, _, token = authorization.strip().partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        raise TokenError("missing bearer token")
+    try:
+        return token.strip().decode("ascii")
+    except UnicodeDecodeError:
+        raise TokenError("malformed token") from None
+
+
+def decode_graph_token(token: str, secret: bytes | None) -> GraphClaims:
+    """Claims of a graph token; with `secret`, only an HS256 token signed by it is accepted."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenError("malformed token")
+    header = _json_object(_b64url(parts[0]))
+    claims = _json_object(_b64url(parts[1]))
+    if secret is not None:
+        if header.get("alg") != "HS256":
+            raise TokenError("token must be signed with HS256")
+        expected = hmac.new(secret, f"{parts[0]}.{parts[1]}".encode("ascii"), hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, _b64url(parts[2])):
+            raise TokenError("token signature does not verify")
+    org = claims.get("organization_id")
+    graph = claims.get("federated_graph_id")
+    if not isinstance(org, str) or not isinstance(graph, str) or not org or not graph:
+        raise TokenError("token lacks organization_id or federated_graph_id claims")
+    exp = claims.get("exp")
+    if exp is not None and (isinstance(exp, bool) or not isinstance(exp, int | float)):
+        raise TokenError("token has a malformed exp claim")
+    return GraphClaims(org, graph, float(exp) if exp is not None else None)
+
+
+class TokenCache:
+    """Routers send the same token every poll: decode (and verify) each distinct one once."""
+
+    def __init__(self, secret: bytes | None) -> None:
+        self._secret = secret
+        self._cache: dict[bytes, GraphClaims | TokenError] = {}
+
+    def claims(self, authorization: bytes | None, now: float | None = None) -> GraphClaims:
+        if authorization is None:
+            raise TokenError("missing bearer token")
+        hit = self._cache.get(authorization)
+        if hit is None:
+            try:
+                hit = decode_graph_token(bearer_token(authorization), self._secret)
+            except TokenError as exc:
+                hit = exc
+            if len(self._cache) >= _TOKEN_CACHE_SIZE:
+                self._cache.clear()
+            if len(authorization) <= MAX_TOKEN_BYTES:
+                self._cache[authorization] = hit
+        if isinstance(hit, TokenError):
+            raise hit
+        if hit.expires_at is not None and (time.time() if now is None else now) >= hit.expires_at:
+            raise TokenError("token expired")
+        return hit
+
+
+def graph_path(path: bytes) -> tuple[str, str] | None:
+    """(organization_id, federated_graph_id) of a Cosmo config path, unescaped; None if not one."""
+    if not path.endswith(ROUTE_SUFFIX):
+        return None
+    parts = path[: -len(ROUTE_SUFFIX)].split(b"/")
+    if len(parts) != 3 or parts[0] != b"" or not parts[1] or not parts[2]:
+        return None
+    try:
+        return (
+            unquote(parts[1].decode("ascii"), errors="strict"),
+            unquote(parts[2].decode("ascii"), errors="strict"),
+        )
+    except UnicodeDecodeError:
+        return None
+
+
+def requested_version(body: bytes) -> str:
+    """The version the router holds; "" on a first fetch. ValueError on a malformed body."""
+    if not body.strip():
+        return ""
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("request body is not JSON") from None
+    if not isinstance(value, dict):
+        raise ValueError('request body must be a JSON object like {"version": "..."}')
+    version = value.get("version", "")
+    if version is None:
+        return ""
+    if not isinstance(version, str):
+        raise ValueError("version must be a string")
+    return version

@@ -1,0 +1,109 @@
+"""Getting the wanted revision: last-known-good first, then the origin, until it verifies.
+
+`load_last_known_good` and `fetch_wanted` do the I/O; `backoff_delay` is the
+pure retry policy. Every refusal is counted and logged with the reason and the
+S3 key, never with key material.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from edgeroll.cache.metrics import Metrics
+from edgeroll.cache.origin import Origin, OriginError
+from edgeroll.cache.revision import Revision, VerificationError, verify_revision
+from edgeroll.cache.state import StateDir, StateError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    initial: float = 0.5
+    maximum: float = 30.0
+    multiplier: float = 2.0
+
+
+def backoff_delay(attempt: int, policy: Backoff, rand: Callable[[], float] = random.random) -> float:
+    """Exponential with "equal jitter": half the step is fixed, half random, so retries
+    from many edges spread out but never collapse to zero."""
+    step = min(policy.maximum, policy.initial * policy.multiplier ** min(attempt, 64))
+    return step / 2 + rand() * step / 2
+
+
+def load_last_known_good(state: StateDir, signing_key: bytes, metrics: Metrics) -> Revision | None:
+    try:
+        revision = state.load(signing_key)
+    except VerificationError as exc:
+        metrics.count_verify_failure("state", exc.reason)
+        log.error("refusing the last-known-good revision in %s: %s", state.root, exc)
+        return None
+    except (StateError, OSError) as exc:
+        metrics.count_verify_failure("state", "malformed")
+        log.error("ignoring the state directory %s: %s", state.root, exc)
+        return None
+    if revision is not None:
+        log.info("last-known-good revision %s verified from %s", revision.digest, state.root)
+    return revision
+
+
+async def fetch_wanted(
+    *,
+    origin: Origin,
+    key: str,
+    digest: str,
+    signing_key: bytes,
+    state: StateDir | None,
+    metrics: Metrics,
+    install: Callable[[Revision], Awaitable[None]],
+    backoff: Backoff,
+    stop: asyncio.Event,
+) -> bool:
+    """Retry until the wanted revision is fetched, verified, stored and installed (True),
+    or `stop` is set (False)."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            obj = await asyncio.to_thread(origin.get, key)
+            revision = verify_revision(
+                obj.body,
+                expected_digest=digest,
+                signature=obj.signature,
+                signing_key=signing_key,
+                published_at=obj.last_modified if obj.last_modified is not None else time.time(),
+            )
+        except OriginError as exc:
+            metrics.count_fetch_failure(exc.reason)
+            log.warning("fetch of the wanted revision failed (attempt %d): %s", attempt + 1, exc)
+        except VerificationError as exc:
+            metrics.count_verify_failure("origin", exc.reason)
+            log.error(
+                "refusing S3 object %s (%s): %s; keeping the last-known-good revision", key, exc.reason, exc
+            )
+        except Exception as exc:  # a bug or an unexpected library error must not end the loop
+            metrics.count_fetch_failure("error")
+            log.warning(
+                "fetch of the wanted revision failed (attempt %d): %r", attempt + 1, type(exc).__name__
+            )
+        else:
+            metrics.count_fetch_success()
+            if state is not None:
+                try:
+                    await asyncio.to_thread(state.store, revision)
+                except OSError as exc:
+                    # Serving the verified revision matters more than persisting it.
+                    log.error("could not store revision %s in %s: %s", revision.digest, state.root, exc)
+            await install(revision)
+            log.info("serving the wanted revision %s from %s", revision.digest, key)
+            return True
+        delay = backoff_delay(attempt, backoff)
+        attempt += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+    return False

@@ -1,0 +1,170 @@
+"""Complete HTTP responses built once per revision, so serving is a lookup and a write.
+
+A `Prepared` holds, for the one config this cache serves, the status line and
+headers (everything but `Date` and the final CRLF) and the body of each answer
+it can give: 200 identity, 200 gzip, 304, for both `GET /configs/<ns>/<name>`
+and the Cosmo route. gzip is computed here, once, at level 9.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http import HTTPStatus
+
+from edgeroll.cache.metrics import bytes_slot, request_slot
+from edgeroll.cache.revision import Revision
+from edgeroll.render.signing import SIGNATURE_HEADER
+
+CONFIG_CACHE_CONTROL = "no-cache"  # may be stored, but revalidate (cheap: 304) before reuse
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    head: bytes  # status line and headers, each ending in CRLF, without Date or the blank line
+    body: bytes = field(repr=False)
+    route: str
+    code: int
+    slot: int  # metrics slot for (route, code)
+    bytes_slot: int
+
+
+def status_line(code: int) -> bytes:
+    return f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\n".encode("ascii")
+
+
+def make_response(
+    route: str,
+    code: int,
+    body: bytes = b"",
+    headers: list[tuple[str, str]] | None = None,
+    *,
+    content_length: int | None = None,
+) -> Response:
+    lines = [status_line(code)]
+    for name, value in headers or []:
+        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+    if code != 304:
+        lines.append(b"Content-Length: %d\r\n" % (len(body) if content_length is None else content_length))
+    return Response(
+        head=b"".join(lines),
+        body=body,
+        route=route,
+        code=code,
+        slot=request_slot(route, code),
+        bytes_slot=bytes_slot(route),
+    )
+
+
+def text_response(route: str, code: int, text: str, headers: list[tuple[str, str]] | None = None) -> Response:
+    return make_response(
+        route,
+        code,
+        text.encode("utf-8") + b"\n",
+        [("Content-Type", "text/plain; charset=utf-8"), *(headers or [])],
+    )
+
+
+def compress_body(body: bytes) -> bytes:
+    """Deterministic gzip (mtime 0) so the bench can hand nginx exactly the same bytes."""
+    return gzip.compress(body, compresslevel=9, mtime=0)
+
+
+def date_tails(now: float) -> tuple[bytes, bytes]:
+    """The end of every header block: `Date` and the blank line, for keep-alive and for close."""
+    date = formatdate(now, usegmt=True).encode("ascii")
+    return b"Date: " + date + b"\r\n\r\n", b"Date: " + date + b"\r\nConnection: close\r\n\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    digest: str
+    etag: bytes
+    version: str | None
+    configs_identity: Response
+    configs_gzip: Response
+    configs_not_modified: Response
+    cosmo_identity: Response
+    cosmo_gzip: Response
+    cosmo_not_modified: Response
+
+
+def prepare(revision: Revision) -> Prepared:
+    """CPU work (gzip of a few MB): run it off the event loop."""
+    body = revision.body
+    compressed = compress_body(body)
+    gzip_pays = len(compressed) < len(body)
+    etag = f'"{revision.digest}"'
+    common = [
+        ("ETag", etag),
+        ("X-Config-Digest", revision.digest),
+        ("Cache-Control", CONFIG_CACHE_CONTROL),
+        ("Vary", "Accept-Encoding"),
+    ]
+    signed = [(SIGNATURE_HEADER, revision.signature)]
+
+    def variants(route: str, content_type: str) -> tuple[Response, Response, Response]:
+        identity = make_response(route, 200, body, [("Content-Type", content_type), *common, *signed])
+        if gzip_pays:
+            gz = make_response(
+                route,
+                200,
+                compressed,
+                [("Content-Type", content_type), ("Content-Encoding", "gzip"), *common, *signed],
+            )
+        else:
+            gz = identity
+        return identity, gz, make_response(route, 304, b"", common)
+
+    configs = variants("configs", "application/json")
+    cosmo = variants("cosmo", "application/json; charset=utf-8")
+    return Prepared(
+        revision.digest,
+        etag.encode("ascii"),
+        revision.version,
+        *configs,
+        *cosmo,
+    )
+
+
+def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
+    """RFC 9110 If-None-Match: weak comparison over a list, or `*`."""
+    if if_none_match == etag:
+        return True
+    for candidate in if_none_match.split(b","):
+        candidate = candidate.strip()
+        if candidate == b"*":
+            return True
+        if candidate.startswith(b"W/"):
+            candidate = candidate[2:]
+        if candidate == etag:
+            return True
+    return False
+
+
+def accepts_gzip(accept_encoding: bytes | None) -> bool:
+    """True when gzip is acceptable with q > 0 (also through `*`)."""
+    if not accept_encoding:
+        return False
+    if accept_encoding == b"gzip":
+        return True
+    if b";" not in accept_encoding:  # the common case: "gzip, deflate, br"
+        return any(c.strip().lower() in (b"gzip", b"x-gzip", b"*") for c in accept_encoding.split(b","))
+    star: bool | None = None
+    for item in accept_encoding.split(b","):
+        coding, _, params = item.partition(b";")
+        coding = coding.strip().lower()
+        q = 1.0
+        for param in params.split(b";"):
+            key, _, value = param.partition(b"=")
+            if key.strip().lower() == b"q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        if coding in (b"gzip", b"x-gzip"):
+            return q > 0
+        if coding == b"*":
+            star = q > 0
+    return bool(star)

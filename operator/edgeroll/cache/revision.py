@@ -1,0 +1,80 @@
+"""A revision is a config body that has passed both checks; nothing else is ever served.
+
+`verify_revision` is pure: it takes bytes and the claimed digest and signature,
+and either returns a `Revision` or raises `VerificationError` with a reason
+that is also the metrics label.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+from edgeroll.render.canonical import content_digest, digest_hex
+from edgeroll.render.signing import verify
+
+VerifyReason = Literal["digest_mismatch", "missing_signature", "bad_signature", "malformed"]
+
+
+class VerificationError(Exception):
+    def __init__(self, reason: VerifyReason, message: str) -> None:
+        super().__init__(message)
+        self.reason: VerifyReason = reason
+
+
+@dataclass(frozen=True)
+class Revision:
+    digest: str
+    body: bytes = field(repr=False)
+    signature: str
+    # Top-level `version` of a Cosmo execution config, if the body has one.
+    version: str | None = None
+    # When the origin says the object was written (unix seconds), else when we fetched it.
+    published_at: float | None = None
+
+    @property
+    def hex(self) -> str:
+        return digest_hex(self.digest)
+
+
+def config_version(body: bytes) -> str | None:
+    """The top-level string `version` of a JSON object body, or None."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(value, dict):
+        version = value.get("version")
+        if isinstance(version, str):
+            return version
+    return None
+
+
+def verify_revision(
+    body: bytes,
+    *,
+    expected_digest: str,
+    signature: str | None,
+    signing_key: bytes,
+    published_at: float | None = None,
+) -> Revision:
+    """The digest first (cheap to explain), then the HMAC in constant time."""
+    actual = content_digest(body)
+    if actual != expected_digest:
+        raise VerificationError(
+            "digest_mismatch", f"content digest {actual} does not match expected {expected_digest}"
+        )
+    if not signature:
+        raise VerificationError("missing_signature", f"revision {expected_digest} has no signature")
+    if not verify(signing_key, body, signature):
+        raise VerificationError(
+            "bad_signature", f"signature of revision {expected_digest} does not verify with the signing key"
+        )
+    return Revision(
+        digest=actual,
+        body=body,
+        signature=signature.strip(),
+        version=config_version(body),
+        published_at=published_at,
+    )

@@ -1,0 +1,152 @@
+"""Process wiring: one event loop that loads, fetches and serves (the default), or a
+supervisor plus N serving workers on one SO_REUSEPORT port (EDGEROLL_CACHE_WORKERS > 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from edgeroll.cache import cosmo
+from edgeroll.cache.fetcher import Backoff, fetch_wanted, load_last_known_good
+from edgeroll.cache.metrics import Metrics, ServingStatus
+from edgeroll.cache.origin import S3Origin
+from edgeroll.cache.responses import prepare
+from edgeroll.cache.revision import Revision
+from edgeroll.cache.server import CosmoRoute, HttpConnection, ServerState, run_ticker
+from edgeroll.cache.settings import CacheSettings
+from edgeroll.cache.state import StateDir, StateIdentity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    backoff: Backoff = field(default_factory=Backoff)
+    drain_seconds: float = 10.0
+
+
+def make_state_dir(settings: CacheSettings) -> StateDir | None:
+    state = StateDir(settings.state_dir, StateIdentity(settings.namespace, settings.name))
+    try:
+        state.prepare()
+    except OSError as exc:
+        log.error("state directory %s is unusable, running without last-known-good: %s", state.root, exc)
+        return None
+    return state
+
+
+def make_server_state(settings: CacheSettings, metrics: Metrics) -> ServerState:
+    route = None
+    if settings.cosmo_organization_id and settings.cosmo_federated_graph_id:
+        route = CosmoRoute(
+            settings.cosmo_organization_id,
+            settings.cosmo_federated_graph_id,
+            cosmo.TokenCache(settings.cosmo_token_secret),
+        )
+    return ServerState(
+        configs_path=settings.config_path.encode("utf-8"),
+        status=ServingStatus(settings.namespace, settings.name, settings.config_digest),
+        metrics=metrics,
+        cosmo_route=route,
+    )
+
+
+def installer(state: ServerState) -> Callable[[Revision], Awaitable[None]]:
+    async def install(revision: Revision) -> None:
+        prepared = await asyncio.to_thread(prepare, revision)  # gzip off the event loop
+        state.install(prepared, published_at=revision.published_at)
+        # Revisions are long-lived: keep them out of the cyclic GC's way for a flat p99.
+        gc.collect()
+        gc.freeze()
+
+    return install
+
+
+def listen_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(socket.SOMAXCONN)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_until_stopped(
+    state: ServerState, sock: socket.socket, stop: asyncio.Event, drain_seconds: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: HttpConnection(state), sock=sock, backlog=socket.SOMAXCONN)
+    ticker = asyncio.create_task(run_ticker(state, stop))
+    log.info("listening on %s", sock.getsockname()[:2])
+    await stop.wait()
+    # Graceful: stop accepting, close idle keep-alive connections, let answers finish.
+    server.close()
+    state.begin_drain()
+    deadline = time.monotonic() + drain_seconds
+    while state.connections and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    for conn in list(state.connections):
+        if conn.transport is not None:
+            conn.transport.abort()
+    await ticker
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def serve_single(settings: CacheSettings, options: RunOptions) -> int:
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    metrics = Metrics()
+    state = make_server_state(settings, metrics)
+    install = installer(state)
+    state_dir = make_state_dir(settings)
+    if state_dir is not None:
+        lkg = load_last_known_good(state_dir, settings.signing_key, metrics)
+        if lkg is not None:
+            await install(lkg)
+    sock = listen_socket(settings.host, settings.port, reuse_port=False)
+    fetch: asyncio.Task[bool] | None = None
+    if not state.status.ready:
+        origin = S3Origin(bucket=settings.s3_bucket, endpoint=settings.s3_endpoint, region=settings.s3_region)
+        fetch = asyncio.create_task(
+            fetch_wanted(
+                origin=origin,
+                key=settings.config_key,
+                digest=settings.config_digest,
+                signing_key=settings.signing_key,
+                state=state_dir,
+                metrics=metrics,
+                install=install,
+                backoff=options.backoff,
+                stop=stop,
+            )
+        )
+    else:
+        log.info("last-known-good is the wanted revision %s; not contacting S3", settings.config_digest)
+    await serve_until_stopped(state, sock, stop, options.drain_seconds)
+    if fetch is not None:
+        await fetch
+    return 0
+
+
+def run_process(settings: CacheSettings, options: RunOptions) -> int:
+    if settings.workers > 1:
+        from edgeroll.cache.workers import run_supervisor
+
+        return run_supervisor(settings, options)
+    import uvloop
+
+    return int(uvloop.run(serve_single(settings, options)))

@@ -1,0 +1,438 @@
+"""The HTTP/1.1 server: an asyncio Protocol on httptools, answering from pre-built bytes.
+
+The hot path is parse -> compare the path -> pick one of the responses that
+`responses.prepare` built for the current revision -> `transport.writelines`.
+Switching revisions is one attribute assignment, so a request is answered
+entirely from the old revision or entirely from the new one.
+
+Everything a client controls is bounded: URL and header bytes, header count,
+body bytes, and the time a request may take to arrive. Violations get a 4xx
+and the connection is closed; nothing a client sends can raise out of here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import cast
+
+import httptools
+
+from edgeroll.cache import cosmo
+from edgeroll.cache.metrics import Metrics, ServingStatus
+from edgeroll.cache.responses import (
+    Prepared,
+    Response,
+    accepts_gzip,
+    date_tails,
+    etag_matches,
+    make_response,
+    text_response,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_url_bytes: int = 8 * 1024
+    max_header_bytes: int = 16 * 1024  # request line + all headers
+    max_headers: int = 100
+    max_body_bytes: int = 16 * 1024  # a Cosmo request body is `{"version":"<uuid>"}`
+    request_timeout: float = 10.0  # from the first byte of a request to its end
+    keepalive_timeout: float = 75.0  # idle connections
+    max_connections: int = 10_000
+    # The header bytes httptools buffers before calling back are bounded by this much
+    # beyond max_header_bytes (one read's worth), checked between reads.
+    read_slack_bytes: int = 64 * 1024
+
+
+class _Reject(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.code)
+        self.response = response
+
+
+class _Stop(Exception):
+    """The connection is closing; ignore pipelined requests after the last answered one."""
+
+
+@dataclass
+class CosmoRoute:
+    organization_id: str
+    federated_graph_id: str
+    tokens: cosmo.TokenCache
+
+
+def _static(route: str, code: int, text: str, headers: list[tuple[str, str]] | None = None) -> Response:
+    return text_response(route, code, text, headers)
+
+
+@dataclass
+class ServerState:
+    """Everything the connections of one process share."""
+
+    configs_path: bytes
+    status: ServingStatus
+    metrics: Metrics
+    cosmo_route: CosmoRoute | None = None
+    limits: Limits = field(default_factory=Limits)
+    prepared: Prepared | None = None
+    draining: bool = False
+    connections: set[HttpConnection] = field(default_factory=set)
+    now: float = field(default_factory=time.monotonic)
+    tail_keep: bytes = b""
+    tail_close: bytes = b""
+
+    def __post_init__(self) -> None:
+        self.tick()
+        retry = [("Retry-After", "1"), ("Cache-Control", "no-store")]
+        self.r_not_loaded = _static("configs", 503, "no verified revision loaded yet", retry)
+        self.r_cosmo_not_loaded = _static("cosmo", 503, "no verified revision loaded yet", retry)
+        self.r_configs_405 = _static("configs", 405, "method not allowed", [("Allow", "GET, HEAD")])
+        self.r_cosmo_405 = _static("cosmo", 405, "method not allowed", [("Allow", "POST")])
+        self.r_cosmo_404 = _static("cosmo", 404, "unknown federated graph")
+        self.r_healthz = _static("healthz", 200, "ok", [("Cache-Control", "no-store")])
+        self.r_not_found = _static("other", 404, "not found")
+
+    def install(self, prepared: Prepared, *, published_at: float | None) -> None:
+        self.prepared = prepared
+        self.status.served_digest = prepared.digest
+        self.status.served_published_at = published_at
+        self.status.served_loaded_at = time.time()
+
+    def tick(self) -> None:
+        """Once a second: refresh the Date header and enforce timeouts."""
+        self.now = time.monotonic()
+        self.tail_keep, self.tail_close = date_tails(time.time())
+        limits = self.limits
+        for conn in list(self.connections):
+            conn.check_timeouts(self.now, limits)
+
+    def begin_drain(self) -> None:
+        """Stop keep-alive: idle connections close now, busy ones after their answer."""
+        self.draining = True
+        for conn in list(self.connections):
+            conn.close_if_idle()
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def configs(self, method: bytes, if_none_match: bytes | None, accept_encoding: bytes | None) -> Response:
+        if method != b"GET" and method != b"HEAD":
+            return self.r_configs_405
+        prepared = self.prepared
+        if prepared is None:
+            return self.r_not_loaded
+        if if_none_match is not None and etag_matches(if_none_match, prepared.etag):
+            return prepared.configs_not_modified
+        return prepared.configs_gzip if accepts_gzip(accept_encoding) else prepared.configs_identity
+
+    def cosmo(
+        self,
+        method: bytes,
+        path: bytes,
+        authorization: bytes | None,
+        body: bytes,
+        accept_encoding: bytes | None,
+    ) -> Response:
+        route = self.cosmo_route
+        graph = cosmo.graph_path(path)
+        if route is None or graph is None:
+            return self.r_not_found if graph is None else self.r_cosmo_404
+        if method != b"POST":
+            return self.r_cosmo_405
+        try:
+            claims = route.tokens.claims(authorization)
+        except cosmo.TokenError as exc:
+            return _static("cosmo", 401, str(exc), [("WWW-Authenticate", 'Bearer realm="edgeroll"')])
+        if (claims.organization_id, claims.federated_graph_id) != graph:
+            return _static(
+                "cosmo", 401, "token claims do not match the path", [("WWW-Authenticate", "Bearer")]
+            )
+        if graph != (route.organization_id, route.federated_graph_id):
+            return self.r_cosmo_404
+        prepared = self.prepared
+        if prepared is None:
+            # Not 404: the router would swap in its built-in empty config. 503 makes it retry.
+            return self.r_cosmo_not_loaded
+        try:
+            version = cosmo.requested_version(body)
+        except ValueError as exc:
+            return _static("cosmo", 400, str(exc))
+        if prepared.version is not None and version == prepared.version:
+            return prepared.cosmo_not_modified
+        return prepared.cosmo_gzip if accepts_gzip(accept_encoding) else prepared.cosmo_identity
+
+    def readyz(self, method: bytes) -> Response:
+        if method != b"GET" and method != b"HEAD":
+            return _static("readyz", 405, "method not allowed", [("Allow", "GET, HEAD")])
+        status = self.status
+        nostore = [("Cache-Control", "no-store")]
+        if status.ready:
+            return _static("readyz", 200, f"ready {status.served_digest}", nostore)
+        return _static(
+            "readyz",
+            503,
+            f"not ready: serving {status.served_digest or 'nothing'}, want {status.wanted_digest}",
+            nostore,
+        )
+
+    def metrics_page(self, method: bytes) -> Response:
+        if method != b"GET" and method != b"HEAD":
+            return _static("metrics", 405, "method not allowed", [("Allow", "GET, HEAD")])
+        body = self.metrics.render(self.status)
+        return make_response(
+            "metrics",
+            200,
+            body,
+            [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
+        )
+
+
+class HttpConnection(asyncio.Protocol):
+    __slots__ = (
+        "accept",
+        "auth",
+        "body",
+        "busy_since",
+        "closing",
+        "expect_continue",
+        "fed",
+        "header_bytes",
+        "header_count",
+        "headers_done",
+        "inm",
+        "is_post",
+        "last_active",
+        "msg_fed_start",
+        "parser",
+        "reading_paused",
+        "st",
+        "transport",
+        "url",
+    )
+
+    def __init__(self, state: ServerState) -> None:
+        self.st = state
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.closing = False
+        self.reading_paused = False
+        self.busy_since: float | None = None  # set while a request is arriving
+        self.last_active = state.now
+        self.fed = 0
+        self.msg_fed_start = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.header_bytes = 0
+        self.header_count = 0
+        self.headers_done = False
+        self.inm: bytes | None = None
+        self.accept: bytes | None = None
+        self.auth: bytes | None = None
+        self.body = b""
+        self.is_post = False
+        self.expect_continue = False
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCPTransport does not subclass asyncio.Transport but implements it.
+        self.transport = cast(asyncio.Transport, transport)
+        st = self.st
+        if len(st.connections) >= st.limits.max_connections or st.draining:
+            self.closing = True
+            self._write(_static("other", 503, "too many connections"), head_only=False, keep=False)
+            return
+        st.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.st.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        # The client is not reading its answers: stop reading its requests.
+        if self.transport is not None and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last_active = self.st.now
+        self.fed += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Reject):
+                self._write(cause.response, head_only=False, keep=False)
+            elif not isinstance(cause, _Stop):
+                log.exception("internal error while answering a request")
+                self._write(_static("other", 500, "internal error"), head_only=False, keep=False)
+            return
+        except httptools.HttpParserUpgrade:
+            # The request was answered; what follows is not HTTP/1.1 that we speak.
+            self._close()
+            return
+        except httptools.HttpParserError as exc:
+            self._reject_malformed(exc)
+            return
+        if self.busy_since is not None and not self.headers_done:
+            # httptools buffers a header until it is complete: bound that too.
+            limits = self.st.limits
+            if self.fed - self.msg_fed_start > limits.max_header_bytes + limits.read_slack_bytes:
+                message = f"request headers too large (limit {limits.max_header_bytes} bytes)"
+                self._write(_static("other", 431, message), head_only=False, keep=False)
+
+    def _reject_malformed(self, exc: Exception) -> None:
+        message = str(exc) or type(exc).__name__
+        code = 505 if "version" in message.lower() else 400
+        self._write(_static("other", code, f"malformed request: {message}"), head_only=False, keep=False)
+
+    # -- httptools callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.closing:
+            raise _Stop()
+        self._reset()
+        self.busy_since = self.st.now
+        self.msg_fed_start = self.fed
+
+    def on_url(self, url: bytes) -> None:
+        self.url = url if not self.url else self.url + url
+        limits = self.st.limits
+        if len(self.url) > limits.max_url_bytes:
+            raise _Reject(_static("other", 414, f"URL too long (limit {limits.max_url_bytes} bytes)"))
+        self.header_bytes += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_count += 1
+        self.header_bytes += len(name) + len(value) + 4
+        limits = self.st.limits
+        if self.header_count > limits.max_headers or self.header_bytes > limits.max_header_bytes:
+            raise _Reject(
+                _static(
+                    "other",
+                    431,
+                    f"request headers too large (limits: {limits.max_headers} fields, "
+                    f"{limits.max_header_bytes} bytes)",
+                )
+            )
+        n = len(name)
+        if n == 13:
+            lowered = name.lower()
+            if lowered == b"if-none-match":
+                self.inm = value if self.inm is None else self.inm + b"," + value
+            elif lowered == b"authorization":
+                if self.auth is not None:
+                    raise _Reject(_static("other", 400, "more than one Authorization header"))
+                self.auth = value
+        elif n == 15 and name.lower() == b"accept-encoding":
+            self.accept = value if self.accept is None else self.accept + b"," + value
+        elif n == 6 and name.lower() == b"expect":
+            self.expect_continue = value.strip().lower() == b"100-continue"
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        self.is_post = self.parser.get_method() == b"POST"
+        if self.expect_continue and self.transport is not None and self.parser.get_http_version() == "1.1":
+            # curl and some HTTP clients wait for this before sending a body.
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        limit = self.st.limits.max_body_bytes
+        if len(self.body) + len(body) > limit:
+            raise _Reject(_static("other", 413, f"request body too large (limit {limit} bytes)"))
+        if self.is_post:
+            self.body += body
+
+    def on_message_complete(self) -> None:
+        self.busy_since = None
+        st = self.st
+        parser = self.parser
+        method = parser.get_method()
+        keep = parser.should_keep_alive() and not st.draining
+        path = self.url
+        if b"?" in path:
+            path = path.partition(b"?")[0]
+        if path == st.configs_path:
+            response = st.configs(method, self.inm, self.accept)
+        elif path.endswith(cosmo.ROUTE_SUFFIX):
+            response = st.cosmo(method, path, self.auth, self.body, self.accept)
+        elif path == b"/healthz":
+            response = st.r_healthz
+        elif path == b"/readyz":
+            response = st.readyz(method)
+        elif path == b"/metrics":
+            response = st.metrics_page(method)
+        else:
+            response = st.r_not_found
+        self._write(response, method == b"HEAD", keep)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _write(self, response: Response, head_only: bool, keep: bool) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            self.closing = True
+            return
+        st = self.st
+        tail = st.tail_keep if keep else st.tail_close
+        body = response.body
+        if head_only or not body:
+            data = response.head + tail
+            transport.write(data)
+            sent = len(data)
+        else:
+            transport.writelines((response.head, tail, body))
+            sent = len(response.head) + len(tail) + len(body)
+        row = st.metrics.row
+        row[response.slot] += 1
+        row[response.bytes_slot] += sent
+        if not keep:
+            self._close()
+
+    def _close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()  # flushes what was written first
+
+    def close_if_idle(self) -> None:
+        transport = self.transport
+        if self.busy_since is None and transport is not None and transport.get_write_buffer_size() == 0:
+            self._close()
+
+    def check_timeouts(self, now: float, limits: Limits) -> None:
+        if self.closing:
+            return
+        if self.busy_since is not None and now - self.busy_since > limits.request_timeout:
+            self._write(
+                _static("other", 408, f"request not received within {limits.request_timeout:g}s"),
+                head_only=False,
+                keep=False,
+            )
+        elif self.busy_since is None and now - self.last_active > limits.keepalive_timeout:
+            if self.transport is not None:
+                self.transport.abort() if self.reading_paused else self._close()
+        elif self.st.draining:
+            self.close_if_idle()
+
+
+async def run_ticker(state: ServerState, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        state.tick()
+        # Wake just after the next wall-clock second so the Date header is exact.
+        delay = 1.0 - (time.time() % 1.0) + 0.001
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)

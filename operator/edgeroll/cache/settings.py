@@ -1,0 +1,116 @@
+"""The edge cache's configuration, read from the environment the operator writes.
+
+The variable names are the contract in hack/CONTRACTS.md. Secrets (the signing
+key, the token secret, the S3 credentials) are kept out of `repr` so that a
+logged settings object can never leak them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeroll.render.canonical import digest_hex
+
+DEFAULT_PORT = 8080
+DEFAULT_STATE_DIR = "/var/lib/edgeroll"
+MAX_WORKERS = 64
+
+
+class SettingsError(ValueError):
+    """A variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    namespace: str
+    name: str
+    config_key: str
+    config_digest: str
+    signing_key: bytes = field(repr=False)
+    s3_bucket: str
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    cosmo_organization_id: str | None = None
+    cosmo_federated_graph_id: str | None = None
+    cosmo_token_secret: bytes | None = field(default=None, repr=False)
+    port: int = DEFAULT_PORT
+    host: str = "0.0.0.0"  # not in the env contract: `edgeroll cache --host`
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
+    workers: int = 1
+
+    @property
+    def config_path(self) -> str:
+        return f"/configs/{self.namespace}/{self.name}"
+
+    @property
+    def cosmo_enabled(self) -> bool:
+        return bool(self.cosmo_organization_id and self.cosmo_federated_graph_id)
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is required but not set")
+    return value
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> CacheSettings:
+    env = os.environ if env is None else env
+    digest = _required(env, "EDGEROLL_CONFIG_DIGEST")
+    try:
+        digest_hex(digest)
+    except ValueError as exc:
+        raise SettingsError(f"EDGEROLL_CONFIG_DIGEST: {exc}") from None
+    # The signing key is taken verbatim: a trailing space is part of the key.
+    signing_key = env.get("EDGEROLL_SIGNING_KEY", "")
+    if not signing_key:
+        raise SettingsError("EDGEROLL_SIGNING_KEY is required but not set")
+    namespace = _required(env, "EDGEROLL_CONFIG_NAMESPACE")
+    name = _required(env, "EDGEROLL_CONFIG_NAME")
+    for var, value in (("EDGEROLL_CONFIG_NAMESPACE", namespace), ("EDGEROLL_CONFIG_NAME", name)):
+        if "/" in value or any(c.isspace() for c in value):
+            raise SettingsError(f"{var} must not contain '/' or whitespace, got {value!r}")
+    org = _optional(env, "EDGEROLL_COSMO_ORGANIZATION_ID")
+    graph = _optional(env, "EDGEROLL_COSMO_FEDERATED_GRAPH_ID")
+    if bool(org) != bool(graph):
+        raise SettingsError(
+            "EDGEROLL_COSMO_ORGANIZATION_ID and EDGEROLL_COSMO_FEDERATED_GRAPH_ID must be set together"
+        )
+    token_secret = env.get("EDGEROLL_COSMO_TOKEN_SECRET", "")
+    return CacheSettings(
+        namespace=namespace,
+        name=name,
+        config_key=_required(env, "EDGEROLL_CONFIG_KEY"),
+        config_digest=digest,
+        signing_key=signing_key.encode("utf-8"),
+        s3_bucket=_required(env, "EDGEROLL_S3_BUCKET"),
+        s3_endpoint=_optional(env, "EDGEROLL_S3_ENDPOINT"),
+        s3_region=_optional(env, "AWS_DEFAULT_REGION"),
+        cosmo_organization_id=org,
+        cosmo_federated_graph_id=graph,
+        cosmo_token_secret=token_secret.encode("utf-8") if token_secret else None,
+        port=_int(env, "EDGEROLL_CACHE_PORT", DEFAULT_PORT, 1, 65535),
+        state_dir=Path(_optional(env, "EDGEROLL_STATE_DIR") or DEFAULT_STATE_DIR),
+        workers=_int(env, "EDGEROLL_CACHE_WORKERS", 1, 1, MAX_WORKERS),
+    )
