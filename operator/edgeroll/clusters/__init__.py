@@ -1,1 +1,1 @@
-"""edgeroll.clusters"""
+"""EdgeCluster registry: one client per EdgeCluster from its kubeconfig Secret, cached, probed."""

@@ -1,0 +1,200 @@
+"""A small async Kubernetes client: get, server-side apply, delete, version.
+
+It talks raw JSON through a kubernetes_asyncio ApiClient (one per cluster),
+so every call has a deadline and errors come out as two kinds: the cluster
+cannot be reached (`ClusterUnreachable`) or it answered no (`KubeApiError`).
+Response bodies are never logged: they may hold Secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import aiohttp
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from edgeroll.clusters.objects import FIELD_MANAGER, ObjectRef, ref_of
+
+# kubernetes_asyncio logs response bodies (Secrets included) at DEBUG: never let it.
+logging.getLogger("kubernetes_asyncio").setLevel(logging.WARNING)
+
+PLURALS = {
+    "Namespace": "namespaces",
+    "ServiceAccount": "serviceaccounts",
+    "Secret": "secrets",
+    "ConfigMap": "configmaps",
+    "Service": "services",
+    "Deployment": "deployments",
+}
+
+
+class ClusterUnreachable(Exception):
+    """No answer: connection refused, TLS or credential failure, timeout, unusable kubeconfig."""
+
+
+class KubeApiError(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        self.status = status
+        self.reason = reason
+        self.message = message
+        super().__init__(f"{status} {reason}: {message}")
+
+
+class KubeApi(Protocol):
+    """The seam the executor and reconciler use; `FakeKube` in tests implements it too."""
+
+    async def get(self, ref: ObjectRef) -> dict[str, Any] | None: ...
+
+    async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def delete(self, ref: ObjectRef) -> bool: ...
+
+    async def version(self) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+def object_path(ref: ObjectRef) -> str:
+    plural = PLURALS[ref.kind]
+    base = "/api/v1" if ref.api_version == "v1" else f"/apis/{ref.api_version}"
+    if ref.namespace is None:
+        return f"{base}/{plural}/{ref.name}"
+    return f"{base}/namespaces/{ref.namespace}/{plural}/{ref.name}"
+
+
+def _api_error(exc: ApiException) -> KubeApiError:
+    reason, message = str(exc.reason or ""), ""
+    try:
+        body = json.loads(exc.body or "{}")
+        reason = str(body.get("reason") or reason)
+        message = str(body.get("message") or "")
+    except (ValueError, TypeError):
+        message = ""
+    return KubeApiError(int(exc.status or 0), reason, message[:1000])
+
+
+class KubeClient:
+    def __init__(self, api: k8s_client.ApiClient, timeout: float, name: str = "") -> None:
+        self._api = api
+        self.timeout = timeout
+        self.name = name
+
+    @classmethod
+    async def from_kubeconfig_dict(
+        cls, kubeconfig: Mapping[str, Any], timeout: float, name: str = ""
+    ) -> KubeClient:
+        try:
+            cfg = k8s_client.Configuration()
+            await k8s_config.load_kube_config_from_dict(
+                config_dict=dict(kubeconfig), client_configuration=cfg
+            )
+        except Exception as exc:  # the loader raises many kinds; none of them may leak the content
+            raise ClusterUnreachable(f"unusable kubeconfig ({type(exc).__name__})") from None
+        return cls(k8s_client.ApiClient(configuration=cfg), timeout, name)
+
+    @classmethod
+    async def from_environment(cls, kubeconfig: str | None, timeout: float, name: str = "hub") -> KubeClient:
+        """The hub: a kubeconfig file when given, else in-cluster credentials, else ~/.kube/config."""
+        cfg = k8s_client.Configuration()
+        if kubeconfig:
+            await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+        else:
+            try:
+                k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            except k8s_config.ConfigException:
+                await k8s_config.load_kube_config(client_configuration=cfg)
+        return cls(k8s_client.ApiClient(configuration=cfg), timeout, name)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        try:
+            return await asyncio.wait_for(
+                self._api.call_api(
+                    path,
+                    method,
+                    query_params=query or [],
+                    header_params={"Content-Type": content_type, "Accept": "application/json"},
+                    body=body,
+                    auth_settings=["BearerToken"],
+                    response_types_map={200: "object", 201: "object", 202: "object"},
+                    _return_http_data_only=True,
+                    _request_timeout=aiohttp.ClientTimeout(
+                        total=self.timeout, sock_connect=min(self.timeout, 5)
+                    ),
+                ),
+                timeout=self.timeout + 1,
+            )
+        except ApiException as exc:
+            if exc.status in (None, 0):
+                raise ClusterUnreachable(f"no answer from {self.name or 'cluster'}: {exc.reason}") from None
+            if exc.status == 401:
+                raise ClusterUnreachable(f"{self.name or 'cluster'} refused the credentials (401)") from None
+            raise _api_error(exc) from None
+        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+            kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+            raise ClusterUnreachable(f"{self.name or 'cluster'} unreachable: {kind}") from None
+
+    async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        try:
+            result = await self._call("GET", object_path(ref))
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(result)
+
+    async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply with our field manager; force takes fields back from hand edits."""
+        ref = ref_of(manifest)
+        result = await self._call(
+            "PATCH",
+            object_path(ref),
+            body=dict(manifest),
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+        return dict(result)
+
+    async def delete(self, ref: ObjectRef) -> bool:
+        try:
+            await self._call("DELETE", object_path(ref), body={"propagationPolicy": "Background"})
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def get_path(self, path: str) -> dict[str, Any] | None:
+        try:
+            return dict(await self._call("GET", path))
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def version(self) -> str:
+        result = await self._call("GET", "/version")
+        return str(result.get("gitVersion", "unknown"))
+
+    async def patch_merge(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        result = await self._call(
+            "PATCH", path, body=dict(patch), content_type="application/merge-patch+json"
+        )
+        return dict(result)

@@ -1,0 +1,104 @@
+"""Probes one EdgeCluster on a schedule and keeps its status current, without idle writes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from edgeroll.api.edgecluster import EdgeClusterStatus
+from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo, ProbeResult
+from edgeroll.clusters.status import edgecluster_status
+from edgeroll.render.mergepatch import merge_diff
+from edgeroll.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+class EdgeClusterStatusWriter(Protocol):
+    async def patch_edgecluster_status(self, name: str, patch: Mapping[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    result: ProbeResult
+    changed: bool  # reachability flipped (RouterConfigs should look again)
+
+
+class EdgeClusterProber:
+    def __init__(
+        self,
+        registry: ClusterRegistry,
+        writer: EdgeClusterStatusWriter,
+        settings: OperatorSettings,
+        now: Callable[[], str],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.writer = writer
+        self.settings = settings
+        self.now = now
+        self.clock = clock
+        self._written: dict[str, tuple[dict[str, Any], float]] = {}  # name -> (status, when)
+
+    async def probe(
+        self, info: EdgeClusterInfo, generation: int, raw_status: Mapping[str, Any]
+    ) -> ProbeOutcome:
+        before = self.registry.last_probe(info.name)
+        result = await self.registry.probe(info)
+        written = self._written.get(info.name)
+        try:
+            prev = EdgeClusterStatus.model_validate(written[0] if written else dict(raw_status))
+        except ValidationError:
+            prev = EdgeClusterStatus()
+        last = written[1] if written else -float("inf")
+        hb = self.settings.probe_heartbeat_seconds
+        heartbeat = hb > 0 and self.clock() - last >= hb and written is not None
+        status = edgecluster_status(
+            prev,
+            result,
+            paused=bool(info.spec and info.spec.paused),
+            generation=generation,
+            now=self.now(),
+            heartbeat=heartbeat,
+        )
+        old, new = prev.to_wire(), status.to_wire()
+        if old != new:
+            try:
+                await self.writer.patch_edgecluster_status(info.name, merge_diff(old, new))
+                self._written[info.name] = (new, self.clock())
+            except Exception as exc:
+                log.warning("patching the status of EdgeCluster %s failed: %s", info.name, exc)
+        elif written is None:
+            self._written[info.name] = (new, self.clock())
+        changed = before is None or before.reachable != result.reachable
+        return ProbeOutcome(result, changed)
+
+    async def run_loop(
+        self,
+        info: Callable[[], tuple[EdgeClusterInfo, int, Mapping[str, Any]]],
+        on_change: Callable[[], None],
+        stopped: Callable[[], bool],
+        wake: asyncio.Event,
+    ) -> None:
+        while not stopped():
+            try:
+                outcome = await self.probe(*info())
+                if outcome.changed:
+                    on_change()
+            except Exception:
+                log.exception("probing failed")
+            wake.clear()
+            deadline = self.clock() + self.settings.probe_seconds
+            while not stopped() and not wake.is_set() and self.clock() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=min(1.0, max(0.0, deadline - self.clock())))
+
+    def forget(self, name: str) -> None:
+        self._written.pop(name, None)

@@ -1,0 +1,224 @@
+"""kopf wiring, and nothing else: parse the body, call the controller, post events.
+
+Decisions live in edgeroll.rollout (reconciler, planner, status); I/O in the
+adapters (clusters, publish). Reconciling is level-based: create, update and
+resume call the same reconcile; a daemon per object re-runs it on schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import kopf
+from pydantic import ValidationError
+
+from edgeroll.api.common import GROUP, VERSION
+from edgeroll.api.edgecluster import PLURAL as EC_PLURAL
+from edgeroll.api.edgecluster import EdgeClusterSpec
+from edgeroll.api.routerconfig import PLURAL as RC_PLURAL
+from edgeroll.clusters.hub import HubStatusWriter
+from edgeroll.clusters.kube import KubeClient
+from edgeroll.clusters.prober import EdgeClusterProber
+from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
+from edgeroll.publish.publisher import RevisionPublisher
+from edgeroll.publish.s3 import S3RevisionStore
+from edgeroll.rollout.controller import RouterConfigController, backoff
+from edgeroll.rollout.reconciler import EventNote, Reconciler, RouterConfigObject, utc_now
+from edgeroll.settings import OperatorSettings
+
+RC = (GROUP, VERSION, RC_PLURAL)
+EC = (GROUP, VERSION, EC_PLURAL)
+FINALIZER = "edgeroll.io/finalizer"
+# kopf's own bookkeeping (handler progress, last-handled digest). Kept off `edgeroll.io/`:
+# kopf hides every annotation under its storage prefix from change detection, and
+# user-facing controls (rollout pause/promote, issue 4) will live under `edgeroll.io/`.
+STORAGE_PREFIX = "kopf.edgeroll.io"
+
+log = logging.getLogger(__name__)
+
+
+class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """Keep digests of the last-handled spec and metadata, not copies of them.
+
+    kopf's default copies the whole spec into an annotation, which fails past
+    the 256 KiB annotation limit (kopf #1087) with a large inline config. Our
+    handlers are level-based and never read the diff, so a digest is enough to
+    tell "changed" from "unchanged".
+    """
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        essence = super().build(body=body, extra_fields=extra_fields)
+
+        def digest(value: Any) -> str:
+            return hashlib.sha256(
+                json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+            ).hexdigest()
+
+        return {
+            "spec-sha256": digest(essence.get("spec")),
+            "metadata-sha256": digest(essence.get("metadata")),
+        }
+
+
+@dataclass
+class OperatorContext:
+    settings: OperatorSettings
+    hub: KubeClient
+    store: S3RevisionStore
+    registry: ClusterRegistry
+    controller: RouterConfigController
+    prober: EdgeClusterProber
+    probe_wakes: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    @classmethod
+    async def create(cls, settings: OperatorSettings) -> OperatorContext:
+        hub = await KubeClient.from_environment(settings.hub_kubeconfig, timeout=30.0)
+        writer = HubStatusWriter(hub)
+        if not await writer.served():
+            await hub.close()
+            raise kopf.PermanentError(
+                f"the {GROUP}/{VERSION} CRDs are not installed on the hub: apply crds/ first"
+            )
+        store = S3RevisionStore(settings.s3)
+        registry = ClusterRegistry(hub, timeout=settings.edge_timeout_seconds)
+        reconciler = Reconciler(hub, registry, RevisionPublisher(store, settings.s3.prefix), settings)
+        controller = RouterConfigController(reconciler, writer, settings)
+        prober = EdgeClusterProber(registry, writer, settings, now=utc_now)
+        return cls(settings, hub, store, registry, controller, prober)
+
+    async def close(self) -> None:
+        await self.registry.close()
+        await self.store.close()
+        await self.hub.close()
+
+
+def _ctx(memo: kopf.Memo) -> OperatorContext:
+    return cast(OperatorContext, memo["ctx"])
+
+
+def _rc(body: kopf.Body) -> RouterConfigObject:
+    return RouterConfigObject(
+        namespace=str(body.metadata.namespace),
+        name=str(body.metadata.name),
+        generation=int(body.metadata.get("generation", 0)),
+        spec=dict(body.get("spec", {})),
+        status=dict(body.get("status", {}) or {}),
+    )
+
+
+def _clusters(kwargs: Mapping[str, Any]) -> dict[str, EdgeClusterInfo]:
+    """The EdgeCluster index, which kopf passes to every handler under the index function's name."""
+    index = cast(kopf.Index[str, EdgeClusterInfo], kwargs["edgeclusters"])
+    return {name: info for name, store in index.items() for info in store}
+
+
+def _emitter(body: kopf.Body) -> Any:
+    def emit(note: EventNote) -> None:
+        kopf.event(body, type=note.type, reason=note.reason, message=note.message)
+
+    return emit
+
+
+# ---- startup -----------------------------------------------------------------------------------------
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=STORAGE_PREFIX)
+    settings.persistence.diffbase_storage = DigestDiffBaseStorage(
+        prefix=STORAGE_PREFIX, key="last-handled-digest"
+    )
+    # Our events are posted explicitly (kopf.event); log lines become events only from WARNING up.
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = "edgeroll"
+    settings.posting.event_name_prefix = "edgeroll-"
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+    settings.peering.standalone = True  # one replica, Recreate; kopf peering is not leader election
+    settings.scanning.disabled = True  # serve the CRDs present at startup; no cluster-wide CRD watch
+    memo["ctx"] = await OperatorContext.create(cast(OperatorSettings, memo["settings"]))
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if "ctx" in memo:
+        await _ctx(memo).close()
+
+
+# ---- EdgeClusters --------------------------------------------------------------------------------------
+
+
+def edgecluster_info(name: str, labels: Mapping[str, str], spec: Mapping[str, Any]) -> EdgeClusterInfo:
+    try:
+        parsed: EdgeClusterSpec | None = EdgeClusterSpec.model_validate(dict(spec))
+    except ValidationError:
+        parsed = None
+    return EdgeClusterInfo(name=name, labels=dict(labels), spec=parsed)
+
+
+@kopf.index(*EC)
+def edgeclusters(name: str, labels: Mapping[str, str], spec: Mapping[str, Any], **_: Any) -> dict[str, Any]:
+    """Every RouterConfig handler waits until this index is filled: no target is lost at startup."""
+    return {name: edgecluster_info(name, labels, spec)}
+
+
+@kopf.on.event(*EC)
+async def edgecluster_changed(type: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    ctx = _ctx(memo)
+    if type == "DELETED":
+        await ctx.registry.forget(name)
+        ctx.prober.forget(name)
+        ctx.probe_wakes.pop(name, None)
+    elif name in ctx.probe_wakes:
+        ctx.probe_wakes[name].set()  # a new spec or Secret reference: probe now
+    ctx.controller.poke_all()
+
+
+@kopf.daemon(*EC, cancellation_timeout=5.0)
+async def edgecluster_probe(
+    name: str, body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+) -> None:
+    ctx = _ctx(memo)
+    wake = ctx.probe_wakes.setdefault(name, asyncio.Event())
+
+    def current() -> tuple[EdgeClusterInfo, int, Mapping[str, Any]]:
+        info = edgecluster_info(name, body.metadata.labels, body.get("spec", {}))
+        return info, int(body.metadata.get("generation", 0)), dict(body.get("status", {}) or {})
+
+    await ctx.prober.run_loop(current, ctx.controller.poke_all, lambda: bool(stopped), wake)
+
+
+# ---- RouterConfigs -------------------------------------------------------------------------------------
+
+
+@kopf.on.create(*RC)
+@kopf.on.update(*RC)
+@kopf.on.resume(*RC)
+async def reconcile(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    await _ctx(memo).controller.reconcile(_rc(body), _clusters(kwargs), _emitter(body), full=True)
+
+
+@kopf.daemon(*RC, cancellation_timeout=5.0)
+async def resync(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any) -> None:
+    await _ctx(memo).controller.run_loop(
+        lambda: _rc(body), lambda: _clusters(kwargs), _emitter(body), lambda: bool(stopped)
+    )
+
+
+@kopf.on.delete(*RC)
+async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+    ctx = _ctx(memo)
+    result = await ctx.controller.finalize(_rc(body), _clusters(kwargs), _emitter(body))
+    if not result.done:
+        delay = backoff(retry + 1, 2.0, ctx.settings.max_backoff_seconds)
+        raise kopf.TemporaryError(f"edge caches still to remove in: {', '.join(result.pending)}", delay=delay)

@@ -1,0 +1,135 @@
+"""`edgeroll operator`: run the kopf operator against the hub cluster.
+
+The hub is reached with EDGEROLL_HUB_KUBECONFIG, else KUBECONFIG, else the
+in-cluster service account. Liveness is kopf's probe endpoint (`/healthz`).
+Flags override the environment (settings.py lists the variables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+from edgeroll.settings import OperatorSettings, SettingsError, settings_from_env
+
+DEFAULT_LIVENESS = "http://127.0.0.1:8080/healthz"
+
+_FLAG_ENV = {
+    "s3_endpoint": "EDGEROLL_S3_ENDPOINT",
+    "s3_bucket": "EDGEROLL_S3_BUCKET",
+    "s3_prefix": "EDGEROLL_S3_PREFIX",
+    "cache_image": "EDGEROLL_CACHE_IMAGE",
+    "hub_kubeconfig": "EDGEROLL_HUB_KUBECONFIG",
+    "resync_seconds": "EDGEROLL_RESYNC_SECONDS",
+    "progress_seconds": "EDGEROLL_PROGRESS_SECONDS",
+    "probe_seconds": "EDGEROLL_PROBE_SECONDS",
+    "edge_timeout_seconds": "EDGEROLL_EDGE_TIMEOUT_SECONDS",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch RouterConfigs in this namespace (repeatable)",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch RouterConfigs in every namespace (the default)",
+    )
+    parser.add_argument(
+        "--liveness", default=DEFAULT_LIVENESS, help=f"liveness endpoint (default {DEFAULT_LIVENESS})"
+    )
+    parser.add_argument(
+        "--hub-kubeconfig", help="kubeconfig of the hub (EDGEROLL_HUB_KUBECONFIG, KUBECONFIG)"
+    )
+    parser.add_argument("--s3-endpoint", help="S3 endpoint URL (EDGEROLL_S3_ENDPOINT)")
+    parser.add_argument("--s3-bucket", help="S3 bucket (EDGEROLL_S3_BUCKET)")
+    parser.add_argument("--s3-prefix", help="key prefix (EDGEROLL_S3_PREFIX, default edgeroll)")
+    parser.add_argument("--cache-image", help="default edge cache image (EDGEROLL_CACHE_IMAGE)")
+    parser.add_argument(
+        "--resync-seconds", type=float, help="full resync period (EDGEROLL_RESYNC_SECONDS, 60)"
+    )
+    parser.add_argument(
+        "--progress-seconds", type=float, help="in-flight check period (EDGEROLL_PROGRESS_SECONDS, 2)"
+    )
+    parser.add_argument(
+        "--probe-seconds", type=float, help="EdgeCluster probe period (EDGEROLL_PROBE_SECONDS, 15)"
+    )
+    parser.add_argument(
+        "--edge-timeout-seconds",
+        type=float,
+        help="per-request edge timeout (EDGEROLL_EDGE_TIMEOUT_SECONDS, 10)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("EDGEROLL_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING (INFO)",
+    )
+
+
+def load_settings(args: argparse.Namespace, env: dict[str, str] | None = None) -> OperatorSettings:
+    merged = dict(os.environ if env is None else env)
+    for attr, var in _FLAG_ENV.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            merged[var] = str(value)
+    return settings_from_env(merged)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Clients that could print request or response bodies (kubeconfigs, Secrets) stay quiet.
+    for noisy in ("kubernetes_asyncio", "botocore", "boto3", "urllib3", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run(args: argparse.Namespace) -> int:
+    _logging(args.log_level)
+    try:
+        settings = load_settings(args)
+    except SettingsError as exc:
+        print(f"edgeroll operator: {exc}", file=sys.stderr)
+        return 2
+    if settings.hub_kubeconfig:
+        # kopf logs in through KUBECONFIG; our own hub client reads the same file.
+        os.environ["KUBECONFIG"] = settings.hub_kubeconfig
+
+    import kopf
+
+    import edgeroll.handlers  # noqa: F401 - registers the handlers
+
+    namespaces: list[str] = list(args.namespace or [])
+    kwargs: dict[str, Any] = {
+        "clusterwide": not namespaces,
+        "namespaces": namespaces,
+        "standalone": True,
+        "liveness_endpoint": args.liveness,
+        "memo": kopf.Memo(settings=settings),
+    }
+    loop_factory: Any = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        pass
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(kopf.operator(**kwargs))
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,54 @@
+"""An in-memory RevisionStore, for tests and dry runs (like httpx's MockTransport)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from edgeroll.publish.history import Manifest
+from edgeroll.publish.store import PublishError, StoredObject
+
+
+class InMemoryRevisionStore:
+    def __init__(self, bucket: str = "memory") -> None:
+        self.bucket = bucket
+        self.counters: Counter[str] = Counter()
+        self.objects: dict[str, tuple[bytes, str | None]] = {}
+        self.fail_with: PublishError | None = None  # set to make every call fail (S3 down)
+
+    def _op(self, kind: str) -> None:
+        self.counters[kind] += 1
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    async def head(self, key: str) -> StoredObject | None:
+        self._op("head")
+        obj = self.objects.get(key)
+        return None if obj is None else StoredObject(size=len(obj[0]), signature=obj[1])
+
+    async def put_if_absent(self, key: str, body: bytes, signature: str) -> bool:
+        self._op("put")
+        if key in self.objects:
+            return False
+        self.objects[key] = (body, signature)
+        return True
+
+    async def put(self, key: str, body: bytes, signature: str) -> None:
+        self._op("put")
+        self.objects[key] = (body, signature)
+
+    async def get(self, key: str) -> tuple[bytes, str | None] | None:
+        self._op("get")
+        return self.objects.get(key)
+
+    async def read_manifest(self, key: str) -> Manifest | None:
+        self._op("get")
+        obj = self.objects.get(key)
+        return None if obj is None else Manifest.model_validate_json(obj[0])
+
+    async def write_manifest(self, key: str, manifest: Manifest) -> None:
+        self._op("put")
+        self.objects[key] = (manifest.model_dump_json(by_alias=True, exclude_none=True).encode(), None)
+
+    async def delete(self, key: str) -> None:
+        self._op("delete")
+        self.objects.pop(key, None)

@@ -1,0 +1,122 @@
+"""Publish a render set: signed, content-addressed, written once, recorded in the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from edgeroll.publish.history import (
+    Manifest,
+    ManifestEntry,
+    manifest_key,
+    record,
+    revision_key,
+    select_garbage,
+    without,
+)
+from edgeroll.publish.store import PublishError, RevisionStore
+from edgeroll.render.revision import Revision
+from edgeroll.render.signing import sign
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    entries: dict[str, ManifestEntry]  # digest -> entry, for every revision asked for
+    written: list[str] = field(default_factory=list)  # digests whose object this call wrote
+
+
+class RevisionPublisher:
+    def __init__(self, store: RevisionStore, prefix: str) -> None:
+        self.store = store
+        self.prefix = prefix
+
+    def key_for(self, namespace: str, name: str, digest: str) -> str:
+        return revision_key(self.prefix, namespace, name, digest)
+
+    async def _manifest(self, namespace: str, name: str) -> Manifest:
+        key = manifest_key(self.prefix, namespace, name)
+        try:
+            manifest = await self.store.read_manifest(key)
+        except PublishError as exc:
+            if exc.reason != "ManifestInvalid":
+                raise
+            log.warning("starting a new revision manifest: %s", exc.message)
+            manifest = None
+        return manifest or Manifest(namespace=namespace, name=name)
+
+    async def publish_revision(self, key: str, revision: Revision, signature: str) -> bool:
+        """Make `key` hold exactly these bytes and this signature; True when it wrote.
+
+        Checked first (HEAD), so a restart with nothing new writes nothing.
+        A 412 on the conditional PUT means someone wrote it first: we verify the
+        digest anyway, since SeaweedFS once let racing conditional PUTs through.
+        """
+        head = await self.store.head(key)
+        if head is not None and head.size == revision.size and head.signature == signature:
+            return False
+        if head is None and await self.store.put_if_absent(key, revision.body, signature):
+            return True
+        existing = await self.store.get(key)
+        if existing is not None:
+            body, existing_signature = existing
+            if hashlib.sha256(body).hexdigest() == revision.hex and existing_signature == signature:
+                return False
+            if hashlib.sha256(body).hexdigest() == revision.hex:
+                log.info("re-signing %s in place: the signing key changed", key)
+            else:
+                log.warning("rewriting %s: stored bytes do not match digest %s", key, revision.digest)
+        await self.store.put(key, revision.body, signature)
+        return True
+
+    async def publish(
+        self,
+        namespace: str,
+        name: str,
+        revisions: Sequence[Revision],
+        signing_key: bytes,
+        now: str,
+    ) -> PublishOutcome:
+        manifest = await self._manifest(namespace, name)
+        entries: dict[str, ManifestEntry] = {}
+        fresh: list[ManifestEntry] = []
+        written: list[str] = []
+        for rev in revisions:
+            key = self.key_for(namespace, name, rev.digest)
+            signature = sign(signing_key, rev.body)
+            if await self.publish_revision(key, rev, signature):
+                written.append(rev.digest)
+            known = manifest.find(rev.digest)
+            if known is not None and known.signature == signature:
+                entries[rev.digest] = known
+            else:
+                entry = ManifestEntry(
+                    digest=rev.digest, key=key, size=rev.size, published_at=now, signature=signature
+                )
+                entries[rev.digest] = entry
+                fresh.append(entry)
+        if fresh:
+            await self.store.write_manifest(
+                manifest_key(self.prefix, namespace, name), record(manifest, fresh)
+            )
+        return PublishOutcome(entries=entries, written=written)
+
+    async def collect_garbage(self, namespace: str, name: str, keep: int, in_use: Iterable[str]) -> list[str]:
+        """Delete revisions beyond `keep` that no cluster serves; returns the deleted keys.
+
+        The manifest is rewritten first, so a crash between the two steps leaves
+        an orphan object (harmless) rather than a manifest entry without one.
+        """
+        manifest = await self._manifest(namespace, name)
+        garbage = select_garbage(manifest.revisions, keep, in_use)
+        if not garbage:
+            return []
+        await self.store.write_manifest(
+            manifest_key(self.prefix, namespace, name), without(manifest, garbage)
+        )
+        for entry in garbage:
+            await self.store.delete(entry.key)
+        return [e.key for e in garbage]

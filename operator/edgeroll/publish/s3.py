@@ -1,0 +1,177 @@
+"""S3 behind the RevisionStore seam; boto3 calls run in a thread pool, never on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from edgeroll.publish.history import Manifest
+from edgeroll.publish.store import PublishError, StoredObject
+from edgeroll.render.signing import SIGNATURE_METADATA_KEY
+from edgeroll.settings import S3Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+T = TypeVar("T")
+
+
+def boto_config(max_pool: int = 16) -> Config:
+    # boto3 >= 1.36 sends CRC trailers that some S3 servers store inside the object
+    # (seaweedfs #6548, boto3 #4435): only checksum when the API requires it.
+    return Config(
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        connect_timeout=5,
+        read_timeout=30,
+        retries={"max_attempts": 3, "mode": "standard"},
+        max_pool_connections=max_pool,
+        s3={"addressing_style": "path"},
+    )
+
+
+def _code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _status(err: ClientError) -> int:
+    return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+class S3RevisionStore:
+    def __init__(self, settings: S3Settings, client: S3Client | None = None, workers: int = 16) -> None:
+        self.bucket = settings.bucket
+        self.counters: Counter[str] = Counter()
+        self._client: S3Client = client or boto3.session.Session().client(
+            "s3", endpoint_url=settings.endpoint, region_name=settings.region, config=boto_config(workers)
+        )
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgeroll-s3")
+        self._manifests: dict[str, tuple[str, Manifest]] = {}  # key -> (etag, manifest)
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(self, op: str, key: str, fn: Callable[..., T], **kwargs: Any) -> T:
+        self.counters[op] += 1
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._pool, functools.partial(fn, Bucket=self.bucket, Key=key, **kwargs)
+            )
+        except ClientError:
+            raise
+        except BotoCoreError as exc:
+            raise PublishError("S3Unavailable", f"s3://{self.bucket}/{key}: {exc}") from exc
+
+    @staticmethod
+    def _error(err: ClientError, bucket: str, key: str) -> PublishError:
+        code = _code(err)
+        reason = (
+            "S3AccessDenied"
+            if code in ("AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId")
+            else "S3Error"
+        )
+        return PublishError(reason, f"s3://{bucket}/{key}: {code or _status(err)}: {err}")
+
+    async def head(self, key: str) -> StoredObject | None:
+        try:
+            resp = await self._call("head", key, self._client.head_object)
+        except ClientError as err:
+            if _status(err) == 404 or _code(err) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._error(err, self.bucket, key) from err
+        return StoredObject(
+            size=int(resp["ContentLength"]), signature=resp.get("Metadata", {}).get(SIGNATURE_METADATA_KEY)
+        )
+
+    async def put_if_absent(self, key: str, body: bytes, signature: str) -> bool:
+        try:
+            await self._call(
+                "put",
+                key,
+                self._client.put_object,
+                Body=body,
+                ContentType="application/json",
+                Metadata={SIGNATURE_METADATA_KEY: signature},
+                IfNoneMatch="*",
+            )
+        except ClientError as err:
+            if _status(err) == 412 or _code(err) == "PreconditionFailed":
+                return False
+            if _status(err) == 409:  # a concurrent conditional write is in flight: the caller verifies
+                return False
+            raise self._error(err, self.bucket, key) from err
+        return True
+
+    async def put(self, key: str, body: bytes, signature: str) -> None:
+        try:
+            await self._call(
+                "put",
+                key,
+                self._client.put_object,
+                Body=body,
+                ContentType="application/json",
+                Metadata={SIGNATURE_METADATA_KEY: signature},
+            )
+        except ClientError as err:
+            raise self._error(err, self.bucket, key) from err
+
+    async def get(self, key: str) -> tuple[bytes, str | None] | None:
+        try:
+            resp = await self._call("get", key, self._client.get_object)
+            body = await asyncio.get_running_loop().run_in_executor(self._pool, resp["Body"].read)
+        except ClientError as err:
+            if _status(err) == 404 or _code(err) in ("NoSuchKey", "404"):
+                return None
+            raise self._error(err, self.bucket, key) from err
+        return body, resp.get("Metadata", {}).get(SIGNATURE_METADATA_KEY)
+
+    async def read_manifest(self, key: str) -> Manifest | None:
+        cached = self._manifests.get(key)
+        extra = {"IfNoneMatch": cached[0]} if cached else {}
+        try:
+            resp = await self._call("get", key, self._client.get_object, **extra)
+            body = await asyncio.get_running_loop().run_in_executor(self._pool, resp["Body"].read)
+        except ClientError as err:
+            if cached and (_status(err) == 304 or _code(err) in ("304", "NotModified")):
+                return cached[1]
+            if _status(err) == 404 or _code(err) in ("NoSuchKey", "404"):
+                self._manifests.pop(key, None)
+                return None
+            raise self._error(err, self.bucket, key) from err
+        try:
+            manifest = Manifest.model_validate_json(body)
+        except ValidationError as exc:
+            # A damaged manifest only costs history, never availability: start it again.
+            raise PublishError(
+                "ManifestInvalid", f"s3://{self.bucket}/{key}: {exc.errors()[0]['msg']}"
+            ) from exc
+        self._manifests[key] = (str(resp.get("ETag", "")), manifest)
+        return manifest
+
+    async def write_manifest(self, key: str, manifest: Manifest) -> None:
+        body = manifest.model_dump_json(by_alias=True, exclude_none=True).encode()
+        try:
+            resp = await self._call(
+                "put", key, self._client.put_object, Body=body, ContentType="application/json"
+            )
+        except ClientError as err:
+            raise self._error(err, self.bucket, key) from err
+        self._manifests[key] = (str(resp.get("ETag", "")), manifest)
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self._call("delete", key, self._client.delete_object)
+        except ClientError as err:
+            if _status(err) == 404:
+                return
+            raise self._error(err, self.bucket, key) from err

@@ -1,0 +1,53 @@
+"""The revision store seam: what the reconciler needs from object storage.
+
+`S3RevisionStore` (publish/s3.py) is the real one; tests use an in-memory
+store with the same interface.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Protocol
+
+from edgeroll.publish.history import Manifest
+
+
+class PublishError(Exception):
+    """Storage refused or could not be reached; the message names the bucket or key."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    size: int
+    signature: str | None
+
+
+class RevisionStore(Protocol):
+    """Immutable revisions plus one mutable manifest per RouterConfig."""
+
+    bucket: str
+    counters: Counter[str]  # operations by kind ("put", "get", "head", "delete"), for tests and benchmarks
+
+    async def head(self, key: str) -> StoredObject | None: ...
+
+    async def put_if_absent(self, key: str, body: bytes, signature: str) -> bool:
+        """Write unless the key exists; False (no write) when it already did."""
+        ...
+
+    async def put(self, key: str, body: bytes, signature: str) -> None: ...
+
+    async def get(self, key: str) -> tuple[bytes, str | None] | None:
+        """Body and signature metadata, or None when absent."""
+        ...
+
+    async def read_manifest(self, key: str) -> Manifest | None: ...
+
+    async def write_manifest(self, key: str, manifest: Manifest) -> None: ...
+
+    async def delete(self, key: str) -> None: ...

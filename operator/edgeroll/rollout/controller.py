@@ -1,0 +1,184 @@
+"""Runs the reconciler for each RouterConfig: one at a time per object, on schedule, write-free when idle.
+
+kopf calls in from two sides: change handlers (create/update/resume) call
+`reconcile` right away; a per-object loop (`run_loop`) re-runs it when due:
+every `progress_seconds` while a rollout is in flight, with backoff after a
+retryable failure, and every `resync_seconds` for a full drift check. An
+EdgeCluster change pokes every loop, which reconciles at once if its target
+set changed. Status is patched only when it differs from what is there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from edgeroll.api.routerconfig import RouterConfigStatus
+from edgeroll.clusters.registry import EdgeClusterInfo
+from edgeroll.render.mergepatch import merge_diff
+from edgeroll.rollout.reconciler import (
+    DesiredState,
+    EventNote,
+    FinalizeResult,
+    Reconciler,
+    ReconcileResult,
+    RouterConfigObject,
+    parse_status,
+)
+from edgeroll.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # namespace, name
+EventSink = Callable[[EventNote], None]
+
+
+class StatusWriter(Protocol):
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None: ...
+
+
+@dataclass
+class _Memo:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    poked: bool = False
+    next_due: float = 0.0
+    last_full: float = -math.inf
+    failures: int = 0
+    desired: DesiredState | None = None
+    status: dict[str, Any] | None = None  # what we last wrote (the watch may lag behind it)
+
+
+def backoff(failures: int, base: float, cap: float) -> float:
+    return float(min(cap, base * 2 ** max(failures - 1, 0)))
+
+
+class RouterConfigController:
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        writer: StatusWriter,
+        settings: OperatorSettings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reconciler = reconciler
+        self.writer = writer
+        self.settings = settings
+        self.clock = clock
+        self._memos: dict[Key, _Memo] = {}
+
+    def _memo(self, key: Key) -> _Memo:
+        return self._memos.setdefault(key, _Memo())
+
+    def forget(self, key: Key) -> None:
+        self._memos.pop(key, None)
+
+    def poke_all(self) -> None:
+        """EdgeClusters changed: every loop checks whether its targets did."""
+        for memo in self._memos.values():
+            memo.poked = True
+            memo.wake.set()
+
+    async def _write(self, key: Key, memo: _Memo, raw: Mapping[str, Any], new: RouterConfigStatus) -> None:
+        before = memo.status if memo.status is not None else parse_status(raw).to_wire()
+        after = new.to_wire()
+        if before == after:
+            return
+        await self.writer.patch_status(key[0], key[1], merge_diff(before, after))
+        memo.status = after
+
+    def _prev(self, memo: _Memo, raw: Mapping[str, Any]) -> RouterConfigStatus:
+        return parse_status(memo.status if memo.status is not None else raw)
+
+    async def reconcile(
+        self,
+        obj: RouterConfigObject,
+        clusters: Mapping[str, EdgeClusterInfo],
+        emit: EventSink,
+        full: bool = True,
+    ) -> ReconcileResult:
+        key = (obj.namespace, obj.name)
+        memo = self._memo(key)
+        async with memo.lock:
+            started = self.clock()
+            result = await self.reconciler.reconcile(
+                obj, clusters, self._prev(memo, obj.status), memo.desired, full
+            )
+            try:
+                await self._write(key, memo, obj.status, result.status)
+            except Exception as exc:  # the hub is down or refuses: retry with backoff, keep going
+                log.warning("patching the status of %s/%s failed: %s", *key, exc)
+                result.transient = True
+            for event in result.events:
+                emit(event)
+            memo.desired = result.desired
+            if full and not result.transient:
+                memo.last_full = started
+            if result.transient:
+                memo.failures += 1
+                delay = backoff(
+                    memo.failures, self.settings.progress_seconds, self.settings.max_backoff_seconds
+                )
+            else:
+                memo.failures = 0
+                delay = result.requeue_after
+            memo.next_due = started + delay
+            memo.wake.set()
+            return result
+
+    async def run_loop(
+        self,
+        obj: Callable[[], RouterConfigObject],
+        clusters: Callable[[], Mapping[str, EdgeClusterInfo]],
+        emit: EventSink,
+        stopped: Callable[[], bool],
+    ) -> None:
+        """Re-reconcile one object when due, until `stopped()`; the change handlers do the first run."""
+        first = obj()
+        memo = self._memo((first.namespace, first.name))
+        memo.next_due = max(memo.next_due, self.clock() + self.settings.progress_seconds)
+        while not stopped():
+            now = self.clock()
+            due = now >= memo.next_due
+            if not due and memo.poked:
+                memo.poked = False
+                desired = memo.desired
+                spec = desired.spec if desired is not None else None
+                due = desired is None or self.reconciler.fingerprint(spec, clusters()) != desired.targets
+            if due:
+                full = now - memo.last_full >= self.settings.resync_seconds
+                try:
+                    await self.reconcile(obj(), clusters(), emit, full=full)
+                except Exception:  # never let one bad cycle end the loop
+                    log.exception("reconciling %s/%s failed", first.namespace, first.name)
+                    memo.failures += 1
+                    memo.next_due = self.clock() + backoff(
+                        memo.failures, self.settings.progress_seconds, self.settings.max_backoff_seconds
+                    )
+            memo.wake.clear()
+            wait = min(1.0, max(0.0, memo.next_due - self.clock()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(memo.wake.wait(), timeout=wait)
+
+    async def finalize(
+        self, obj: RouterConfigObject, clusters: Mapping[str, EdgeClusterInfo], emit: EventSink
+    ) -> FinalizeResult:
+        key = (obj.namespace, obj.name)
+        memo = self._memo(key)
+        async with memo.lock:
+            result = await self.reconciler.finalize(obj, clusters, self._prev(memo, obj.status))
+            try:
+                await self._write(key, memo, obj.status, result.status)
+            except Exception as exc:
+                log.warning("patching the status of %s/%s failed: %s", *key, exc)
+            for event in result.events:
+                emit(event)
+        if result.done:
+            self.forget(key)
+        return result

@@ -1,0 +1,314 @@
+"""The edge cache's resources in one edge cluster, built as plain manifests (pure).
+
+Ownership is tracked with labels: there are no ownerReferences across clusters.
+The pod template carries the digest, S3 key and signature of the wanted
+revision, so a new revision (or a rotated signing key) is a rolling update,
+gated on the cache's readiness probe.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeroll.api.routerconfig import ResourceRequirements
+from edgeroll.clusters.objects import FIELD_MANAGER, ObjectRef
+
+MANAGER = FIELD_MANAGER
+CONTAINER = "cache"
+STATE_DIR = "/var/lib/edgeroll"
+UID = 65532  # the image's non-root user (Dockerfile)
+
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_RC_NAMESPACE = "edgeroll.io/routerconfig-namespace"
+LABEL_RC_NAME = "edgeroll.io/routerconfig-name"
+LABEL_CLUSTER = "edgeroll.io/edgecluster"
+ANNOTATION_ROUTERCONFIG = "edgeroll.io/routerconfig"
+ANNOTATION_DIGEST = "edgeroll.io/digest"
+ANNOTATION_KEY = "edgeroll.io/config-key"
+ANNOTATION_SIGNATURE = "edgeroll.io/signature"
+
+# Key names inside the edge Secret (names, not values).
+SECRET_SIGNING_KEY = "signing-key"  # noqa: S105
+SECRET_ACCESS_KEY_ID = "aws-access-key-id"  # noqa: S105
+SECRET_SECRET_ACCESS_KEY = "aws-secret-access-key"  # noqa: S105
+TMP_DIR = "/tmp"  # noqa: S108 - an emptyDir of its own, needed with a read-only root filesystem
+
+DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"memory": "256Mi"},
+}
+
+
+def _hash(text: str, n: int = 8) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def edge_name(namespace: str, name: str) -> str:
+    """A DNS-1035 label (Service names need one), unique per hub namespace/name."""
+    raw = f"edgeroll-{namespace}-{name}"
+    clean = re.sub(r"[^a-z0-9-]", "-", raw.lower())
+    if clean == raw and len(clean) <= 63:
+        return clean
+    return f"{clean[:54].rstrip('-')}-{_hash(f'{namespace}/{name}')}"
+
+
+def label_value(value: str) -> str:
+    """A label value (<= 63 chars, alnum at both ends) that stays unique for long inputs."""
+    if len(value) <= 63 and re.fullmatch(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]", value):
+        return value
+    clean = re.sub(r"[^A-Za-z0-9_.-]", "-", value)[:54].strip("-_.")
+    return f"{clean}-{_hash(value)}" if clean else _hash(value)
+
+
+@dataclass(frozen=True)
+class EdgeS3:
+    bucket: str
+    endpoint: str | None
+    region: str | None
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class EdgeCacheParams:
+    """Everything the edge resources of one RouterConfig in one cluster depend on."""
+
+    rc_namespace: str
+    rc_name: str
+    cluster: str
+    namespace: str  # the edge namespace
+    digest: str
+    key: str
+    signature: str
+    signing_key: bytes = field(repr=False)
+    s3: EdgeS3 = field(repr=False)
+    image: str
+    replicas: int
+    port: int
+    resources: ResourceRequirements | None = None
+    cosmo_organization_id: str | None = None
+    cosmo_federated_graph_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return edge_name(self.rc_namespace, self.rc_name)
+
+
+def selector_labels(p: EdgeCacheParams) -> dict[str, str]:
+    return {LABEL_NAME: "edgeroll-cache", LABEL_INSTANCE: p.name}
+
+
+def ownership_labels(rc_namespace: str, rc_name: str, cluster: str) -> dict[str, str]:
+    return {
+        LABEL_MANAGED_BY: MANAGER,
+        LABEL_RC_NAMESPACE: label_value(rc_namespace),
+        LABEL_RC_NAME: label_value(rc_name),
+        LABEL_CLUSTER: label_value(cluster),
+    }
+
+
+def _labels(p: EdgeCacheParams) -> dict[str, str]:
+    return {
+        **selector_labels(p),
+        LABEL_COMPONENT: "edge-cache",
+        **ownership_labels(p.rc_namespace, p.rc_name, p.cluster),
+    }
+
+
+def _metadata(p: EdgeCacheParams, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "namespace": p.namespace,
+        "labels": _labels(p),
+        "annotations": {ANNOTATION_ROUTERCONFIG: f"{p.rc_namespace}/{p.rc_name}"},
+        **extra,
+    }
+
+
+def namespace_manifest(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": namespace, "labels": {LABEL_MANAGED_BY: MANAGER}},
+    }
+
+
+def service_account(p: EdgeCacheParams) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(p),
+        "automountServiceAccountToken": False,
+    }
+
+
+def _b64(value: bytes | str) -> str:
+    raw = value.encode() if isinstance(value, str) else value
+    return base64.b64encode(raw).decode("ascii")
+
+
+def secret(p: EdgeCacheParams) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(p),
+        "type": "Opaque",
+        "data": {
+            SECRET_SIGNING_KEY: _b64(p.signing_key),
+            SECRET_ACCESS_KEY_ID: _b64(p.s3.access_key_id),
+            SECRET_SECRET_ACCESS_KEY: _b64(p.s3.secret_access_key),
+        },
+    }
+
+
+def service(p: EdgeCacheParams) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(p),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(p),
+            "ports": [{"name": "http", "port": p.port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def _env(p: EdgeCacheParams) -> list[dict[str, Any]]:
+    def plain(name: str, value: str) -> dict[str, Any]:
+        return {"name": name, "value": value}
+
+    def from_secret(name: str, key: str) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": p.name, "key": key}}}
+
+    env = [plain("EDGEROLL_S3_ENDPOINT", p.s3.endpoint)] if p.s3.endpoint else []
+    env += [
+        plain("EDGEROLL_S3_BUCKET", p.s3.bucket),
+        from_secret("AWS_ACCESS_KEY_ID", SECRET_ACCESS_KEY_ID),
+        from_secret("AWS_SECRET_ACCESS_KEY", SECRET_SECRET_ACCESS_KEY),
+    ]
+    if p.s3.region:
+        env.append(plain("AWS_DEFAULT_REGION", p.s3.region))
+    env += [
+        plain("EDGEROLL_CONFIG_KEY", p.key),
+        plain("EDGEROLL_CONFIG_DIGEST", p.digest),
+        from_secret("EDGEROLL_SIGNING_KEY", SECRET_SIGNING_KEY),
+        plain("EDGEROLL_CONFIG_NAMESPACE", p.rc_namespace),
+        plain("EDGEROLL_CONFIG_NAME", p.rc_name),
+    ]
+    if p.cosmo_organization_id and p.cosmo_federated_graph_id:
+        env += [
+            plain("EDGEROLL_COSMO_ORGANIZATION_ID", p.cosmo_organization_id),
+            plain("EDGEROLL_COSMO_FEDERATED_GRAPH_ID", p.cosmo_federated_graph_id),
+        ]
+    env += [plain("EDGEROLL_CACHE_PORT", str(p.port)), plain("EDGEROLL_STATE_DIR", STATE_DIR)]
+    return env
+
+
+def _resources(p: EdgeCacheParams) -> dict[str, Any]:
+    if p.resources is None:
+        return {k: dict(v) for k, v in DEFAULT_RESOURCES.items()}
+    out: dict[str, Any] = {}
+    if p.resources.requests:
+        out["requests"] = {k: str(v) for k, v in p.resources.requests.items()}
+    if p.resources.limits:
+        out["limits"] = {k: str(v) for k, v in p.resources.limits.items()}
+    return out
+
+
+def deployment(p: EdgeCacheParams) -> dict[str, Any]:
+    probe: dict[str, Any] = {
+        "httpGet": {"path": "/readyz", "port": "http"},
+        "periodSeconds": 5,
+        "failureThreshold": 3,
+    }
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": p.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["edgeroll", "cache"],
+        "ports": [{"name": "http", "containerPort": p.port, "protocol": "TCP"}],
+        "env": _env(p),
+        "readinessProbe": probe,
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "state", "mountPath": STATE_DIR}, {"name": "tmp", "mountPath": TMP_DIR}],
+    }
+    resources = _resources(p)
+    if resources:
+        container["resources"] = resources
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(p),
+        "spec": {
+            "replicas": p.replicas,
+            "revisionHistoryLimit": 3,
+            "progressDeadlineSeconds": 300,
+            "selector": {"matchLabels": selector_labels(p)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {
+                    "labels": _labels(p),
+                    "annotations": {
+                        ANNOTATION_DIGEST: p.digest,
+                        ANNOTATION_KEY: p.key,
+                        ANNOTATION_SIGNATURE: p.signature,
+                    },
+                },
+                "spec": {
+                    "serviceAccountName": p.name,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": UID,
+                        "runAsGroup": UID,
+                        "fsGroup": UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "state", "emptyDir": {"sizeLimit": "256Mi"}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def edge_manifests(p: EdgeCacheParams) -> list[dict[str, Any]]:
+    """In apply order: the Deployment last, once what it mounts and runs as exists."""
+    return [service_account(p), secret(p), service(p), deployment(p)]
+
+
+def edge_refs(rc_namespace: str, rc_name: str, namespace: str) -> list[ObjectRef]:
+    """What to delete, in deletion order (the Deployment first)."""
+    name = edge_name(rc_namespace, rc_name)
+    return [
+        ObjectRef("apps/v1", "Deployment", namespace, name),
+        ObjectRef("v1", "Service", namespace, name),
+        ObjectRef("v1", "Secret", namespace, name),
+        ObjectRef("v1", "ServiceAccount", namespace, name),
+    ]
+
+
+def deployment_ref(rc_namespace: str, rc_name: str, namespace: str) -> ObjectRef:
+    return edge_refs(rc_namespace, rc_name, namespace)[0]

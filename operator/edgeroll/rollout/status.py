@@ -1,0 +1,208 @@
+"""The RouterConfig status, computed (pure) from what a reconcile found and did.
+
+kstatus conventions: `Ready` always; `Reconciling` and `Stalled` only while
+true; `observedGeneration` always. Transition times only move when a status
+changes, so a reconcile that finds nothing new produces identical status and
+no write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edgeroll.api.common import Condition, ConditionStatus
+from edgeroll.api.conditions import find_condition, set_condition
+from edgeroll.api.routerconfig import (
+    ClusterPhase,
+    ClusterStatus,
+    RevisionStatus,
+    RouterConfigStatus,
+    StatusPhase,
+    Summary,
+)
+from edgeroll.publish.history import ManifestEntry
+from edgeroll.render.canonical import digest_hex
+
+CONDITION_ORDER = ["Ready", "Reconciling", "Stalled", "Published"]
+MAX_MESSAGE = 1000
+
+
+@dataclass(frozen=True)
+class ClusterReport:
+    name: str
+    phase: ClusterPhase
+    digest: str | None = None
+    desired_digest: str | None = None
+    key: str | None = None
+    ready_replicas: int = 0
+    replicas: int = 0
+    message: str = ""
+    targeted: bool = True  # False: being removed from a cluster the selector no longer matches
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: str
+    message: str
+
+
+def short_digest(digest: str) -> str:
+    return digest_hex(digest)[:12]
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
+def cluster_statuses(
+    prev: Sequence[ClusterStatus], reports: Sequence[ClusterReport], now: str
+) -> list[ClusterStatus]:
+    before = {c.name: c for c in prev}
+    out = []
+    for r in sorted(reports, key=lambda r: r.name):
+        old = before.get(r.name)
+        since = old.last_transition_time if old is not None and old.phase == r.phase else now
+        out.append(
+            ClusterStatus(
+                name=r.name,
+                phase=r.phase,
+                digest=r.digest,
+                desired_digest=r.desired_digest,
+                key=r.key,
+                ready_replicas=r.ready_replicas,
+                replicas=r.replicas,
+                message=_truncate(r.message) if r.message else None,
+                last_transition_time=since,
+            )
+        )
+    return out
+
+
+def summarize(reports: Sequence[ClusterReport]) -> Summary:
+    targeted = [r for r in reports if r.targeted]
+    return Summary(
+        desired=len(targeted),
+        ready=sum(r.phase is ClusterPhase.READY for r in targeted),
+        failed=sum(r.phase is ClusterPhase.FAILED for r in targeted),
+        unreachable=sum(r.phase is ClusterPhase.UNREACHABLE for r in targeted),
+    )
+
+
+def _ordered(conditions: list[Condition]) -> list[Condition]:
+    return sorted(
+        conditions, key=lambda c: CONDITION_ORDER.index(c.type) if c.type in CONDITION_ORDER else 99
+    )
+
+
+def build_status(
+    prev: RouterConfigStatus,
+    *,
+    generation: int,
+    now: str,
+    reports: Sequence[ClusterReport] | None,
+    published: ManifestEntry | None = None,
+    stalled: Problem | None = None,
+    publish_error: Problem | None = None,
+    deleting: Problem | None = None,
+) -> RouterConfigStatus:
+    """The next status. `reports=None` keeps the previous per-cluster status (edges untouched)."""
+    conds = list(prev.conditions)
+    clusters = list(prev.clusters) if reports is None else cluster_statuses(prev.clusters, reports, now)
+    summary = prev.summary if reports is None else summarize(reports)
+    summary = summary or Summary()
+    in_flight = [
+        c
+        for c in clusters
+        if c.phase in (ClusterPhase.PENDING, ClusterPhase.PROGRESSING, ClusterPhase.DELETING)
+    ]
+
+    def put(type_: str, status: ConditionStatus, reason: str, message: str) -> None:
+        nonlocal conds
+        conds = set_condition(
+            conds, type_, status, reason, _truncate(message), now=now, generation=generation
+        )
+
+    def drop(type_: str) -> None:
+        nonlocal conds
+        conds = [c for c in conds if c.type != type_]
+
+    revision = prev.revision
+    if published is not None:
+        revision = RevisionStatus(
+            digest=published.digest,
+            short_digest=short_digest(published.digest),
+            key=published.key,
+            size=published.size,
+            published_at=published.published_at,
+        )
+        put("Published", "True", "Published", f"{published.digest} at {published.key}")
+    elif publish_error is not None:
+        put("Published", "False", publish_error.reason, publish_error.message)
+
+    ratio = f"{summary.ready}/{summary.desired} clusters ready"
+    phase: StatusPhase
+    if deleting is not None:
+        drop("Stalled")
+        put("Reconciling", "True", deleting.reason, deleting.message)
+        put("Ready", "False", deleting.reason, deleting.message)
+        phase = "Deleting"
+    elif stalled is not None:
+        put("Stalled", "True", stalled.reason, stalled.message)
+        drop("Reconciling")
+        put("Ready", "False", stalled.reason, stalled.message)
+        phase = "Stalled"
+    elif publish_error is not None:
+        drop("Stalled")
+        put("Reconciling", "True", "PublishRetrying", publish_error.message)
+        put("Ready", "False", publish_error.reason, publish_error.message)
+        phase = "Progressing"
+    else:
+        drop("Stalled")
+        if in_flight:
+            names = ", ".join(c.name for c in in_flight)
+            put("Reconciling", "True", "Progressing", f"{ratio}; in progress: {names}")
+        else:
+            drop("Reconciling")
+        if summary.ready == summary.desired and not in_flight:
+            shown = f" serve {revision.short_digest}" if revision is not None else " ready"
+            put("Ready", "True", "Ready", f"{summary.ready}/{summary.desired} clusters{shown}")
+            phase = "Ready"
+        elif in_flight:
+            put("Ready", "False", "Progressing", ratio)
+            phase = "Progressing"
+        else:
+            reason, bad = _degraded(clusters)
+            put("Ready", "False", reason, f"{ratio}; {bad}")
+            phase = "Degraded"
+
+    return RouterConfigStatus(
+        observed_generation=generation,
+        phase=phase,
+        ready_clusters=f"{summary.ready}/{summary.desired}",
+        conditions=_ordered(conds),
+        revision=revision,
+        clusters=clusters,
+        summary=summary,
+    )
+
+
+def _degraded(clusters: Sequence[ClusterStatus]) -> tuple[str, str]:
+    by_phase: dict[ClusterPhase, list[str]] = {}
+    for c in clusters:
+        by_phase.setdefault(c.phase, []).append(c.name)
+    for phase, reason in (
+        (ClusterPhase.FAILED, "ClustersFailed"),
+        (ClusterPhase.UNREACHABLE, "ClustersUnreachable"),
+        (ClusterPhase.PAUSED, "ClustersPaused"),
+    ):
+        if phase in by_phase:
+            return reason, f"{phase.value.lower()}: {', '.join(by_phase[phase])}"
+    return "NotReady", "some clusters are not ready"
+
+
+def condition_changed(prev: RouterConfigStatus, new: RouterConfigStatus, type_: str) -> bool:
+    a, b = find_condition(prev.conditions, type_), find_condition(new.conditions, type_)
+    return (a is None) != (b is None) or (
+        a is not None and b is not None and (a.status, a.reason) != (b.status, b.reason)
+    )

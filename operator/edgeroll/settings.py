@@ -1,0 +1,111 @@
+"""Operator settings: flags over environment over defaults, in one frozen object.
+
+Secrets (S3 credentials handed to the edges) are kept out of `repr`, so a
+logged settings object never leaks them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from edgeroll import __version__
+
+DEFAULT_CACHE_IMAGE = f"ghcr.io/edgeroll/edgeroll:{__version__}"
+DEFAULT_S3_PREFIX = "edgeroll"
+
+
+class SettingsError(ValueError):
+    """A variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    endpoint: str | None = None
+    prefix: str = DEFAULT_S3_PREFIX
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class EdgeS3Credentials:
+    """What the edge caches get: read-only S3 credentials and the endpoint they reach."""
+
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    endpoint: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    s3: S3Settings
+    edge_s3: EdgeS3Credentials
+    cache_image: str = DEFAULT_CACHE_IMAGE
+    hub_kubeconfig: str | None = None
+    # Full reconcile (drift check, publish verification) of every RouterConfig this often.
+    resync_seconds: float = 60.0
+    # While something is in flight (rollout progressing, retry pending), look again this often.
+    progress_seconds: float = 2.0
+    # Probe every EdgeCluster this often; write its status on change or every heartbeat.
+    probe_seconds: float = 15.0
+    probe_heartbeat_seconds: float = 300.0
+    # Upper bound for one request to an edge apiserver; an unreachable edge costs at most this.
+    edge_timeout_seconds: float = 10.0
+    max_backoff_seconds: float = 300.0
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
+    env = os.environ if env is None else env
+
+    def opt(name: str) -> str | None:
+        return env.get(name, "").strip() or None
+
+    bucket = opt("EDGEROLL_S3_BUCKET")
+    if not bucket:
+        raise SettingsError("EDGEROLL_S3_BUCKET is required but not set")
+    region = opt("AWS_DEFAULT_REGION") or opt("AWS_REGION")
+    s3 = S3Settings(
+        bucket=bucket,
+        endpoint=opt("EDGEROLL_S3_ENDPOINT"),
+        prefix=(env.get("EDGEROLL_S3_PREFIX", DEFAULT_S3_PREFIX) or "").strip().strip("/"),
+        region=region,
+    )
+    access = opt("EDGEROLL_EDGE_S3_ACCESS_KEY_ID") or opt("AWS_ACCESS_KEY_ID")
+    secret = opt("EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY") or opt("AWS_SECRET_ACCESS_KEY")
+    if not access or not secret:
+        raise SettingsError(
+            "edge S3 credentials are required: set EDGEROLL_EDGE_S3_ACCESS_KEY_ID and "
+            "EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY (read-only), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    edge_s3 = EdgeS3Credentials(
+        access_key_id=access,
+        secret_access_key=secret,
+        endpoint=opt("EDGEROLL_EDGE_S3_ENDPOINT") or s3.endpoint,
+        region=opt("EDGEROLL_EDGE_S3_REGION") or region,
+    )
+    return OperatorSettings(
+        s3=s3,
+        edge_s3=edge_s3,
+        cache_image=opt("EDGEROLL_CACHE_IMAGE") or DEFAULT_CACHE_IMAGE,
+        hub_kubeconfig=opt("EDGEROLL_HUB_KUBECONFIG") or opt("KUBECONFIG"),
+        resync_seconds=_float(env, "EDGEROLL_RESYNC_SECONDS", 60.0),
+        progress_seconds=_float(env, "EDGEROLL_PROGRESS_SECONDS", 2.0),
+        probe_seconds=_float(env, "EDGEROLL_PROBE_SECONDS", 15.0),
+        probe_heartbeat_seconds=_float(env, "EDGEROLL_PROBE_HEARTBEAT_SECONDS", 300.0),
+        edge_timeout_seconds=_float(env, "EDGEROLL_EDGE_TIMEOUT_SECONDS", 10.0),
+    )

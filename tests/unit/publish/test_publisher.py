@@ -1,0 +1,108 @@
+"""Publishing: keys, put-if-absent, verification, manifest, retention that spares served digests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edgeroll.api.routerconfig import ConfigFormat
+from edgeroll.publish.history import ManifestEntry, manifest_key, revision_key, select_garbage
+from edgeroll.publish.memory import InMemoryRevisionStore
+from edgeroll.publish.publisher import RevisionPublisher
+from edgeroll.publish.store import PublishError
+from edgeroll.render.revision import make_revision
+from edgeroll.render.signing import sign, verify
+
+pytestmark = pytest.mark.unit
+
+KEY = b"k" * 32
+
+
+def rev(n: int):  # type: ignore[no-untyped-def]
+    return make_revision(ConfigFormat.JSON, {"n": n})
+
+
+def test_keys_follow_the_contract() -> None:
+    d = "sha256:" + "a" * 64
+    assert revision_key("edgeroll", "prod", "cfg", d) == f"edgeroll/prod/cfg/{'a' * 64}.json"
+    assert revision_key("", "prod", "cfg", d) == f"prod/cfg/{'a' * 64}.json"
+    assert manifest_key("p/", "prod", "cfg") == "p/prod/cfg/manifest.json"
+
+
+async def test_publish_writes_once_and_a_rerun_writes_nothing() -> None:
+    store = InMemoryRevisionStore()
+    pub = RevisionPublisher(store, "edgeroll")
+    r1 = rev(1)
+    out = await pub.publish("ns", "cfg", [r1], KEY, now="t1")
+    assert out.written == [r1.digest]
+    body, sig = store.objects[out.entries[r1.digest].key]
+    assert hashlib.sha256(body).hexdigest() == r1.hex and verify(KEY, body, sig)
+    manifest = json.loads(store.objects[manifest_key("edgeroll", "ns", "cfg")][0])
+    assert [e["digest"] for e in manifest["revisions"]] == [r1.digest]
+    puts = store.counters["put"]
+    # What a restart does: a fresh publisher, same inputs.
+    again = await RevisionPublisher(store, "edgeroll").publish("ns", "cfg", [r1], KEY, now="t2")
+    assert again.written == [] and store.counters["put"] == puts
+    assert again.entries[r1.digest].published_at == "t1"
+
+
+async def test_history_is_newest_first_and_old_revisions_stay() -> None:
+    store = InMemoryRevisionStore()
+    pub = RevisionPublisher(store, "p")
+    for i in range(3):
+        await pub.publish("ns", "cfg", [rev(i)], KEY, now=f"t{i}")
+    manifest = json.loads(store.objects[manifest_key("p", "ns", "cfg")][0])
+    assert [e["digest"] for e in manifest["revisions"]] == [rev(2).digest, rev(1).digest, rev(0).digest]
+    assert all(pub.key_for("ns", "cfg", rev(i).digest) in store.objects for i in range(3))
+
+
+async def test_existing_object_with_wrong_bytes_or_signature_is_rewritten() -> None:
+    store = InMemoryRevisionStore()
+    pub = RevisionPublisher(store, "p")
+    r = rev(7)
+    key = pub.key_for("ns", "cfg", r.digest)
+    store.objects[key] = (b"garbage", "sig")  # e.g. a lost race on a buggy server
+    assert await pub.publish_revision(key, r, sign(KEY, r.body)) is True
+    assert store.objects[key] == (r.body, sign(KEY, r.body))
+    # Same bytes, rotated key: re-signed in place.
+    new_key = b"n" * 32
+    assert await pub.publish_revision(key, r, sign(new_key, r.body)) is True
+    assert verify(new_key, *store.objects[key])
+
+
+async def test_garbage_collection_keeps_limit_and_served_digests() -> None:
+    store = InMemoryRevisionStore()
+    pub = RevisionPublisher(store, "p")
+    for i in range(5):
+        await pub.publish("ns", "cfg", [rev(i)], KEY, now=f"t{i}")
+    deleted = await pub.collect_garbage("ns", "cfg", keep=2, in_use={rev(0).digest})
+    assert sorted(deleted) == sorted(pub.key_for("ns", "cfg", rev(i).digest) for i in (1, 2))
+    manifest = json.loads(store.objects[manifest_key("p", "ns", "cfg")][0])
+    assert [e["digest"] for e in manifest["revisions"]] == [rev(4).digest, rev(3).digest, rev(0).digest]
+    assert await pub.collect_garbage("ns", "cfg", keep=2, in_use={rev(0).digest}) == []
+
+
+async def test_storage_errors_surface_with_their_reason() -> None:
+    store = InMemoryRevisionStore()
+    store.fail_with = PublishError("S3Unavailable", "s3://memory/x: connection refused")
+    with pytest.raises(PublishError) as err:
+        await RevisionPublisher(store, "p").publish("ns", "cfg", [rev(1)], KEY, now="t")
+    assert err.value.reason == "S3Unavailable"
+
+
+def _entry(i: int) -> ManifestEntry:
+    return ManifestEntry(digest=f"sha256:{i:064x}", key=f"k{i}", size=1, published_at="t", signature="s")
+
+
+@given(st.integers(0, 20), st.integers(0, 25), st.sets(st.integers(0, 25)))
+def test_select_garbage_never_takes_the_newest_or_used(n: int, keep: int, used: set[int]) -> None:
+    history = [_entry(i) for i in range(n)]
+    in_use = {f"sha256:{i:064x}" for i in used}
+    garbage = select_garbage(history, keep, in_use)
+    assert not {e.digest for e in garbage} & in_use
+    assert not {e.digest for e in garbage} & {e.digest for e in history[:keep]}
+    assert len(history) - len(garbage) >= min(keep, len(history))
