@@ -1,0 +1,196 @@
+"""`Lab`: a handle on a running lab for tests, benchmarks and the demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgeroll.lab.kwok import KwokCluster
+from edgeroll.lab.layout import HUB, LabPaths
+from edgeroll.lab.locks import exclusive
+from edgeroll.lab.processes import LabError, port_listening, wait_for
+from edgeroll.lab.seaweed import SeaweedServer
+from edgeroll.lab.state import LabState, dump_state, lab_environment, parse_state
+from edgeroll.lab.toolchain import find_repo_root
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+APISERVER_STOP_GRACE = 3.0  # kube-apiserver drains for up to 60 s on SIGTERM; an outage need not wait
+
+
+class KubectlError(LabError):
+    def __init__(self, result: subprocess.CompletedProcess[str]) -> None:
+        self.result = result
+        args = " ".join(result.args[1:]) if isinstance(result.args, list) else str(result.args)
+        super().__init__(f"kubectl {args} exited {result.returncode}: {result.stderr.strip()}")
+
+
+class Lab:
+    """A running lab, as recorded in `.lab/state.json`. Get one from `edgeroll.lab.up()` or `Lab.load()`."""
+
+    def __init__(self, state: LabState) -> None:
+        self._state = state
+        self.paths = LabPaths(state.root)
+
+    @classmethod
+    def load(cls, root: Path | None = None) -> Lab:
+        """The lab recorded under `root` (default: the checkout around cwd); LabError if there is none."""
+        paths = LabPaths(root or find_repo_root())
+        try:
+            text = paths.state.read_text()
+        except FileNotFoundError:
+            raise LabError(f"no lab at {paths.lab_dir}; run `edgeroll lab up`") from None
+        return cls(parse_state(text))
+
+    # --- what tests read ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> LabState:
+        return self._state
+
+    @property
+    def bin_dir(self) -> Path:
+        return self._state.bin_dir
+
+    @property
+    def clusters(self) -> list[str]:
+        return [c.name for c in self._state.clusters]
+
+    @property
+    def hub_kubeconfig(self) -> Path:
+        return self._state.cluster(HUB).kubeconfig
+
+    @property
+    def edge_kubeconfigs(self) -> dict[str, Path]:
+        return {c.name: c.kubeconfig for c in self._state.clusters if c.role == "edge"}
+
+    @property
+    def edge_labels(self) -> dict[str, dict[str, str]]:
+        return {c.name: dict(c.labels) for c in self._state.clusters if c.role == "edge"}
+
+    def kubeconfig(self, cluster: str) -> Path:
+        return self._state.cluster(cluster).kubeconfig
+
+    @property
+    def _s3(self) -> SeaweedServer:
+        if self._state.s3 is None:
+            raise LabError("the lab has no S3 server recorded")
+        return SeaweedServer(self._state.s3, self._state.weed)
+
+    @property
+    def s3_endpoint(self) -> str:
+        return self._s3.state.endpoint
+
+    @property
+    def s3_bucket(self) -> str:
+        return self._s3.state.bucket
+
+    @property
+    def access_key(self) -> str:
+        return self._s3.state.access_key
+
+    @property
+    def secret_key(self) -> str:
+        return self._s3.state.secret_key
+
+    @property
+    def region(self) -> str:
+        return self._s3.state.region
+
+    def env(self) -> dict[str, str]:
+        """What `.lab/env` exports, for `subprocess.run(..., env=os.environ | lab.env())`."""
+        return lab_environment(self._state)
+
+    def s3_client(self) -> S3Client:
+        """boto3 S3 client for the lab; checksums only when required (boto3 >= 1.36 breaks SeaweedFS)."""
+        import boto3  # imported here so `edgeroll lab` does not pay for boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+            config=Config(
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 2, "mode": "standard"},
+            ),
+        )
+
+    def kubectl(
+        self, cluster: str, *args: str, input: str | None = None, check: bool = True, timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the lab's kubectl against `cluster` ("hub", "edge-eu", ...). Raises KubectlError if `check`."""
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        env["KUBECACHEDIR"] = str(self.paths.kube_cache)
+        result = subprocess.run(
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig(cluster)), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise KubectlError(result)
+        return result
+
+    # --- fault injection ----------------------------------------------------------------------
+
+    def _save(self, state: LabState) -> None:
+        self._state = state
+        tmp = self.paths.state.with_suffix(".tmp")
+        tmp.write_text(dump_state(state))
+        tmp.replace(self.paths.state)
+
+    def _cluster(self, name: str) -> KwokCluster:
+        self._state.cluster(name)  # KeyError naming the known clusters
+        return KwokCluster(name, self.paths, self.bin_dir)
+
+    def stop_s3(self) -> None:
+        """Stop SeaweedFS (SIGTERM, by PID); returns once none of its ports listens."""
+        with exclusive(self.paths.lock):
+            self._s3.stop()
+            assert self._state.s3 is not None
+            self._save(self._state.model_copy(update={"s3": self._state.s3.model_copy(update={"pid": None})}))
+
+    def start_s3(self) -> None:
+        """Start SeaweedFS again on the same ports and data; returns once /healthz and the bucket answer."""
+        with exclusive(self.paths.lock):
+            server = self._s3
+            if server.running() and server.healthy():
+                return
+            self._save(self._state.model_copy(update={"s3": server.start()}))
+
+    def stop_apiserver(self, cluster: str) -> None:
+        """Kill `cluster`'s kube-apiserver by PID; returns once its port no longer accepts connections."""
+        with exclusive(self.paths.lock):
+            kwok = self._cluster(cluster)
+            kwok.stop_component("kube-apiserver", grace=APISERVER_STOP_GRACE)
+            port = self._state.cluster(cluster).ports.get("kube-apiserver")
+            if port is not None:
+                wait_for(
+                    lambda: not port_listening(port),
+                    timeout=10,
+                    interval=0.1,
+                    what=f"{cluster} apiserver port {port} to close",
+                )
+
+    def start_apiserver(self, cluster: str) -> None:
+        """Start `cluster`'s stopped components (`kwokctl start cluster`); returns once /readyz is ok."""
+        with exclusive(self.paths.lock):
+            kwok = self._cluster(cluster)
+            kwok.start()
+            kwok.wait_usable(nodes=0)
+            recorded = self._state.cluster(cluster)
+            self._save(self._state.with_cluster(recorded.model_copy(update={"pids": kwok.pids()})))
+
+    def __repr__(self) -> str:
+        return f"Lab(root={str(self._state.root)!r}, clusters={self.clusters}, s3={self.s3_endpoint!r})"

@@ -1,0 +1,320 @@
+"""`up`, `down` and `status`: the I/O that brings the lab to the wanted state and back.
+
+`up` reuses whatever is healthy: the fast path is one /readyz per apiserver,
+one S3 /healthz and a /proc look at each recorded PID. A stopped cluster is
+restarted from its files (`kwokctl start cluster`); one that will not come back
+is recreated. Clusters start one after another (2 cores).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeroll.lab.handle import Lab
+from edgeroll.lab.health import apiserver_ready, ready_node_count
+from edgeroll.lab.kwok import KwokCluster
+from edgeroll.lab.kwok_config import dump_yaml, kwokctl_configuration
+from edgeroll.lab.layout import CLUSTER_NAMES, EDGE_LABELS, HUB, KWOK_COMPONENTS, NODES_PER_CLUSTER, LabPaths
+from edgeroll.lab.locks import exclusive
+from edgeroll.lab.processes import (
+    LabError,
+    OwnedProcess,
+    pid_alive,
+    port_listening,
+    rss_bytes,
+    stop_processes,
+)
+from edgeroll.lab.report import ComponentHealth
+from edgeroll.lab.seaweed import SeaweedServer, plan_s3
+from edgeroll.lab.state import (
+    ClusterState,
+    LabState,
+    dump_state,
+    lab_environment,
+    parse_state,
+    render_env_file,
+)
+from edgeroll.lab.toolchain import Toolchain, find_repo_root, locate_toolchain
+
+Log = Callable[[str], None]
+STOP_GRACE = 3.0
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class UpReport:
+    lab: Lab
+    started: list[str] = field(default_factory=list)  # components this call started or restarted
+    reused: list[str] = field(default_factory=list)  # components that were already healthy
+    seconds: float = 0.0
+
+    @property
+    def fresh(self) -> bool:
+        """Nothing was running before: whoever called `up` owns the whole lab."""
+        return not self.reused
+
+
+@dataclass
+class DownReport:
+    stopped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _load_state(paths: LabPaths, log: Log) -> LabState | None:
+    try:
+        return parse_state(paths.state.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        log(f"ignoring unreadable {paths.state}: {exc}")
+        return None
+
+
+def _save_state(paths: LabPaths, state: LabState) -> None:
+    tmp = paths.state.with_suffix(".tmp")
+    tmp.write_text(dump_state(state))
+    tmp.replace(paths.state)
+
+
+def _write_env(paths: LabPaths, state: LabState) -> None:
+    paths.env.write_text(render_env_file(lab_environment(state)))
+
+
+def _cluster_healthy(kwok: KwokCluster) -> bool:
+    return kwok.exists() and kwok.ready()[0] and all(kwok.component_alive(c) for c in KWOK_COMPONENTS)
+
+
+def _healthy(state: LabState, paths: LabPaths) -> bool:
+    """The fast path: every apiserver ready, every component alive, S3 healthy."""
+    if state.s3 is None or [c.name for c in state.clusters] != list(CLUSTER_NAMES):
+        return False
+    s3 = SeaweedServer(state.s3, state.weed)
+    if not (s3.running() and s3.healthy()):
+        return False
+    return all(_cluster_healthy(KwokCluster(c.name, paths, state.bin_dir)) for c in state.clusters)
+
+
+def _cluster_state(kwok: KwokCluster) -> ClusterState:
+    return ClusterState(
+        name=kwok.name,
+        role="hub" if kwok.name == HUB else "edge",
+        labels=EDGE_LABELS.get(kwok.name, {}),
+        workdir=kwok.workdir,
+        kubeconfig=kwok.kubeconfig,
+        server=kwok.endpoint().server,
+        ports=kwok.ports(),
+        pids=kwok.pids(),
+    )
+
+
+def _ensure_cluster(kwok: KwokCluster, log: Log) -> str:
+    """Bring one cluster to usable; returns what was done: reused, restarted or created."""
+    if _cluster_healthy(kwok) and ready_node_count(kwok.endpoint()) >= NODES_PER_CLUSTER:
+        return "reused"
+    action = "created"
+    if kwok.exists():
+        log(f"{kwok.name}: starting stopped components")
+        try:
+            kwok.start()
+            action = "restarted"
+        except LabError as exc:
+            log(f"{kwok.name}: restart failed, recreating: {exc}")
+            stop_processes(kwok.processes(), grace=STOP_GRACE)
+            kwok.delete()
+    if action == "created":
+        t0 = time.monotonic()
+        kwok.create()
+        log(f"{kwok.name}: control plane up in {time.monotonic() - t0:.1f}s")
+    kwok.scale_nodes(NODES_PER_CLUSTER)
+    kwok.wait_usable(NODES_PER_CLUSTER)
+    return action
+
+
+def _prepare(paths: LabPaths, toolchain: Toolchain) -> None:
+    for directory in (paths.kwok_workdir, paths.kwok_cache, paths.kube_cache, paths.logs):
+        directory.mkdir(parents=True, exist_ok=True)
+    config = kwokctl_configuration(
+        toolchain.bin_dir,
+        kube_version=toolchain.kube_version,
+        etcd_version=toolchain.etcd_version,
+        cache_dir=paths.kwok_cache,
+    )
+    paths.kwok_config.write_text(dump_yaml(config))
+
+
+def up(root: Path | None = None, *, log: Log = _quiet) -> UpReport:
+    """Start the lab, or reuse the healthy parts of a running one. Idempotent."""
+    t0 = time.monotonic()
+    paths = LabPaths(root or find_repo_root())
+    paths.lab_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(paths.lock):
+        toolchain = locate_toolchain(paths.root)
+        state = _load_state(paths, log)
+        if state is not None and state.bin_dir != toolchain.bin_dir:
+            log(f"lab was built from {state.bin_dir}, now {toolchain.bin_dir}: recreating it")
+            _down_locked(paths, log)
+            state = None
+        if state is not None and _healthy(state, paths):
+            _write_env(paths, state)
+            names = [*(c.name for c in state.clusters), "s3"]
+            return UpReport(Lab(state), reused=names, seconds=time.monotonic() - t0)
+
+        started: list[str] = []
+        reused: list[str] = []
+        if state is None:
+            state = LabState(
+                root=paths.root,
+                bin_dir=toolchain.bin_dir,
+                weed=toolchain.weed,
+                kube_version=toolchain.kube_version,
+            )
+        _prepare(paths, toolchain)
+
+        # S3 first: it takes a second, and a port clash shows up before the clusters are built.
+        s3 = SeaweedServer(state.s3 or plan_s3(paths), toolchain.weed)
+        if s3.running() and s3.healthy():
+            reused.append("s3")
+        else:
+            if s3.running():
+                s3.stop()
+            state = state.model_copy(update={"s3": s3.state})
+            _save_state(paths, state)  # ports and credentials first, so `down` can find a half-started weed
+            state = state.model_copy(update={"s3": s3.start()})
+            started.append("s3")
+            log(f"s3: SeaweedFS at {s3.state.endpoint}, bucket {s3.state.bucket}")
+        _save_state(paths, state)
+
+        for name in CLUSTER_NAMES:
+            kwok = KwokCluster(name, paths, toolchain.bin_dir)
+            try:
+                action = _ensure_cluster(kwok, log)
+            finally:
+                if kwok.exists():  # record even a half-started cluster, so `down` stops it
+                    state = state.with_cluster(_cluster_state(kwok))
+                    _save_state(paths, state)
+            (reused if action == "reused" else started).append(name)
+            log(f"{name}: {action} ({kwok.endpoint().server})")
+
+        _write_env(paths, state)
+        return UpReport(Lab(state), started, reused, time.monotonic() - t0)
+
+
+def _clusters_on_disk(paths: LabPaths) -> list[str]:
+    clusters = paths.kwok_workdir / "clusters"
+    return sorted(p.name for p in clusters.iterdir() if p.is_dir()) if clusters.is_dir() else []
+
+
+def _lab_processes(state: LabState | None, paths: LabPaths) -> list[OwnedProcess]:
+    """Recorded PIDs plus kwokctl's pid files, also of clusters a crashed `up` did not record."""
+    recorded = {c.name: c.pids for c in state.clusters} if state else {}
+    bin_dir = state.bin_dir if state else Path()
+    targets: list[OwnedProcess] = []
+    for name in sorted(set(recorded) | set(_clusters_on_disk(paths))):
+        targets += KwokCluster(name, paths, bin_dir).processes(recorded.get(name))
+    if state is not None and state.s3 is not None and state.s3.pid is not None:
+        s3 = SeaweedServer(state.s3, state.weed)
+        targets.append(OwnedProcess(state.s3.pid, "SeaweedFS", s3.owns))
+    return targets
+
+
+def _recorded_ports(state: LabState) -> dict[str, int]:
+    ports = {f"{c.name} {name}": port for c in state.clusters for name, port in c.ports.items()}
+    if state.s3 is not None:
+        ports |= {f"s3 {name}": port for name, port in state.s3.ports.items()}
+    return ports
+
+
+def _down_locked(paths: LabPaths, log: Log) -> DownReport:
+    t0 = time.monotonic()
+    report = DownReport()
+    state = _load_state(paths, log)
+    stopped = stop_processes(_lab_processes(state, paths), grace=STOP_GRACE)
+    report.stopped = [f"{p.what} (pid {p.pid})" for p in stopped]
+    for p in stopped:
+        log(f"stopped {p.what} (pid {p.pid})")
+    if state is not None:
+        still = [f"{name}:{port}" for name, port in _recorded_ports(state).items() if port_listening(port)]
+        if still:
+            raise LabError(f"lab stopped but these ports still listen: {', '.join(still)}")
+    # Lock files stay: a session waiting on them must keep waiting on the same inode.
+    for path in (paths.kwok_workdir, paths.s3_dir, paths.kube_cache, paths.kwok_cache):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (paths.state, paths.env):
+        path.unlink(missing_ok=True)
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def down(root: Path | None = None, *, log: Log = _quiet) -> DownReport:
+    """Stop exactly the processes the lab started (by PID), check nothing listens, remove the lab's data."""
+    paths = LabPaths(root or find_repo_root())
+    if not paths.lab_dir.exists():
+        return DownReport()
+    with exclusive(paths.lock):
+        return _down_locked(paths, log)
+
+
+def status(root: Path | None = None) -> list[ComponentHealth]:
+    """Health of every component the lab state records; empty if there is no lab."""
+    paths = LabPaths(root or find_repo_root())
+    state = _load_state(paths, _quiet)
+    if state is None:
+        return []
+    rows: list[ComponentHealth] = []
+    for cluster in state.clusters:
+        kwok = KwokCluster(cluster.name, paths, state.bin_dir)
+        pids = kwok.pids() if kwok.exists() else {}
+        for component in KWOK_COMPONENTS:
+            pid = pids.get(component)
+            alive = pid is not None and pid_alive(pid) and kwok.owns(pid)
+            port = cluster.ports.get(component)
+            listening = port is not None and port_listening(port)
+            if component == "kube-apiserver" and alive:
+                healthy, detail = apiserver_ready(kwok.endpoint())
+            else:
+                healthy = alive and listening
+                detail = "running" if healthy else ("not listening" if alive else "not running")
+            rows.append(
+                ComponentHealth(
+                    cluster.name,
+                    component,
+                    healthy,
+                    detail,
+                    pid if alive else None,
+                    port,
+                    rss_bytes(pid) if alive and pid else 0,
+                )
+            )
+        ready = ready_node_count(kwok.endpoint()) if kwok.exists() else 0
+        labels = ",".join(f"{k}={v}" for k, v in cluster.labels.items())
+        rows.append(
+            ComponentHealth(
+                cluster.name,
+                "nodes",
+                ready >= NODES_PER_CLUSTER,
+                f"{ready}/{NODES_PER_CLUSTER} Ready" + (f"; {labels}" if labels else ""),
+            )
+        )
+    if state.s3 is not None:
+        s3 = SeaweedServer(state.s3, state.weed)
+        alive = s3.running()
+        healthy = alive and s3.healthy() and s3.bucket_exists()
+        detail = (
+            f"{state.s3.endpoint} bucket {state.s3.bucket}"
+            if healthy
+            else ("unhealthy" if alive else "not running")
+        )
+        pid = state.s3.pid if alive else None
+        rows.append(
+            ComponentHealth(
+                "s3", "seaweedfs", healthy, detail, pid, state.s3.ports["s3"], rss_bytes(pid) if pid else 0
+            )
+        )
+    return rows
