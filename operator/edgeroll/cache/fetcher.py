@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from edgeroll.cache.metrics import Metrics
 from edgeroll.cache.origin import Origin, OriginError
@@ -21,6 +23,39 @@ from edgeroll.cache.revision import Revision, VerificationError, verify_revision
 from edgeroll.cache.state import StateDir, StateError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def in_daemon_thread(fn: Callable[[], T]) -> T:
+    """Run blocking I/O (boto3) off the loop in a daemon thread.
+
+    Unlike `asyncio.to_thread`, a call stuck on an unreachable origin does not
+    hold up shutdown: on SIGTERM the awaiting task is cancelled and the process
+    exits without joining the thread.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():  # cancelled meanwhile
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(cast(T, result))
+
+    def work() -> None:
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            result = fn()
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="edgeroll-origin", daemon=True).start()
+    return await future
 
 
 @dataclass(frozen=True)
@@ -70,7 +105,7 @@ async def fetch_wanted(
     attempt = 0
     while not stop.is_set():
         try:
-            obj = await asyncio.to_thread(origin.get, key)
+            obj = await in_daemon_thread(lambda: origin.get(key))
             revision = verify_revision(
                 obj.body,
                 expected_digest=digest,

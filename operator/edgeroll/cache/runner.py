@@ -4,6 +4,7 @@ supervisor plus N serving workers on one SO_REUSEPORT port (EDGEROLL_CACHE_WORKE
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -100,6 +101,15 @@ async def serve_until_stopped(
     await ticker
 
 
+async def cancel(task: asyncio.Task[bool] | None) -> None:
+    """Stop a fetch loop that may be waiting on the origin; it holds nothing worth waiting for."""
+    if task is not None and not task.done():
+        task.cancel()
+    if task is not None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def install_stop_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -137,8 +147,7 @@ async def serve_single(settings: CacheSettings, options: RunOptions) -> int:
     else:
         log.info("last-known-good is the wanted revision %s; not contacting S3", settings.config_digest)
     await serve_until_stopped(state, sock, stop, options.drain_seconds)
-    if fetch is not None:
-        await fetch
+    await cancel(fetch)
     return 0
 
 

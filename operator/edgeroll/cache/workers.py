@@ -32,6 +32,7 @@ from edgeroll.cache.origin import S3Origin
 from edgeroll.cache.revision import Revision
 from edgeroll.cache.runner import (
     RunOptions,
+    cancel,
     install_stop_signals,
     installer,
     listen_socket,
@@ -173,8 +174,7 @@ class Supervisor:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
-        if fetch is not None:
-            await fetch
+        await cancel(fetch)
         await asyncio.to_thread(self.stop_workers)
         return code
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,3 +149,34 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
     rng = random.Random(1)
     delays = {backoff_delay(4, policy, rng.random) for _ in range(50)}
     assert len(delays) > 40 and all(4.0 <= d <= 8.0 for d in delays)
+
+
+async def test_cancelling_does_not_wait_for_a_stuck_origin(tmp_path: Path) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    class Stuck:
+        def get(self, key: str) -> OriginObject:
+            entered.set()
+            release.wait(30)
+            raise OriginError("unreachable", "too late")
+
+    task = asyncio.create_task(
+        fetch_wanted(
+            origin=Stuck(),
+            key="k",
+            digest=WANTED.digest,
+            signing_key=SIGNING_KEY,
+            state=None,
+            metrics=Metrics(),
+            install=lambda revision: asyncio.sleep(0),
+            backoff=FAST,
+            stop=asyncio.Event(),
+        )
+    )
+    assert await asyncio.to_thread(entered.wait, 10)
+    task.cancel()
+    started = time.monotonic()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert time.monotonic() - started < 1
+    release.set()
