@@ -6,7 +6,7 @@ import json
 import uuid
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from tests.polling import wait_until
 
 from edgeroll.lab import Lab
@@ -126,3 +126,50 @@ def test_s3_rejects_a_wrong_secret(lab: Lab) -> None:
     with pytest.raises(ClientError) as denied:
         wrong.list_objects_v2(Bucket=lab.s3_bucket)
     assert denied.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
+# The fault-injection API other suites rely on. These briefly take S3 and one apiserver down,
+# so they also carry the `reliability` mark.
+
+
+@pytest.mark.reliability
+def test_stop_and_start_s3_keeps_ports_and_data(lab: Lab) -> None:
+    key = f"smoke/{uuid.uuid4().hex}"
+    lab.s3_client().put_object(Bucket=lab.s3_bucket, Key=key, Body=b"kept")
+    endpoint = lab.s3_endpoint
+
+    lab.stop_s3()
+    try:
+        with pytest.raises(EndpointConnectionError):
+            lab.s3_client().head_object(Bucket=lab.s3_bucket, Key=key)
+    finally:
+        lab.start_s3()
+
+    assert lab.s3_endpoint == endpoint
+    s3 = lab.s3_client()
+    assert s3.get_object(Bucket=lab.s3_bucket, Key=key)["Body"].read() == b"kept"
+    s3.delete_object(Bucket=lab.s3_bucket, Key=key)
+
+
+@pytest.mark.reliability
+def test_stop_and_start_apiserver_keeps_the_cluster_working(lab: Lab) -> None:
+    cluster = "edge-ap"
+    name = f"smoke-{uuid.uuid4().hex[:8]}"
+    lab.kubectl(cluster, "create", "configmap", name, "--from-literal=kept=yes")
+    endpoint = parse_kubeconfig(lab.kubeconfig(cluster).read_text(), lab.kubeconfig(cluster).parent)
+
+    lab.stop_apiserver(cluster)
+    try:
+        assert api_get(endpoint, "/readyz")[0] == 0  # nothing accepts connections
+    finally:
+        lab.start_apiserver(cluster)
+
+    assert api_get(endpoint, "/readyz") == (200, b"ok")
+    kept = lab.kubectl(cluster, "get", "configmap", name, "-o", "jsonpath={.data.kept}").stdout
+    assert kept == "yes"
+    # The controller-manager and scheduler survived the outage: a new Deployment still rolls out.
+    lab.kubectl(cluster, "apply", "-f", "-", input=DEPLOYMENT.format(name=name))
+    try:
+        lab.kubectl(cluster, "rollout", "status", f"deployment/{name}", "--timeout=90s", timeout=120)
+    finally:
+        lab.kubectl(cluster, "delete", "deployment,configmap", name, "--wait=false", check=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ from edgeroll.lab.layout import HUB, LabPaths
 from edgeroll.lab.locks import exclusive
 from edgeroll.lab.processes import LabError, port_listening, wait_for
 from edgeroll.lab.seaweed import SeaweedServer
-from edgeroll.lab.state import LabState, dump_state, lab_environment, parse_state
+from edgeroll.lab.state import S3_FAULT, LabState, apiserver_fault, dump_state, lab_environment, parse_state
 from edgeroll.lab.toolchain import find_repo_root
 
 if TYPE_CHECKING:
@@ -143,38 +144,50 @@ class Lab:
         return result
 
     # --- fault injection ----------------------------------------------------------------------
+    # Each method re-reads the state under the lab lock, so it never writes back a stale snapshot
+    # over another session's change, and records the fault so a concurrent `up` does not undo it.
+
+    def _reload(self) -> LabState:
+        try:
+            self._state = parse_state(self.paths.state.read_text())
+        except FileNotFoundError:
+            raise LabError(f"the lab at {self.paths.lab_dir} was torn down") from None
+        return self._state
 
     def _save(self, state: LabState) -> None:
-        self._state = state
         tmp = self.paths.state.with_suffix(".tmp")
         tmp.write_text(dump_state(state))
         tmp.replace(self.paths.state)
+        self._state = state
 
-    def _cluster(self, name: str) -> KwokCluster:
-        self._state.cluster(name)  # KeyError naming the known clusters
-        return KwokCluster(name, self.paths, self.bin_dir)
+    def _kwok(self, state: LabState, cluster: str) -> KwokCluster:
+        state.cluster(cluster)  # KeyError naming the known clusters
+        return KwokCluster(cluster, self.paths, state.bin_dir)
 
     def stop_s3(self) -> None:
         """Stop SeaweedFS (SIGTERM, by PID); returns once none of its ports listens."""
         with exclusive(self.paths.lock):
+            state = self._reload()
             self._s3.stop()
-            assert self._state.s3 is not None
-            self._save(self._state.model_copy(update={"s3": self._state.s3.model_copy(update={"pid": None})}))
+            assert state.s3 is not None
+            stopped = state.model_copy(update={"s3": state.s3.model_copy(update={"pid": None})})
+            self._save(stopped.with_fault(S3_FAULT, time.time()))
 
     def start_s3(self) -> None:
         """Start SeaweedFS again on the same ports and data; returns once /healthz and the bucket answer."""
         with exclusive(self.paths.lock):
+            state = self._reload()
             server = self._s3
-            if server.running() and server.healthy():
-                return
-            self._save(self._state.model_copy(update={"s3": server.start()}))
+            if not (server.running() and server.healthy()):
+                state = state.model_copy(update={"s3": server.start()})
+            self._save(state.without_fault(S3_FAULT))
 
     def stop_apiserver(self, cluster: str) -> None:
         """Kill `cluster`'s kube-apiserver by PID; returns once its port no longer accepts connections."""
         with exclusive(self.paths.lock):
-            kwok = self._cluster(cluster)
-            kwok.stop_component("kube-apiserver", grace=APISERVER_STOP_GRACE)
-            port = self._state.cluster(cluster).ports.get("kube-apiserver")
+            state = self._reload()
+            self._kwok(state, cluster).stop_component("kube-apiserver", grace=APISERVER_STOP_GRACE)
+            port = state.cluster(cluster).ports.get("kube-apiserver")
             if port is not None:
                 wait_for(
                     lambda: not port_listening(port),
@@ -182,15 +195,17 @@ class Lab:
                     interval=0.1,
                     what=f"{cluster} apiserver port {port} to close",
                 )
+            self._save(state.with_fault(apiserver_fault(cluster), time.time()))
 
     def start_apiserver(self, cluster: str) -> None:
         """Start `cluster`'s stopped components (`kwokctl start cluster`); returns once /readyz is ok."""
         with exclusive(self.paths.lock):
-            kwok = self._cluster(cluster)
+            state = self._reload()
+            kwok = self._kwok(state, cluster)
             kwok.start()
             kwok.wait_usable(nodes=0)
-            recorded = self._state.cluster(cluster)
-            self._save(self._state.with_cluster(recorded.model_copy(update={"pids": kwok.pids()})))
+            recorded = state.cluster(cluster).model_copy(update={"pids": kwok.pids()})
+            self._save(state.with_cluster(recorded).without_fault(apiserver_fault(cluster)))
 
     def __repr__(self) -> str:
         return f"Lab(root={str(self._state.root)!r}, clusters={self.clusters}, s3={self.s3_endpoint!r})"

@@ -105,8 +105,19 @@ class KwokCluster:
             what="kwokctl create cluster",
         )
 
+    def clear_stale_pid_files(self) -> list[str]:
+        """Remove pid files of components that are gone. kwokctl tests a PID with signal 0, which
+        a zombie passes, so it would skip restarting a killed component until PID 1 reaps it."""
+        cleared = []
+        for component, pid in self.pids().items():
+            if not (pid_alive(pid) and self.owns(pid)):
+                (self.workdir / "pids" / f"{component}.pid").unlink(missing_ok=True)
+                cleared.append(component)
+        return cleared
+
     def start(self) -> None:
         """Start the components that are not running (kwokctl skips running ones)."""
+        self.clear_stale_pid_files()
         self._kwokctl(
             "start",
             "cluster",

@@ -27,12 +27,15 @@ from edgeroll.lab.processes import (
     port_listening,
     rss_bytes,
     stop_processes,
+    wait_for,
 )
 from edgeroll.lab.report import ComponentHealth
 from edgeroll.lab.seaweed import SeaweedServer, plan_s3
 from edgeroll.lab.state import (
+    S3_FAULT,
     ClusterState,
     LabState,
+    apiserver_fault,
     dump_state,
     lab_environment,
     parse_state,
@@ -87,18 +90,27 @@ def _write_env(paths: LabPaths, state: LabState) -> None:
     paths.env.write_text(render_env_file(lab_environment(state)))
 
 
-def _cluster_healthy(kwok: KwokCluster) -> bool:
-    return kwok.exists() and kwok.ready()[0] and all(kwok.component_alive(c) for c in KWOK_COMPONENTS)
+def _cluster_healthy(kwok: KwokCluster, faults: set[str]) -> bool:
+    """Ready and every component alive, or, for an apiserver a test stopped, the rest alive."""
+    if not kwok.exists():
+        return False
+    if apiserver_fault(kwok.name) in faults:
+        return all(kwok.component_alive(c) for c in KWOK_COMPONENTS if c != "kube-apiserver")
+    return kwok.ready()[0] and all(kwok.component_alive(c) for c in KWOK_COMPONENTS)
 
 
-def _healthy(state: LabState, paths: LabPaths) -> bool:
-    """The fast path: every apiserver ready, every component alive, S3 healthy."""
-    if state.s3 is None or [c.name for c in state.clusters] != list(CLUSTER_NAMES):
+def _s3_healthy(state: LabState, faults: set[str]) -> bool:
+    if state.s3 is None:
         return False
     s3 = SeaweedServer(state.s3, state.weed)
-    if not (s3.running() and s3.healthy()):
+    return S3_FAULT in faults or (s3.running() and s3.healthy())
+
+
+def _healthy(state: LabState, paths: LabPaths, faults: set[str]) -> bool:
+    """The fast path: every apiserver ready, every component alive, S3 healthy (faults excepted)."""
+    if [c.name for c in state.clusters] != list(CLUSTER_NAMES) or not _s3_healthy(state, faults):
         return False
-    return all(_cluster_healthy(KwokCluster(c.name, paths, state.bin_dir)) for c in state.clusters)
+    return all(_cluster_healthy(KwokCluster(c.name, paths, state.bin_dir), faults) for c in state.clusters)
 
 
 def _cluster_state(kwok: KwokCluster) -> ClusterState:
@@ -114,9 +126,12 @@ def _cluster_state(kwok: KwokCluster) -> ClusterState:
     )
 
 
-def _ensure_cluster(kwok: KwokCluster, log: Log) -> str:
+def _ensure_cluster(kwok: KwokCluster, faults: set[str], log: Log) -> str:
     """Bring one cluster to usable; returns what was done: reused, restarted or created."""
-    if _cluster_healthy(kwok) and ready_node_count(kwok.endpoint()) >= NODES_PER_CLUSTER:
+    if apiserver_fault(kwok.name) in faults and _cluster_healthy(kwok, faults):
+        log(f"{kwok.name}: leaving kube-apiserver stopped, a test stopped it on purpose")
+        return "reused"
+    if _cluster_healthy(kwok, faults) and ready_node_count(kwok.endpoint()) >= NODES_PER_CLUSTER:
         return "reused"
     action = "created"
     if kwok.exists():
@@ -153,6 +168,10 @@ def up(root: Path | None = None, *, log: Log = _quiet) -> UpReport:
     """Start the lab, or reuse the healthy parts of a running one. Idempotent."""
     t0 = time.monotonic()
     paths = LabPaths(root or find_repo_root())
+    if any(ch.isspace() for ch in str(paths.root)):
+        raise LabError(
+            f"checkout path {paths.root} has whitespace, which EDGEROLL_EDGE_KUBECONFIGS cannot carry"
+        )
     paths.lab_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(paths.lock):
         toolchain = locate_toolchain(paths.root)
@@ -161,7 +180,8 @@ def up(root: Path | None = None, *, log: Log = _quiet) -> UpReport:
             log(f"lab was built from {state.bin_dir}, now {toolchain.bin_dir}: recreating it")
             _down_locked(paths, log)
             state = None
-        if state is not None and _healthy(state, paths):
+        faults = state.active_faults(time.time()) if state is not None else set()
+        if state is not None and _healthy(state, paths, faults):
             _write_env(paths, state)
             names = [*(c.name for c in state.clusters), "s3"]
             return UpReport(Lab(state), reused=names, seconds=time.monotonic() - t0)
@@ -179,7 +199,9 @@ def up(root: Path | None = None, *, log: Log = _quiet) -> UpReport:
 
         # S3 first: it takes a second, and a port clash shows up before the clusters are built.
         s3 = SeaweedServer(state.s3 or plan_s3(paths), toolchain.weed)
-        if s3.running() and s3.healthy():
+        if _s3_healthy(state, faults):
+            if S3_FAULT in faults:
+                log("s3: leaving SeaweedFS stopped, a test stopped it on purpose")
             reused.append("s3")
         else:
             if s3.running():
@@ -194,7 +216,7 @@ def up(root: Path | None = None, *, log: Log = _quiet) -> UpReport:
         for name in CLUSTER_NAMES:
             kwok = KwokCluster(name, paths, toolchain.bin_dir)
             try:
-                action = _ensure_cluster(kwok, log)
+                action = _ensure_cluster(kwok, faults, log)
             finally:
                 if kwok.exists():  # record even a half-started cluster, so `down` stops it
                     state = state.with_cluster(_cluster_state(kwok))
@@ -240,9 +262,15 @@ def _down_locked(paths: LabPaths, log: Log) -> DownReport:
     for p in stopped:
         log(f"stopped {p.what} (pid {p.pid})")
     if state is not None:
-        still = [f"{name}:{port}" for name, port in _recorded_ports(state).items() if port_listening(port)]
-        if still:
-            raise LabError(f"lab stopped but these ports still listen: {', '.join(still)}")
+        ports = _recorded_ports(state)
+
+        def listening() -> list[str]:
+            return [f"{name}:{port}" for name, port in ports.items() if port_listening(port)]
+
+        try:
+            wait_for(lambda: not listening(), timeout=10, interval=0.1, what="the lab's ports to close")
+        except LabError:
+            raise LabError(f"lab stopped but these ports still listen: {', '.join(listening())}") from None
     # Lock files stay: a session waiting on them must keep waiting on the same inode.
     for path in (paths.kwok_workdir, paths.s3_dir, paths.kube_cache, paths.kwok_cache):
         shutil.rmtree(path, ignore_errors=True)
@@ -268,6 +296,7 @@ def status(root: Path | None = None) -> list[ComponentHealth]:
     if state is None:
         return []
     rows: list[ComponentHealth] = []
+    faults = state.active_faults(time.time())
     for cluster in state.clusters:
         kwok = KwokCluster(cluster.name, paths, state.bin_dir)
         pids = kwok.pids() if kwok.exists() else {}
@@ -276,7 +305,9 @@ def status(root: Path | None = None) -> list[ComponentHealth]:
             alive = pid is not None and pid_alive(pid) and kwok.owns(pid)
             port = cluster.ports.get(component)
             listening = port is not None and port_listening(port)
-            if component == "kube-apiserver" and alive:
+            if component == "kube-apiserver" and apiserver_fault(cluster.name) in faults:
+                healthy, detail = False, "stopped by a test (stop_apiserver)"
+            elif component == "kube-apiserver" and alive:
                 healthy, detail = apiserver_ready(kwok.endpoint())
             else:
                 healthy = alive and listening
@@ -311,6 +342,8 @@ def status(root: Path | None = None) -> list[ComponentHealth]:
             if healthy
             else ("unhealthy" if alive else "not running")
         )
+        if S3_FAULT in faults:
+            detail = "stopped by a test (stop_s3)"
         pid = state.s3.pid if alive else None
         rows.append(
             ComponentHealth(

@@ -36,17 +36,30 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float, interval: float, 
         time.sleep(interval)
 
 
+def _task_state(stat_path: Path) -> str | None:
+    try:
+        stat = stat_path.read_text()
+    except OSError:
+        return None
+    # Field 3, after the parenthesised command name (which may contain spaces).
+    return stat.rpartition(")")[2].split()[0]
+
+
 def pid_alive(pid: int) -> bool:
-    """True while `pid` runs; zombies and reaped processes count as gone."""
+    """True while any thread of `pid` runs; zombies and reaped processes count as gone.
+
+    Every thread counts: a dying Go process shows its leader thread as a zombie
+    while the other threads still exit, and its sockets close only after the last.
+    """
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)  # reaps it if it happens to be our child
+    proc = Path(f"/proc/{pid}")
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        tasks = list((proc / "task").iterdir())
     except OSError:
-        return False
-    # Field 3, after the parenthesised command name (which may contain spaces).
-    state = stat.rpartition(")")[2].split()[0]
-    return state not in ("Z", "X")
+        tasks = []
+    states = [_task_state(task / "stat") for task in tasks] or [_task_state(proc / "stat")]
+    return any(state not in (None, "Z", "X") for state in states)
 
 
 def pid_cmdline(pid: int) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 STATE_VERSION = 1
+FAULT_TTL = 600.0  # a fault older than this is a test that crashed before undoing it; repair it
 
 
 class ClusterState(BaseModel):
@@ -49,6 +50,9 @@ class LabState(BaseModel):
     kube_version: str
     clusters: list[ClusterState] = Field(default_factory=list)
     s3: S3State | None = None
+    # Components a test stopped on purpose ("s3", "<cluster>/kube-apiserver") -> when (unix time).
+    # `up` leaves them stopped for FAULT_TTL seconds instead of "repairing" another session's fault.
+    faults: dict[str, float] = Field(default_factory=dict)
 
     def cluster(self, name: str) -> ClusterState:
         for cluster in self.clusters:
@@ -70,6 +74,23 @@ class LabState(BaseModel):
     def without_cluster(self, name: str) -> LabState:
         return self.model_copy(update={"clusters": [c for c in self.clusters if c.name != name]})
 
+    def with_fault(self, component: str, now: float) -> LabState:
+        return self.model_copy(update={"faults": {**self.faults, component: now}})
+
+    def without_fault(self, component: str) -> LabState:
+        return self.model_copy(update={"faults": {k: v for k, v in self.faults.items() if k != component}})
+
+    def active_faults(self, now: float, ttl: float = FAULT_TTL) -> set[str]:
+        """Deliberately stopped components that `up` must leave alone."""
+        return {component for component, since in self.faults.items() if now - since < ttl}
+
+
+def apiserver_fault(cluster: str) -> str:
+    return f"{cluster}/kube-apiserver"
+
+
+S3_FAULT = "s3"
+
 
 def parse_state(text: str) -> LabState:
     """Parse `.lab/state.json`; a state from another layout version is rejected."""
@@ -89,6 +110,10 @@ def lab_environment(state: LabState) -> dict[str, str]:
         raise ValueError("the lab has no S3 server yet")
     hub = state.cluster("hub")
     edges = [c for c in state.clusters if c.role == "edge"]
+    spaced = [str(c.kubeconfig) for c in edges if any(ch.isspace() for ch in str(c.kubeconfig))]
+    if spaced:
+        # The contract's "name=path name=path" format cannot carry whitespace in a path.
+        raise ValueError(f"EDGEROLL_EDGE_KUBECONFIGS cannot hold a path with whitespace: {spaced[0]}")
     return {
         "EDGEROLL_HUB_KUBECONFIG": str(hub.kubeconfig),
         "EDGEROLL_EDGE_KUBECONFIGS": " ".join(f"{c.name}={c.kubeconfig}" for c in edges),

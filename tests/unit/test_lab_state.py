@@ -1,0 +1,158 @@
+"""Lab state (`.lab/state.json`) and the `.lab/env` file it produces."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edgeroll.lab.layout import CLUSTER_NAMES, EDGE_LABELS, LabPaths
+from edgeroll.lab.state import (
+    FAULT_TTL,
+    S3_FAULT,
+    ClusterState,
+    LabState,
+    S3State,
+    apiserver_fault,
+    dump_state,
+    lab_environment,
+    parse_edge_kubeconfigs,
+    parse_state,
+    render_env_file,
+)
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path("/work/repo")
+
+
+def _cluster(name: str, port: int) -> ClusterState:
+    workdir = LabPaths(ROOT).cluster_dir(name)
+    return ClusterState(
+        name=name,
+        role="hub" if name == "hub" else "edge",
+        labels=EDGE_LABELS.get(name, {}),
+        workdir=workdir,
+        kubeconfig=workdir / "kubeconfig.yaml",
+        server=f"https://127.0.0.1:{port}",
+        ports={"kube-apiserver": port},
+        pids={"kube-apiserver": port + 1000},
+    )
+
+
+def _state() -> LabState:
+    s3 = S3State(
+        endpoint="http://127.0.0.1:18333",
+        bucket="edgeroll",
+        region="us-east-1",
+        access_key="edgeroll-lab",
+        secret_key="s3cr3t'$(rm -rf)",
+        data_dir=ROOT / ".lab/s3",
+        log=ROOT / ".lab/logs/seaweedfs.log",
+        ports={"s3": 18333},
+        pid=42,
+    )
+    clusters = [_cluster(name, 32764 - 6 * i) for i, name in enumerate(CLUSTER_NAMES)]
+    return LabState(
+        root=ROOT,
+        bin_dir=Path("/bin dir"),
+        weed=Path("/venv/bin/weed"),
+        kube_version="v1.34.4",
+        clusters=clusters,
+        s3=s3,
+    )
+
+
+def test_state_round_trips_through_json() -> None:
+    state = _state().with_fault(S3_FAULT, 100.0)
+    assert parse_state(dump_state(state)) == state
+
+
+def test_state_of_another_version_is_rejected() -> None:
+    text = dump_state(_state()).replace('"version": 1', '"version": 99')
+    with pytest.raises(ValueError, match="lab down"):
+        parse_state(text)
+
+
+def test_unknown_fields_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        parse_state(dump_state(_state()).replace('"version": 1', '"version": 1, "surprise": true'))
+
+
+def test_environment_has_the_contract_variables() -> None:
+    env = lab_environment(_state())
+
+    assert env["EDGEROLL_HUB_KUBECONFIG"] == str(ROOT / ".lab/kwok/clusters/hub/kubeconfig.yaml")
+    assert parse_edge_kubeconfigs(env["EDGEROLL_EDGE_KUBECONFIGS"]).keys() == set(EDGE_LABELS)
+    assert env["EDGEROLL_S3_ENDPOINT"] == "http://127.0.0.1:18333"
+    assert env["EDGEROLL_S3_BUCKET"] == "edgeroll"
+    assert env["AWS_ACCESS_KEY_ID"] == "edgeroll-lab"
+    assert env["AWS_SECRET_ACCESS_KEY"] == "s3cr3t'$(rm -rf)"
+    assert env["AWS_DEFAULT_REGION"] == "us-east-1"
+
+
+def test_environment_needs_s3() -> None:
+    with pytest.raises(ValueError, match="S3"):
+        lab_environment(_state().model_copy(update={"s3": None}))
+
+
+def test_edge_kubeconfig_paths_with_whitespace_are_refused() -> None:
+    state = _state()
+    spaced = state.with_cluster(
+        state.cluster("edge-eu").model_copy(update={"kubeconfig": Path("/my repo/edge-eu.yaml")})
+    )
+    with pytest.raises(ValueError, match="whitespace"):
+        lab_environment(spaced)
+
+
+def test_env_file_is_shell_that_exports_exactly_the_values() -> None:
+    # A secret with quotes and `$(...)` must survive `source` unchanged.
+    env = lab_environment(_state()) | {"EXTRA": "a b\tc"}
+    script = render_env_file(env) + "".join(f'printf "%s\\0" "${key}"\n' for key in env)
+
+    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True, env={})
+
+    assert out.stdout.decode().split("\0")[:-1] == list(env.values())
+
+
+def test_env_file_lines_are_exports() -> None:
+    lines = [line for line in render_env_file({"A": "x y"}).splitlines() if not line.startswith("#")]
+    assert lines == [f"export A={shlex.quote('x y')}"]
+
+
+@given(st.dictionaries(st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True), st.just("/p/kubeconfig.yaml")))
+def test_edge_kubeconfigs_round_trip(pairs: dict[str, str]) -> None:
+    value = " ".join(f"{name}={path}" for name, path in pairs.items())
+    assert parse_edge_kubeconfigs(value) == {name: Path(path) for name, path in pairs.items()}
+
+
+def test_edge_kubeconfigs_reject_items_without_equals() -> None:
+    with pytest.raises(ValueError, match="name=path"):
+        parse_edge_kubeconfigs("edge-eu")
+
+
+def test_with_cluster_replaces_in_place_and_appends_new() -> None:
+    state = _state()
+    replaced = state.with_cluster(_cluster("edge-us", 1))
+    assert [c.name for c in replaced.clusters] == list(CLUSTER_NAMES)
+    assert replaced.cluster("edge-us").server == "https://127.0.0.1:1"
+
+    added = state.without_cluster("edge-ap").with_cluster(_cluster("edge-ap", 2))
+    assert [c.name for c in added.clusters][-1] == "edge-ap"
+
+
+def test_unknown_cluster_names_the_known_ones() -> None:
+    with pytest.raises(KeyError, match="edge-eu"):
+        _state().cluster("edge-xx")
+
+
+def test_faults_expire_after_the_ttl() -> None:
+    state = _state().with_fault(S3_FAULT, 1000.0).with_fault(apiserver_fault("edge-us"), 1500.0)
+
+    assert state.active_faults(now=1000.0 + FAULT_TTL - 1) == {"s3", "edge-us/kube-apiserver"}
+    assert state.active_faults(now=1000.0 + FAULT_TTL + 1) == {"edge-us/kube-apiserver"}
+    assert state.without_fault(S3_FAULT).active_faults(now=1500.0) == {"edge-us/kube-apiserver"}
