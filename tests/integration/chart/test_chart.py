@@ -1,0 +1,237 @@
+"""The Helm chart: lint, schema, kubeconform against the lab's apiserver, install, RBAC limits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.integration.chart.kubeconform_schemas import (
+    SCHEMA_LOCATION,
+    write_builtin_schemas,
+    write_crd_schemas,
+)
+from tests.polling import wait_until
+
+from edgeroll.lab import Lab
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+CHART = ROOT / "charts" / "edgeroll"
+KUBE_VERSION = "1.34.4"
+SECRET_NS = "edgeroll-kubeconfigs"
+BASE_VALUES = ["--set", "s3.bucket=edgeroll", "--set", "s3.endpoint=http://127.0.0.1:8333"]
+
+
+def helm(lab: Lab, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(lab.bin_dir / "helm"), *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        env={**lab.env(), "KUBECONFIG": str(lab.hub_kubeconfig), "HELM_CACHE_HOME": str(ROOT / ".lab/helm")},
+    )
+
+
+def template(lab: Lab, *values: str, namespace: str = "edgeroll-system") -> str:
+    return helm(
+        lab, "template", "edgeroll", str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION, *values
+    ).stdout
+
+
+def test_helm_lint_passes(lab: Lab) -> None:
+    result = helm(lab, "lint", "--strict", str(CHART), *BASE_VALUES, "--kube-version", KUBE_VERSION)
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        (["--set", "s3.bucket="], "/s3/bucket"),
+        (["--set", "s3.bucket=edgeroll", "--set", "logLevel=verbose"], "/logLevel"),
+        (["--set", "s3.bucket=edgeroll", "--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+        (
+            ["--set", "s3.bucket=edgeroll", "--set", "secretNamespaces[0]=Not_A_Namespace"],
+            "/secretNamespaces/0",
+        ),
+        (["--set", "s3.bucket=edgeroll", "--set", "replicas=2"], "replicas"),
+    ],
+)
+def test_values_schema_rejects_bad_values(lab: Lab, values: list[str], field: str) -> None:
+    result = helm(lab, "template", "x", str(CHART), "--kube-version", KUBE_VERSION, *values, check=False)
+    assert result.returncode != 0
+    assert field in result.stderr, result.stderr
+
+
+@pytest.fixture(scope="module")
+def schema_dir(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("kubeconform-schemas")
+    raw = lab.kubectl("hub", "get", "--raw", "/openapi/v2").stdout
+    assert write_builtin_schemas(json.loads(raw), out) > 100
+    assert write_crd_schemas(sorted((ROOT / "crds").glob("*.yaml")), out) == 2
+    return out
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        ["--set", "crds.templated=true", "--set", "metrics.serviceMonitor.enabled=false"],
+        ["--set", "watchNamespace=team-a", "--set", "secretNamespaces={team-a,team-b}"],
+        [
+            "--set",
+            "s3.accessKeyId=AK",
+            "--set",
+            "s3.secretAccessKey=SK",
+            "--set",
+            "s3.edgeCredentialsSecret=ro",
+        ],
+    ],
+    ids=["defaults", "templated-crds", "namespaced", "inline-s3-secret"],
+)
+def test_rendered_manifests_are_valid(lab: Lab, schema_dir: Path, values: list[str]) -> None:
+    manifests = template(lab, *BASE_VALUES, *values)
+    result = subprocess.run(
+        [
+            str(lab.bin_dir / "kubeconform"),
+            "-strict",
+            "-summary",
+            "-output",
+            "json",
+            "-schema-location",
+            str(schema_dir / SCHEMA_LOCATION),
+        ],
+        input=manifests,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    summary = json.loads(result.stdout)["summary"]
+    assert result.returncode == 0, result.stdout
+    assert summary["invalid"] == 0 and summary["errors"] == 0 and summary["skipped"] == 0, summary
+    assert summary["valid"] >= 6
+
+
+def test_operator_pod_is_restricted(lab: Lab) -> None:
+    docs = [d for d in yaml.safe_load_all(template(lab, *BASE_VALUES)) if d]
+    (deploy,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert deploy["spec"]["replicas"] == 1
+    assert deploy["spec"]["strategy"]["type"] == "Recreate"
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_templated_crds_carry_keep_policy(lab: Lab) -> None:
+    docs = [d for d in yaml.safe_load_all(template(lab, *BASE_VALUES, "--set", "crds.templated=true")) if d]
+    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    assert {c["metadata"]["name"] for c in crds} == {"routerconfigs.edgeroll.io", "edgeclusters.edgeroll.io"}
+    assert all(c["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for c in crds)
+
+
+@pytest.fixture(scope="module")
+def installed(lab: Lab) -> Iterator[str]:
+    """The chart installed into the lab hub under a throwaway namespace."""
+    ns = f"edgeroll-chart-{uuid.uuid4().hex[:6]}"
+    release = "edgeroll"
+    # Roles for extra secret namespaces need those namespaces to exist.
+    lab.kubectl("hub", "create", "namespace", SECRET_NS, check=False)
+    result = helm(
+        lab,
+        "install",
+        release,
+        str(CHART),
+        "-n",
+        ns,
+        "--create-namespace",
+        *BASE_VALUES,
+        "--set",
+        f"secretNamespaces={{{SECRET_NS}}}",
+    )
+    assert "STATUS: deployed" in result.stdout
+    try:
+        yield ns
+    finally:
+        helm(lab, "uninstall", release, "-n", ns, "--wait", check=False)
+        lab.kubectl("hub", "delete", "namespace", ns, "--wait=false", check=False)
+
+
+def can_i(lab: Lab, ns: str, verb: str, resource: str, in_namespace: str | None) -> bool:
+    scope = ["-n", in_namespace] if in_namespace else ["--all-namespaces"]
+    result = lab.kubectl(
+        "hub",
+        "auth",
+        "can-i",
+        verb,
+        resource,
+        *scope,
+        f"--as=system:serviceaccount:{ns}:edgeroll",
+        check=False,
+    )
+    return result.stdout.strip() == "yes"
+
+
+def test_helm_install_into_hub(lab: Lab, installed: str) -> None:
+    wait_until(
+        lambda: (
+            lab.kubectl(
+                "hub",
+                "get",
+                "deploy",
+                "edgeroll",
+                "-n",
+                installed,
+                "-o",
+                "jsonpath={.status.availableReplicas}",
+            ).stdout
+            == "1"
+        ),
+        timeout=90,
+        message="the operator Deployment installed by helm becomes Available",
+    )
+    notes = helm(lab, "get", "notes", "edgeroll", "-n", installed).stdout
+    assert "kubectl wait --for=condition=Ready" in notes
+
+
+def test_service_account_has_what_the_operator_needs(lab: Lab, installed: str) -> None:
+    needed = [
+        ("watch", "routerconfigs.edgeroll.io", None),
+        ("patch", "routerconfigs.edgeroll.io", "team-x"),
+        ("patch", "routerconfigs.edgeroll.io/status", "team-x"),
+        ("watch", "edgeclusters.edgeroll.io", None),
+        ("patch", "edgeclusters.edgeroll.io/status", None),
+        ("get", "configmaps", "team-x"),
+        ("create", "events", "team-x"),
+        ("get", "secrets", installed),
+        ("get", "secrets", SECRET_NS),
+    ]
+    missing = [n for n in needed if not can_i(lab, installed, *n)]
+    assert not missing
+
+
+def test_service_account_has_nothing_more(lab: Lab, installed: str) -> None:
+    forbidden = [
+        ("get", "secrets", "default"),
+        ("get", "secrets", "kube-system"),
+        ("list", "secrets", installed),
+        ("list", "configmaps", "team-x"),
+        ("create", "deployments.apps", installed),
+        ("delete", "routerconfigs.edgeroll.io", "team-x"),
+        ("create", "edgeclusters.edgeroll.io", None),
+        ("create", "pods", installed),
+        ("update", "customresourcedefinitions.apiextensions.k8s.io", None),
+        ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
+    ]
+    allowed = [f for f in forbidden if can_i(lab, installed, *f)]
+    assert not allowed
