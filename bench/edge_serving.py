@@ -71,6 +71,7 @@ class WrkResult:
     bytes_per_request: float
     errors: int
     non_2xx_3xx: int
+    load1: float  # 1-minute load average right after the run: context for noisy rounds
 
 
 def _duration_ms(value: str, unit: str) -> float:
@@ -250,6 +251,7 @@ def main() -> int:
             return 2
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
 
+    machine = machine_info()  # before the servers start: the load average is then the background's
     cpus = os.cpu_count() or 1
     pin = not args.no_pin and cpus >= 2 and args.workers == 1
     server_cpu, wrk_cpu = (0, 1) if pin else (None, None)
@@ -341,13 +343,14 @@ def main() -> int:
                 for case_name in CASES:
                     for name in order:
                         figures = run_wrk(servers[name], headers(case_name, name), args, wrk_cpu)
-                        result = WrkResult(server=name, case=case_name, round=rnd, **figures)  # type: ignore[arg-type]
+                        load1 = round(os.getloadavg()[0], 2)
+                        result = WrkResult(server=name, case=case_name, round=rnd, load1=load1, **figures)  # type: ignore[arg-type]
                         results.append(result)
                         print(
                             f"round {rnd} {case_name} {name:5s} rps={result.rps:10.0f} "
                             f"p50={result.p50_ms:7.3f}ms p99={result.p99_ms:7.3f}ms "
                             f"bytes/req={result.bytes_per_request:8.0f} errors={result.errors} "
-                            f"non2xx3xx={result.non_2xx_3xx}",
+                            f"non2xx3xx={result.non_2xx_3xx} load1={load1}",
                             flush=True,
                         )
             if cache_proc.poll() is not None or nginx_proc.poll() is not None:
@@ -364,9 +367,23 @@ def main() -> int:
             summary[f"{server}_p50_ms_{case}"] = round(med(server, case, "p50_ms"), 3)
         summary[f"rps_ratio_{case}"] = ratio(summary[f"edge_rps_{case}"], summary[f"nginx_rps_{case}"])
         summary[f"p99_ratio_{case}"] = ratio(summary[f"edge_p99_ms_{case}"], summary[f"nginx_p99_ms_{case}"])
+    # Rounds are paired (same moment, same background load): the median of per-round ratios
+    # is a second, noise-robust view of the same comparison.
+    paired: dict[str, float] = {}
+    for case in CASES:
+        for key, field in (("rps", "rps"), ("p99", "p99_ms")):
+            ratios = []
+            for rnd in range(args.rounds):
+                edge, nginx_r = (
+                    next(r for r in results if r.server == s and r.case == case and r.round == rnd)
+                    for s in ("edge", "nginx")
+                )
+                ratios.append(getattr(edge, field) / getattr(nginx_r, field))
+            paired[f"{key}_ratio_{case}"] = round(median(ratios), 3)
     bad = [r for r in results if r.errors or r.non_2xx_3xx]
     data = {
         **summary,
+        "paired_round_ratios_median": paired,
         "config_bytes": len(body),
         "config_gzip_bytes": len(compressed),
         "settings": {
@@ -377,7 +394,7 @@ def main() -> int:
             "server_workers_each": args.workers,
             "pinned": {"server_cpu": server_cpu, "wrk_cpu": wrk_cpu} if pin else None,
         },
-        "machine": machine_info(),
+        "machine": machine,
         "rounds": [asdict(r) for r in results],
         "failed_requests": sum(r.errors + r.non_2xx_3xx for r in bad),
     }
@@ -392,6 +409,13 @@ def main() -> int:
         )
     if bad:
         print(f"WARNING: {len(bad)} runs saw socket errors or non-2xx/3xx answers", file=sys.stderr)
+    busiest = max(r.load1 for r in results)
+    if busiest > cpus:
+        print(
+            f"NOTE: load average reached {busiest} on {cpus} CPUs: other work competed with the servers; "
+            "p99 is the first figure to suffer. Compare the per-round lines and paired ratios in the JSON.",
+            file=sys.stderr,
+        )
     print(
         bench_line(
             NAME,

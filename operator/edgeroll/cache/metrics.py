@@ -127,13 +127,13 @@ class Metrics:
             ((f'{{route="{route}"}}', self.total(bytes_slot(route))) for route in ROUTES),
         )
         family(
-            "edgeroll_cache_origin_fetches_total",
+            "edgeroll_cache_fetches_total",
             "counter",
             "Successful fetches of the wanted revision from S3.",
             [("", self.total(_FETCH_OK))],
         )
         family(
-            "edgeroll_cache_origin_fetch_failures_total",
+            "edgeroll_cache_fetch_failures_total",
             "counter",
             "Failed fetches from S3, by reason.",
             ((f'{{reason="{reason}"}}', self.fetch_failures(reason)) for reason in FETCH_REASONS),

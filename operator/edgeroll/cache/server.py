@@ -67,10 +67,6 @@ class CosmoRoute:
     tokens: cosmo.TokenCache
 
 
-def _static(route: str, code: int, text: str, headers: list[tuple[str, str]] | None = None) -> Response:
-    return text_response(route, code, text, headers)
-
-
 @dataclass
 class ServerState:
     """Everything the connections of one process share."""
@@ -90,13 +86,13 @@ class ServerState:
     def __post_init__(self) -> None:
         self.tick()
         retry = [("Retry-After", "1"), ("Cache-Control", "no-store")]
-        self.r_not_loaded = _static("configs", 503, "no verified revision loaded yet", retry)
-        self.r_cosmo_not_loaded = _static("cosmo", 503, "no verified revision loaded yet", retry)
-        self.r_configs_405 = _static("configs", 405, "method not allowed", [("Allow", "GET, HEAD")])
-        self.r_cosmo_405 = _static("cosmo", 405, "method not allowed", [("Allow", "POST")])
-        self.r_cosmo_404 = _static("cosmo", 404, "unknown federated graph")
-        self.r_healthz = _static("healthz", 200, "ok", [("Cache-Control", "no-store")])
-        self.r_not_found = _static("other", 404, "not found")
+        self.r_not_loaded = text_response("configs", 503, "no verified revision loaded yet", retry)
+        self.r_cosmo_not_loaded = text_response("cosmo", 503, "no verified revision loaded yet", retry)
+        self.r_configs_405 = text_response("configs", 405, "method not allowed", [("Allow", "GET, HEAD")])
+        self.r_cosmo_405 = text_response("cosmo", 405, "method not allowed", [("Allow", "POST")])
+        self.r_cosmo_404 = text_response("cosmo", 404, "unknown federated graph")
+        self.r_healthz = text_response("healthz", 200, "ok", [("Cache-Control", "no-store")])
+        self.r_not_found = text_response("other", 404, "not found")
 
     def install(self, prepared: Prepared, *, published_at: float | None) -> None:
         self.prepared = prepared
@@ -147,9 +143,9 @@ class ServerState:
         try:
             claims = route.tokens.claims(authorization)
         except cosmo.TokenError as exc:
-            return _static("cosmo", 401, str(exc), [("WWW-Authenticate", 'Bearer realm="edgeroll"')])
+            return text_response("cosmo", 401, str(exc), [("WWW-Authenticate", 'Bearer realm="edgeroll"')])
         if (claims.organization_id, claims.federated_graph_id) != graph:
-            return _static(
+            return text_response(
                 "cosmo", 401, "token claims do not match the path", [("WWW-Authenticate", "Bearer")]
             )
         if graph != (route.organization_id, route.federated_graph_id):
@@ -161,19 +157,21 @@ class ServerState:
         try:
             version = cosmo.requested_version(body)
         except ValueError as exc:
-            return _static("cosmo", 400, str(exc))
+            return text_response("cosmo", 400, str(exc))
         if prepared.version is not None and version == prepared.version:
             return prepared.cosmo_not_modified
         return prepared.cosmo_gzip if accepts_gzip(accept_encoding) else prepared.cosmo_identity
 
     def readyz(self, method: bytes) -> Response:
         if method != b"GET" and method != b"HEAD":
-            return _static("readyz", 405, "method not allowed", [("Allow", "GET, HEAD")])
+            return text_response("readyz", 405, "method not allowed", [("Allow", "GET, HEAD")])
         status = self.status
         nostore = [("Cache-Control", "no-store")]
+        if self.draining:
+            return text_response("readyz", 503, "not ready: shutting down", nostore)
         if status.ready:
-            return _static("readyz", 200, f"ready {status.served_digest}", nostore)
-        return _static(
+            return text_response("readyz", 200, f"ready {status.served_digest}", nostore)
+        return text_response(
             "readyz",
             503,
             f"not ready: serving {status.served_digest or 'nothing'}, want {status.wanted_digest}",
@@ -182,7 +180,7 @@ class ServerState:
 
     def metrics_page(self, method: bytes) -> Response:
         if method != b"GET" and method != b"HEAD":
-            return _static("metrics", 405, "method not allowed", [("Allow", "GET, HEAD")])
+            return text_response("metrics", 405, "method not allowed", [("Allow", "GET, HEAD")])
         body = self.metrics.render(self.status)
         return make_response(
             "metrics",
@@ -247,7 +245,7 @@ class HttpConnection(asyncio.Protocol):
         st = self.st
         if len(st.connections) >= st.limits.max_connections or st.draining:
             self.closing = True
-            self._write(_static("other", 503, "too many connections"), head_only=False, keep=False)
+            self._write(text_response("other", 503, "too many connections"), head_only=False, keep=False)
             return
         st.connections.add(self)
 
@@ -279,7 +277,7 @@ class HttpConnection(asyncio.Protocol):
                 self._write(cause.response, head_only=False, keep=False)
             elif not isinstance(cause, _Stop):
                 log.exception("internal error while answering a request")
-                self._write(_static("other", 500, "internal error"), head_only=False, keep=False)
+                self._write(text_response("other", 500, "internal error"), head_only=False, keep=False)
             return
         except httptools.HttpParserUpgrade:
             # The request was answered; what follows is not HTTP/1.1 that we speak.
@@ -293,12 +291,14 @@ class HttpConnection(asyncio.Protocol):
             limits = self.st.limits
             if self.fed - self.msg_fed_start > limits.max_header_bytes + limits.read_slack_bytes:
                 message = f"request headers too large (limit {limits.max_header_bytes} bytes)"
-                self._write(_static("other", 431, message), head_only=False, keep=False)
+                self._write(text_response("other", 431, message), head_only=False, keep=False)
 
     def _reject_malformed(self, exc: Exception) -> None:
         message = str(exc) or type(exc).__name__
         code = 505 if "version" in message.lower() else 400
-        self._write(_static("other", code, f"malformed request: {message}"), head_only=False, keep=False)
+        self._write(
+            text_response("other", code, f"malformed request: {message}"), head_only=False, keep=False
+        )
 
     # -- httptools callbacks ------------------------------------------------------------------
 
@@ -313,7 +313,7 @@ class HttpConnection(asyncio.Protocol):
         self.url = url if not self.url else self.url + url
         limits = self.st.limits
         if len(self.url) > limits.max_url_bytes:
-            raise _Reject(_static("other", 414, f"URL too long (limit {limits.max_url_bytes} bytes)"))
+            raise _Reject(text_response("other", 414, f"URL too long (limit {limits.max_url_bytes} bytes)"))
         self.header_bytes += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -322,7 +322,7 @@ class HttpConnection(asyncio.Protocol):
         limits = self.st.limits
         if self.header_count > limits.max_headers or self.header_bytes > limits.max_header_bytes:
             raise _Reject(
-                _static(
+                text_response(
                     "other",
                     431,
                     f"request headers too large (limits: {limits.max_headers} fields, "
@@ -336,7 +336,7 @@ class HttpConnection(asyncio.Protocol):
                 self.inm = value if self.inm is None else self.inm + b"," + value
             elif lowered == b"authorization":
                 if self.auth is not None:
-                    raise _Reject(_static("other", 400, "more than one Authorization header"))
+                    raise _Reject(text_response("other", 400, "more than one Authorization header"))
                 self.auth = value
         elif n == 15 and name.lower() == b"accept-encoding":
             self.accept = value if self.accept is None else self.accept + b"," + value
@@ -353,7 +353,7 @@ class HttpConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         limit = self.st.limits.max_body_bytes
         if len(self.body) + len(body) > limit:
-            raise _Reject(_static("other", 413, f"request body too large (limit {limit} bytes)"))
+            raise _Reject(text_response("other", 413, f"request body too large (limit {limit} bytes)"))
         if self.is_post:
             self.body += body
 
@@ -418,7 +418,7 @@ class HttpConnection(asyncio.Protocol):
             return
         if self.busy_since is not None and now - self.busy_since > limits.request_timeout:
             self._write(
-                _static("other", 408, f"request not received within {limits.request_timeout:g}s"),
+                text_response("other", 408, f"request not received within {limits.request_timeout:g}s"),
                 head_only=False,
                 keep=False,
             )

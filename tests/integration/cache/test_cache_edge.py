@@ -77,7 +77,7 @@ def test_fetches_verifies_stores_and_serves(
     assert answer.headers["x-config-digest"] == rev.digest
     assert verify(b"integration-signing-key-32bytes!", answer.body, answer.headers["x-signature-sha256"])
     assert (tmp_path / "state" / "current.rev").exists()
-    assert cache.metric("edgeroll_cache_origin_fetches_total") == 1
+    assert cache.metric("edgeroll_cache_fetches_total") == 1
 
 
 def test_cold_start_from_state_dir_with_s3_stopped(
@@ -104,7 +104,7 @@ def test_cold_start_from_state_dir_with_s3_stopped(
         assert answer.status == 200 and answer.headers["x-config-digest"] == rev1.digest
         assert not stale.ready()
         wait_until(
-            lambda: stale.metric("edgeroll_cache_origin_fetch_failures_total", reason="unreachable") >= 2,
+            lambda: stale.metric("edgeroll_cache_fetch_failures_total", reason="unreachable") >= 2,
             timeout=30,
             interval=0.05,
             message="fetch failures counted",
@@ -126,7 +126,7 @@ def test_s3_stopped_mid_serving_no_failed_polls(
     )
     cache = start_cache(caches, lab, rev2, name, state, home)
     wait_until(
-        lambda: cache.metric("edgeroll_cache_origin_fetch_failures_total") >= 1,
+        lambda: cache.metric("edgeroll_cache_fetch_failures_total") >= 1,
         timeout=30,
         interval=0.05,
         message="not_found counted",
@@ -149,12 +149,12 @@ def test_s3_stopped_mid_serving_no_failed_polls(
 
     for i in range(300):
         poll(i)
-    before = cache.metric("edgeroll_cache_origin_fetch_failures_total", reason="unreachable")
+    before = cache.metric("edgeroll_cache_fetch_failures_total", reason="unreachable")
     with s3_stopped(lab):
         for i in range(300, 1000):
             poll(i)
         wait_until(
-            lambda: cache.metric("edgeroll_cache_origin_fetch_failures_total", reason="unreachable") > before,
+            lambda: cache.metric("edgeroll_cache_fetch_failures_total", reason="unreachable") > before,
             timeout=30,
             interval=0.05,
             message="unreachable S3 counted",
@@ -302,4 +302,4 @@ def test_workers_share_the_port_and_switch_together(
     wait_until(cache.ready, timeout=30, interval=0.05, message="readiness")
     # Counters from all workers and the supervisor add up on whichever worker answers.
     assert cache.metric("edgeroll_cache_requests_total", route="configs", code="200") >= 80
-    assert cache.metric("edgeroll_cache_origin_fetches_total") == 1
+    assert cache.metric("edgeroll_cache_fetches_total") == 1

@@ -24,7 +24,7 @@ def test_rows_of_several_processes_are_summed() -> None:
     assert 'edgeroll_cache_requests_total{route="configs",code="200"} 2' in text
     assert 'edgeroll_cache_requests_total{route="cosmo",code="304"} 1' in text
     assert 'edgeroll_cache_response_bytes_total{route="configs"} 1500' in text
-    assert 'edgeroll_cache_origin_fetch_failures_total{reason="unreachable"} 1' in text
+    assert 'edgeroll_cache_fetch_failures_total{reason="unreachable"} 1' in text
     assert worker2.fetch_failures("unreachable") == 1
 
 

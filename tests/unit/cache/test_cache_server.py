@@ -15,6 +15,8 @@ from cache_testkit import (
     read_answers,
     signed_revision,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeroll.cache.server import Limits
 from edgeroll.render.signing import verify
@@ -403,3 +405,47 @@ def test_cosmo_expect_100_continue_is_answered() -> None:
     del transport.out[: len(b"HTTP/1.1 100 Continue\r\n\r\n")]
     conn.data_received(body)
     assert read_answers(bytes(transport.out))[0].status == 304
+
+
+# -- whatever arrives, nothing raises and nothing answers 5xx -----------------------------------
+
+VALID = [
+    get(),
+    get("/configs/ns/router", "Accept-Encoding: gzip", f'If-None-Match: "{REV1.digest}"'),
+    cosmo_post(b'{"version":"v1"}'),
+    get("/metrics"),
+    get(method="HEAD"),
+]
+
+
+def _feed(data: bytes, chunk: int) -> bytes:
+    harness = make_harness(loaded=REV1)
+    conn, transport = harness.connect()
+    for i in range(0, len(data), chunk):
+        conn.data_received(data[i : i + chunk])
+    return bytes(transport.out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=3000), chunk=st.integers(1, 512))
+def test_arbitrary_bytes_never_raise_or_500(data: bytes, chunk: int) -> None:
+    out = _feed(data, chunk)
+    assert b"HTTP/1.1 500" not in out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    requests=st.lists(st.sampled_from(VALID), min_size=1, max_size=4),
+    cut=st.integers(0, 4000),
+    junk=st.binary(max_size=40),
+    chunk=st.integers(1, 700),
+)
+def test_mutated_requests_never_raise_or_500(
+    requests: list[bytes], cut: int, junk: bytes, chunk: int
+) -> None:
+    data = b"".join(requests)
+    cut = min(cut, len(data))
+    out = _feed(data[:cut] + junk + data[cut:], chunk)
+    assert b"HTTP/1.1 500" not in out
+    if not junk:
+        assert out.count(b"HTTP/1.1 ") >= len(requests)
