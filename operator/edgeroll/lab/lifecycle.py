@@ -24,6 +24,7 @@ from edgeroll.lab.processes import (
     LabError,
     OwnedProcess,
     pid_alive,
+    port_free,
     port_listening,
     rss_bytes,
     stop_processes,
@@ -206,6 +207,14 @@ def up(root: Path | None = None, *, log: Log = _quiet) -> UpReport:
         else:
             if s3.running():
                 s3.stop()
+            if not all(port_free(port) for port in s3.state.ports.values()):
+                # Someone else took a port while weed was down: same data and keys, new ports.
+                fresh = plan_s3(paths)
+                s3 = SeaweedServer(
+                    s3.state.model_copy(update={"ports": fresh.ports, "endpoint": fresh.endpoint}),
+                    toolchain.weed,
+                )
+                log(f"s3: recorded ports are taken, moving to {s3.state.endpoint}")
             state = state.model_copy(update={"s3": s3.state})
             _save_state(paths, state)  # ports and credentials first, so `down` can find a half-started weed
             state = state.model_copy(update={"s3": s3.start()})
