@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# `make demo` / `make demo-down`: the whole job on the local lab.
+#   up:   lab -> chart (CRDs, RBAC, ServiceAccount) -> operator as a local process under the
+#         chart's ServiceAccount token -> example EdgeClusters and RouterConfigs -> Ready ->
+#         fetch from a real edge cache process per edge.
+#   down: stop the demo operator, then the lab.
+# Idempotent: a second `up` reuses what runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DEMO=$ROOT/.demo
+EDGEROLL=$ROOT/.venv/bin/edgeroll
+PY=$ROOT/.venv/bin/python
+SYSTEM_NS=edgeroll-system
+TEAM_NS=storefront
+mkdir -p "$DEMO"
+
+operator_running() { [[ -f $DEMO/operator.pid ]] && kill -0 "$(cat "$DEMO/operator.pid")" 2>/dev/null; }
+
+down() {
+  if operator_running; then
+    kill "$(cat "$DEMO/operator.pid")" && echo "demo: operator stopped"
+  fi
+  rm -f "$DEMO/operator.pid"
+  "$EDGEROLL" lab down
+}
+
+up() {
+  local t0=$SECONDS
+  "$EDGEROLL" lab up
+  # shellcheck disable=SC1091
+  source .lab/env
+  export KUBECONFIG=$EDGEROLL_HUB_KUBECONFIG
+  local kubectl="$EDGEROLL_BIN_DIR/kubectl" helm="$EDGEROLL_BIN_DIR/helm"
+
+  echo "demo: installing the chart's CRDs, RBAC and ServiceAccount into the hub"
+  "$kubectl" create namespace "$TEAM_NS" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+  HELM_CACHE_HOME=$DEMO/helm "$helm" upgrade --install edgeroll charts/edgeroll -n "$SYSTEM_NS" --create-namespace \
+    --set deployOperator=false --set s3.bucket="$EDGEROLL_S3_BUCKET" --set s3.endpoint="$EDGEROLL_S3_ENDPOINT" \
+    --set "secretNamespaces={$TEAM_NS}" --wait >/dev/null
+
+  # The operator runs here as a process, but with exactly the chart's permissions: a kubeconfig
+  # that carries a token of the chart's ServiceAccount, not the lab's admin certificate.
+  local token server ca
+  token=$("$kubectl" -n "$SYSTEM_NS" create token edgeroll --duration=24h)
+  server=$("$kubectl" config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')
+  ca=$("$kubectl" config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+  umask 077
+  cat > "$DEMO/operator.kubeconfig" <<YAML
+apiVersion: v1
+kind: Config
+clusters: [{name: hub, cluster: {server: "$server", certificate-authority-data: "$ca"}}]
+users: [{name: edgeroll, user: {token: "$token"}}]
+contexts: [{name: edgeroll, context: {cluster: hub, user: edgeroll}}]
+current-context: edgeroll
+YAML
+  umask 022
+
+  echo "demo: registering edge-eu, edge-us, edge-ap"
+  for pair in $EDGEROLL_EDGE_KUBECONFIGS; do
+    local name=${pair%%=*} path=${pair#*=}
+    "$kubectl" -n "$SYSTEM_NS" create secret generic "$name-kubeconfig" --from-file=kubeconfig="$path" \
+      --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+  done
+  "$kubectl" apply -f examples/edgeclusters.yaml >/dev/null
+
+  [[ -f $DEMO/signing-key ]] || "$PY" -c 'import secrets; print(secrets.token_hex(16), end="")' > "$DEMO/signing-key"
+  "$kubectl" -n "$TEAM_NS" create secret generic storefront-signing --from-file=key="$DEMO/signing-key" \
+    --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+
+  echo "demo: composing the storefront graph with wgc"
+  (cd examples/graph && "$EDGEROLL_NPM_BIN/wgc" router compose -i graph.yaml -o "$DEMO/storefront.json" >/dev/null)
+  "$kubectl" -n "$TEAM_NS" create configmap storefront-graph --from-file=config.json="$DEMO/storefront.json" \
+    --dry-run=client -o yaml | "$kubectl" apply --server-side --force-conflicts -f - >/dev/null
+
+  if ! operator_running; then
+    echo "demo: starting the operator (log: .demo/operator.log)"
+    local port
+    port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    EDGEROLL_HUB_KUBECONFIG=$DEMO/operator.kubeconfig KUBECONFIG=$DEMO/operator.kubeconfig \
+      nohup "$EDGEROLL" operator --namespace "$TEAM_NS" --liveness "http://127.0.0.1:$port/healthz" \
+      >>"$DEMO/operator.log" 2>&1 &
+    echo $! > "$DEMO/operator.pid"
+    echo "$port" > "$DEMO/operator.port"
+  fi
+
+  "$kubectl" apply -f examples/routerconfig-storefront.yaml -f examples/routerconfig-json.yaml >/dev/null
+  echo "demo: waiting for the RouterConfigs to be Ready"
+  "$kubectl" -n "$TEAM_NS" wait --for=condition=Ready rtc/storefront rtc/edge-flags --timeout=300s
+  echo
+  "$kubectl" get rtc -A
+  echo
+  "$kubectl" get ec
+  echo
+  echo "demo: fetching storefront from a real edge cache per edge (started from the pod spec in that cluster)"
+  "$PY" -m edgeroll.lab.pod_runner "$TEAM_NS" storefront
+  echo
+  cat <<TXT
+demo: done in $((SECONDS - t0))s. Try an update:
+  source .lab/env
+  kubectl -n $TEAM_NS patch rtc edge-flags --type merge -p '{"spec":{"config":{"banner":"Flash sale"}}}'
+  kubectl -n $TEAM_NS wait --for=condition=Ready rtc/edge-flags && kubectl get rtc -A
+  .venv/bin/python -m edgeroll.lab.pod_runner $TEAM_NS edge-flags
+Stop everything with: make demo-down
+TXT
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
