@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -109,14 +108,15 @@ def test_edge_kubeconfig_paths_with_whitespace_are_refused() -> None:
         lab_environment(spaced)
 
 
-def test_env_file_is_shell_that_exports_exactly_the_values() -> None:
-    # A secret with quotes and `$(...)` must survive `source` unchanged.
+def test_env_file_exports_exactly_the_values() -> None:
+    # A secret with quotes and `$(...)` must survive `source` unchanged; shlex parses like sh.
     env = lab_environment(_state()) | {"EXTRA": "a b\tc"}
-    script = render_env_file(env) + "".join(f'printf "%s\\0" "${key}"\n' for key in env)
+    lines = [line for line in render_env_file(env).splitlines() if not line.startswith("#")]
 
-    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True, env={})
+    words = [shlex.split(line) for line in lines]
 
-    assert out.stdout.decode().split("\0")[:-1] == list(env.values())
+    assert all(w[0] == "export" and len(w) == 2 for w in words)
+    assert dict(w[1].split("=", 1) for w in words) == env
 
 
 def test_env_file_lines_are_exports() -> None:
