@@ -8,6 +8,7 @@ is recreated. Clusters start one after another (2 cores).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable
@@ -23,7 +24,10 @@ from edgeroll.lab.locks import exclusive
 from edgeroll.lab.processes import (
     LabError,
     OwnedProcess,
+    find_pids,
     pid_alive,
+    pid_cmdline,
+    pid_environ,
     port_free,
     port_listening,
     rss_bytes,
@@ -207,6 +211,9 @@ def up(root: Path | None = None, *, log: Log = _quiet) -> UpReport:
         else:
             if s3.running():
                 s3.stop()
+            # A weed on our data dir that the state lost track of (an `up` killed mid-start).
+            strays = [OwnedProcess(pid, "stray SeaweedFS", s3.owns) for pid in find_pids(s3.owns)]
+            stop_processes(strays, grace=STOP_GRACE)
             if not all(port_free(port) for port in s3.state.ports.values()):
                 # Someone else took a port while weed was down: same data and keys, new ports.
                 fresh = plan_s3(paths)
@@ -252,13 +259,41 @@ def _lab_processes(state: LabState | None, paths: LabPaths) -> list[OwnedProcess
     if state is not None and state.s3 is not None and state.s3.pid is not None:
         s3 = SeaweedServer(state.s3, state.weed)
         targets.append(OwnedProcess(state.s3.pid, "SeaweedFS", s3.owns))
+    # Anything else running a binary from the lab's directories, or weed on its data dir, was
+    # started by the lab too (e.g. by an `up` that was killed before it could record it).
+    known = {t.pid for t in targets}
+    targets += [
+        OwnedProcess(pid, f"lab process {' '.join(pid_cmdline(pid)[:2])}", lambda p: _lab_binary(paths, p))
+        for pid in find_pids(lambda p: _lab_binary(paths, p))
+        if pid not in known
+    ]
     return targets
 
 
-def _recorded_ports(state: LabState) -> dict[str, int]:
-    ports = {f"{c.name} {name}": port for c in state.clusters for name, port in c.ports.items()}
-    if state.s3 is not None:
-        ports |= {f"s3 {name}": port for name, port in state.s3.ports.items()}
+def _lab_binary(paths: LabPaths, pid: int) -> bool:
+    """A cluster component, weed on the lab's data, or kwokctl (and its kubectl) working in the lab."""
+    argv = pid_cmdline(pid)
+    if not argv:
+        return False
+    if argv[0].startswith(str(paths.kwok_workdir / "clusters") + "/"):
+        return True
+    if Path(argv[0]).name == "weed":
+        return f"-dir={paths.s3_dir}" in argv
+    if Path(argv[0]).name in ("kwokctl", "kubectl"):
+        return pid_environ(pid).get("KWOK_WORKDIR") == str(paths.kwok_workdir)
+    return False
+
+
+def _lab_ports(state: LabState | None, paths: LabPaths) -> dict[str, int]:
+    """Ports in the state, plus those of clusters that exist on disk only."""
+    ports: dict[str, int] = {}
+    for name in _clusters_on_disk(paths):
+        with contextlib.suppress(OSError, ValueError):
+            ports |= {f"{name} {c}": port for c, port in KwokCluster(name, paths, Path()).ports().items()}
+    if state is not None:
+        ports |= {f"{c.name} {name}": port for c in state.clusters for name, port in c.ports.items()}
+        if state.s3 is not None:
+            ports |= {f"s3 {name}": port for name, port in state.s3.ports.items()}
     return ports
 
 
@@ -270,16 +305,15 @@ def _down_locked(paths: LabPaths, log: Log) -> DownReport:
     report.stopped = [f"{p.what} (pid {p.pid})" for p in stopped]
     for p in stopped:
         log(f"stopped {p.what} (pid {p.pid})")
-    if state is not None:
-        ports = _recorded_ports(state)
+    ports = _lab_ports(state, paths)
 
-        def listening() -> list[str]:
-            return [f"{name}:{port}" for name, port in ports.items() if port_listening(port)]
+    def listening() -> list[str]:
+        return [f"{name}:{port}" for name, port in ports.items() if port_listening(port)]
 
-        try:
-            wait_for(lambda: not listening(), timeout=10, interval=0.1, what="the lab's ports to close")
-        except LabError:
-            raise LabError(f"lab stopped but these ports still listen: {', '.join(listening())}") from None
+    try:
+        wait_for(lambda: not listening(), timeout=10, interval=0.1, what="the lab's ports to close")
+    except LabError:
+        raise LabError(f"lab stopped but these ports still listen: {', '.join(listening())}") from None
     # Lock files stay: a session waiting on them must keep waiting on the same inode.
     for path in (paths.kwok_workdir, paths.s3_dir, paths.kube_cache, paths.kwok_cache):
         shutil.rmtree(path, ignore_errors=True)

@@ -70,6 +70,26 @@ def pid_cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def pid_environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (part.decode(errors="replace").partition("=") for part in raw.split(b"\0") if part)
+    return {key: value for key, _, value in pairs}
+
+
+def find_pids(matches: Callable[[int], bool]) -> list[int]:
+    """Live PIDs, other than ours, for which `matches(pid)` holds (a scan of /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            pid = int(entry.name)
+            if matches(pid) and pid_alive(pid):
+                found.append(pid)
+    return sorted(found)
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of `pid`, 0 if it is gone."""
     try:
