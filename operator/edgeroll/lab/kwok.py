@@ -13,7 +13,6 @@ from edgeroll.lab.processes import (
     OwnedProcess,
     pid_alive,
     pid_cmdline,
-    port_listening,
     read_pid_file,
     run_logged,
     stop_processes,
@@ -131,8 +130,8 @@ class KwokCluster:
         self._kwokctl("scale", "node", "--replicas", str(replicas), timeout=60, what="kwokctl scale node")
 
     def delete(self) -> None:
-        """Remove the cluster's files; call after `stop_all`. `--kubeconfig ""` is rejected by delete,
-        so it is pointed at a lab-local file that holds no contexts."""
+        """Remove the cluster's files once its processes are stopped. delete rejects `--kubeconfig ""`,
+        so it gets a lab-local file that holds no contexts."""
         if not self.workdir.exists():
             return
         self._kwokctl(
@@ -179,6 +178,3 @@ class KwokCluster:
         if pid is None:
             raise LabError(f"{self.name}: no pid file for {component} in {self.workdir / 'pids'}")
         stop_processes([OwnedProcess(pid, f"{self.name} {component}", self.owns)], grace=grace)
-
-    def listening_ports(self, ports: dict[str, int]) -> list[str]:
-        return [f"{name}:{port}" for name, port in ports.items() if port_listening(port)]
