@@ -126,6 +126,8 @@ def lab_environment(state: LabState) -> dict[str, str]:
         "EDGEROLL_LAB_STATE": str(state.root / ".lab" / "state.json"),
         # Plain `kubectl` after `source .lab/env` talks to the hub.
         "KUBECONFIG": str(hub.kubeconfig),
+        # kubectl's and helm's discovery cache, kept out of ~/.kube.
+        "KUBECACHEDIR": str(state.root / ".lab" / "kube-cache"),
     }
 
 
