@@ -32,8 +32,8 @@ crds: setup ## regenerate crds/ and the chart's crds/ from the pydantic models
 unit: setup ## pure tests, no processes
 	$(PYTEST) -m unit
 
-integration: setup ## real S3 and real apiservers (starts or reuses the lab)
-	$(PYTEST) -m integration
+integration: setup ## real S3 and real apiservers (starts or reuses the lab); no fault injection
+	$(PYTEST) -m "integration and not reliability"
 
 e2e: setup ## operator + lab end to end
 	$(PYTEST) -m e2e

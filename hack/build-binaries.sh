@@ -89,4 +89,3 @@ step "kwok ${KWOK_VERSION}" go_install kwok "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VE
 step "kwokctl ${KWOK_VERSION}" go_install kwokctl "sigs.k8s.io/kwok/cmd/kwokctl@${KWOK_VERSION}"
 step "helm ${HELM_VERSION}" go_install helm "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 step "kubeconform ${KUBECONFORM_VERSION}" go_install kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@${KUBECONFORM_VERSION}"
-echo "$BIN"

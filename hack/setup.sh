@@ -43,7 +43,7 @@ wgc() {
 }
 
 step "python venv + project" venv
-step "go toolchain (k8s, etcd...)" hack/build-binaries.sh >/dev/null
+step "go toolchain (k8s, etcd...)" hack/build-binaries.sh
 step "debian: nginx wrk" debian_tools
 step "npm: wgc" wgc
 echo "setup: binaries in $(hack/build-binaries.sh --print-bin)"
