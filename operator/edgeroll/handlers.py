@@ -7,12 +7,11 @@ resume call the same reconcile; a daemon per object re-runs it on schedule.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
@@ -24,7 +23,7 @@ from edgeroll.api.edgecluster import EdgeClusterSpec
 from edgeroll.api.routerconfig import PLURAL as RC_PLURAL
 from edgeroll.clusters.hub import HubStatusWriter
 from edgeroll.clusters.kube import KubeClient
-from edgeroll.clusters.prober import EdgeClusterProber
+from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.s3 import S3RevisionStore
@@ -73,8 +72,7 @@ class OperatorContext:
     store: S3RevisionStore
     registry: ClusterRegistry
     controller: RouterConfigController
-    prober: EdgeClusterProber
-    probe_wakes: dict[str, asyncio.Event] = field(default_factory=dict)
+    probes: ProbeLoops
 
     @classmethod
     async def create(cls, settings: OperatorSettings) -> OperatorContext:
@@ -90,9 +88,10 @@ class OperatorContext:
         reconciler = Reconciler(hub, registry, RevisionPublisher(store, settings.s3.prefix), settings)
         controller = RouterConfigController(reconciler, writer, settings)
         prober = EdgeClusterProber(registry, writer, settings, now=utc_now)
-        return cls(settings, hub, store, registry, controller, prober)
+        return cls(settings, hub, store, registry, controller, ProbeLoops(prober, controller.poke_all))
 
     async def close(self) -> None:
+        await self.probes.close()
         await self.registry.close()
         await self.store.close()
         await self.hub.close()
@@ -173,29 +172,16 @@ def edgeclusters(name: str, labels: Mapping[str, str], spec: Mapping[str, Any], 
 
 
 @kopf.on.event(*EC)
-async def edgecluster_changed(type: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    ctx = _ctx(memo)
-    if type == "DELETED":
-        await ctx.registry.forget(name)
-        ctx.prober.forget(name)
-        ctx.probe_wakes.pop(name, None)
-    elif name in ctx.probe_wakes:
-        ctx.probe_wakes[name].set()  # a new spec or Secret reference: probe now
-    ctx.controller.poke_all()
-
-
-@kopf.daemon(*EC, cancellation_timeout=5.0)
-async def edgecluster_probe(
-    name: str, body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+async def edgecluster_changed(
+    type: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
     ctx = _ctx(memo)
-    wake = ctx.probe_wakes.setdefault(name, asyncio.Event())
-
-    def current() -> tuple[EdgeClusterInfo, int, Mapping[str, Any]]:
+    if type == "DELETED":
+        await ctx.probes.forget(name)
+    else:
         info = edgecluster_info(name, body.metadata.labels, body.get("spec", {}))
-        return info, int(body.metadata.get("generation", 0)), dict(body.get("status", {}) or {})
-
-    await ctx.prober.run_loop(current, ctx.controller.poke_all, lambda: bool(stopped), wake)
+        ctx.probes.observe(info, int(body.metadata.get("generation", 0)), dict(body.get("status", {}) or {}))
+    ctx.controller.poke_all()
 
 
 # ---- RouterConfigs -------------------------------------------------------------------------------------
@@ -208,7 +194,9 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     await _ctx(memo).controller.reconcile(_rc(body), _clusters(kwargs), _emitter(body), full=True)
 
 
-@kopf.daemon(*RC, cancellation_timeout=5.0)
+# The loop notices `stopped` within a second and exits on its own; the backoff lets it, so kopf
+# does not have to cancel it (which it reports as a warning event).
+@kopf.daemon(*RC, cancellation_backoff=3.0, cancellation_timeout=5.0)
 async def resync(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any) -> None:
     await _ctx(memo).controller.run_loop(
         lambda: _rc(body), lambda: _clusters(kwargs), _emitter(body), lambda: bool(stopped)

@@ -87,11 +87,12 @@ def load_settings(args: argparse.Namespace, env: dict[str, str] | None = None) -
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    import kopf
+
+    chosen = getattr(logging, level.upper(), logging.INFO)
+    # kopf's formatter prefixes object messages with [namespace/name].
+    kopf.configure(debug=chosen <= logging.DEBUG, quiet=chosen >= logging.WARNING, log_prefix=True)
+    logging.getLogger().setLevel(chosen)
     # Clients that could print request or response bodies (kubeconfigs, Secrets) stay quiet.
     for noisy in ("kubernetes_asyncio", "botocore", "boto3", "urllib3", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

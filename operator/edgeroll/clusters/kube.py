@@ -143,13 +143,16 @@ class KubeClient:
             )
         except ApiException as exc:
             if exc.status in (None, 0):
-                raise ClusterUnreachable(f"no answer from {self.name or 'cluster'}: {exc.reason}") from None
+                raise ClusterUnreachable(f"no answer: {exc.reason}") from None
             if exc.status == 401:
-                raise ClusterUnreachable(f"{self.name or 'cluster'} refused the credentials (401)") from None
+                raise ClusterUnreachable("the apiserver refused the credentials (401)") from None
             raise _api_error(exc) from None
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
-            kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-            raise ClusterUnreachable(f"{self.name or 'cluster'} unreachable: {kind}") from None
+            # Stable wording (no addresses, no object ids): status messages must not churn.
+            what = (
+                f"timed out after {self.timeout:g}s" if isinstance(exc, TimeoutError) else type(exc).__name__
+            )
+            raise ClusterUnreachable(f"unreachable: {what}") from None
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         try:

@@ -102,3 +102,54 @@ class EdgeClusterProber:
 
     def forget(self, name: str) -> None:
         self._written.pop(name, None)
+
+
+Snapshot = tuple[EdgeClusterInfo, int, Mapping[str, Any]]  # info, generation, raw status
+
+
+class ProbeLoops:
+    """One probe loop per EdgeCluster, started and stopped from watch events.
+
+    Not kopf daemons on purpose: kopf guards daemons with a finalizer, and an
+    EdgeCluster has nothing to clean up, so it must stay deletable while the
+    operator is down.
+    """
+
+    def __init__(self, prober: EdgeClusterProber, on_change: Callable[[], None]) -> None:
+        self.prober = prober
+        self.on_change = on_change
+        self._latest: dict[str, Snapshot] = {}
+        self._wakes: dict[str, asyncio.Event] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def observe(self, info: EdgeClusterInfo, generation: int, status: Mapping[str, Any]) -> None:
+        """The EdgeCluster as last seen; starts its loop, or probes now when its spec or labels changed."""
+        name = info.name
+        before = self._latest.get(name)
+        self._latest[name] = (info, generation, status)
+        task = self._tasks.get(name)
+        if task is None or task.done():
+            wake = self._wakes.setdefault(name, asyncio.Event())
+            self._tasks[name] = asyncio.create_task(
+                self.prober.run_loop(
+                    lambda: self._latest[name], self.on_change, lambda: name not in self._latest, wake
+                ),
+                name=f"probe-{name}",
+            )
+        elif before is not None and before[0] != info:
+            self._wakes[name].set()
+
+    async def forget(self, name: str) -> None:
+        self._latest.pop(name, None)
+        self._wakes.pop(name, asyncio.Event()).set()
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.prober.forget(name)
+        await self.prober.registry.forget(name)
+
+    async def close(self) -> None:
+        for name in list(self._tasks):
+            await self.forget(name)

@@ -117,6 +117,13 @@ class RouterConfigController:
                 result.transient = True
             for event in result.events:
                 emit(event)
+            log.debug(
+                "reconciled %s/%s (%s): phase %s, %d events",
+                *key,
+                "full" if full else "progress",
+                result.status.phase,
+                len(result.events),
+            )
             memo.desired = result.desired
             if full and not result.transient:
                 memo.last_full = started

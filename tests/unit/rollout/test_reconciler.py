@@ -1,0 +1,362 @@
+"""The reconciler end to end against in-memory apiservers and S3: issue 3's behaviours, without a lab."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rollout_fakes import FakeKube, configmap, kubeconfig_secret, secret
+
+from edgeroll.api.edgecluster import EdgeClusterSpec
+from edgeroll.api.routerconfig import RouterConfigStatus
+from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
+from edgeroll.publish.memory import InMemoryRevisionStore
+from edgeroll.publish.publisher import RevisionPublisher
+from edgeroll.publish.store import PublishError
+from edgeroll.render.mergepatch import merge_patch
+from edgeroll.render.signing import verify
+from edgeroll.rollout.controller import RouterConfigController
+from edgeroll.rollout.reconciler import EventNote, Reconciler, RouterConfigObject
+from edgeroll.settings import EdgeS3Credentials, OperatorSettings, S3Settings
+
+pytestmark = pytest.mark.unit
+
+COSMO = json.loads((Path(__file__).parents[1] / "render" / "data" / "cosmo-minimal.json").read_text())
+KEY = b"s" * 32
+EDGES = {
+    "edge-eu": {"tier": "edge", "region": "eu"},
+    "edge-us": {"tier": "edge", "region": "us"},
+    "edge-ap": {"tier": "edge", "region": "ap"},
+}
+
+
+class StatusStore:
+    """The hub's status subresource: merge patches applied to a stored status."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, Any] = {}
+        self.patches = 0
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        self.patches += 1
+        self.status = merge_patch(self.status, dict(patch))
+
+
+class World:
+    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+        self.hub = FakeKube("hub", namespaces=("prod", "edgeroll-system"))
+        self.hub.put(secret("prod", "sign", {"key": KEY}))
+        self.edges = {name: FakeKube(name, namespaces=()) for name in EDGES}
+        self.clusters: dict[str, EdgeClusterInfo] = {}
+        for name, labels in EDGES.items():
+            self.hub.put(kubeconfig_secret("edgeroll-system", f"kc-{name}", f"https://127.0.0.1:1/{name}"))
+            self.clusters[name] = EdgeClusterInfo(
+                name,
+                labels,
+                EdgeClusterSpec.model_validate(
+                    {
+                        "kubeconfigSecretRef": {
+                            "namespace": "edgeroll-system",
+                            "name": f"kc-{name}",
+                            "key": "kubeconfig",
+                        }
+                    }
+                ),
+            )
+        self.store = InMemoryRevisionStore("bucket")
+        self.settings = OperatorSettings(
+            s3=S3Settings(bucket="bucket", endpoint="http://127.0.0.1:8333", prefix="edgeroll"),
+            edge_s3=EdgeS3Credentials("ro-id", "ro-secret", "http://127.0.0.1:8333", "us-east-1"),
+        )
+        self.statuses = StatusStore()
+        self.events: list[EventNote] = []
+        self.spec = spec or {
+            "format": "cosmo",
+            "config": copy.deepcopy(COSMO),
+            "targets": {"clusterSelector": {"matchLabels": {"tier": "edge"}}},
+            "signing": {"secretRef": {"name": "sign", "key": "key"}},
+            "cosmo": {"organizationId": "org", "federatedGraphId": "graph"},
+        }
+        self.generation = 1
+        self.restart()
+
+    def restart(self) -> None:
+        """A new operator process: fresh registry, publisher, controller; same clusters and S3."""
+
+        async def factory(kubeconfig: Mapping[str, Any], timeout: float, name: str) -> FakeKube:
+            return self.edges[name]
+
+        self.registry = ClusterRegistry(self.hub, timeout=1.0, factory=factory)
+        publisher = RevisionPublisher(self.store, "edgeroll")
+        self.reconciler = Reconciler(
+            self.hub, self.registry, publisher, self.settings, now=lambda: "2026-01-01T00:00:00Z"
+        )
+        self.controller = RouterConfigController(self.reconciler, self.statuses, self.settings)
+
+    def obj(self) -> RouterConfigObject:
+        return RouterConfigObject(
+            "prod", "graph", self.generation, copy.deepcopy(self.spec), dict(self.statuses.status)
+        )
+
+    def update(self, **spec: Any) -> None:
+        self.spec.update(spec)
+        self.generation += 1
+
+    async def reconcile(self, full: bool = True) -> RouterConfigStatus:
+        result = await self.controller.reconcile(self.obj(), self.clusters, self.events.append, full=full)
+        return result.status
+
+    async def converge(self) -> RouterConfigStatus:
+        await self.reconcile()
+        for edge in self.edges.values():
+            edge.finish_rollouts()
+        return await self.reconcile(full=False)
+
+    def edge_writes(self) -> int:
+        return sum(e.writes for e in self.edges.values())
+
+    def template_digest(self, edge: str) -> str | None:
+        deps = self.edges[edge].deployments()
+        return deps[0]["spec"]["template"]["metadata"]["annotations"]["edgeroll.io/digest"] if deps else None
+
+    def reasons(self) -> Counter[str]:
+        return Counter(e.reason for e in self.events)
+
+
+async def test_first_rollout_publishes_signs_and_reaches_every_cluster() -> None:
+    w = World()
+    status = await w.reconcile()
+    assert status.phase == "Progressing" and status.ready_clusters == "0/3"
+    assert status.revision is not None
+    body, sig = w.store.objects[status.revision.key]
+    assert verify(KEY, body, sig)
+    assert status.revision.key == f"edgeroll/prod/graph/{status.revision.digest.removeprefix('sha256:')}.json"
+    for edge in w.edges:
+        assert w.template_digest(edge) == status.revision.digest
+        kinds = {k for (k, _, _) in w.edges[edge].objects}
+        assert kinds == {"Namespace", "ServiceAccount", "Secret", "Service", "Deployment"}
+    for edge in w.edges.values():
+        edge.finish_rollouts()
+    status = await w.reconcile(full=False)
+    assert status.phase == "Ready" and status.ready_clusters == "3/3"
+    assert status.summary is not None and status.summary.ready == 3
+    ready = next(c for c in status.conditions if c.type == "Ready")
+    assert ready.status == "True"
+    assert {c.type for c in status.conditions} == {"Ready", "Published"}  # no Reconciling/Stalled when false
+    assert all(c.phase == "Ready" and c.digest == status.revision.digest for c in status.clusters)
+    assert w.reasons()["Published"] == 1 and w.reasons()["Created"] == 3 and w.reasons()["Ready"] == 1
+
+
+async def test_steady_state_and_restart_write_nothing() -> None:
+    w = World()
+    await w.converge()
+    writes, puts, patches, events = (
+        w.edge_writes(),
+        w.store.counters["put"],
+        w.statuses.patches,
+        len(w.events),
+    )
+    await w.reconcile(full=True)  # a resync
+    w.restart()  # kill -9 and start again: nothing in memory
+    await w.reconcile(full=True)
+    await w.reconcile(full=False)
+    assert w.edge_writes() == writes
+    assert w.store.counters["put"] == puts
+    assert w.statuses.patches == patches
+    assert len(w.events) == events
+
+
+async def test_update_moves_every_cluster_and_keeps_history() -> None:
+    w = World()
+    first = (await w.converge()).revision
+    config = copy.deepcopy(COSMO)
+    config["engineConfig"]["graphqlSchema"] += " # v2"
+    w.update(config=config)
+    second = (await w.converge()).revision
+    assert first is not None and second is not None and first.digest != second.digest
+    assert all(w.template_digest(e) == second.digest for e in w.edges)
+    manifest = json.loads(w.store.objects["edgeroll/prod/graph/manifest.json"][0])
+    assert [r["digest"] for r in manifest["revisions"]] == [second.digest, first.digest]
+    assert first.key in w.store.objects
+
+
+async def test_overlay_gives_one_cluster_its_own_digest() -> None:
+    w = World()
+    base = (await w.converge()).revision
+    writes = {e: w.edges[e].writes for e in w.edges}
+    w.update(
+        overlays=[
+            {
+                "clusterSelector": {"matchLabels": {"region": "eu"}},
+                "patch": {"subgraphs": [{"id": "0", "name": "products-${cluster.labels.region}"}]},
+            }
+        ]
+    )
+    status = await w.converge()
+    assert base is not None and status.revision is not None and status.revision.digest == base.digest
+    eu = next(c for c in status.clusters if c.name == "edge-eu")
+    assert eu.digest != base.digest and eu.desired_digest == eu.digest and eu.phase == "Ready"
+    assert w.template_digest("edge-us") == base.digest == w.template_digest("edge-ap")
+    assert w.edges["edge-us"].writes == writes["edge-us"] and w.edges["edge-ap"].writes == writes["edge-ap"]
+    body = json.loads(w.store.objects[eu.key][0])  # type: ignore[index]
+    assert body["subgraphs"][0]["name"] == "products-eu"
+
+
+async def test_large_config_from_a_gzipped_configmap() -> None:
+    w = World()
+    big = copy.deepcopy(COSMO)
+    big["engineConfig"]["stringStorage"] = {f"k{i}": "x" * 200 + str(i) for i in range(10_000)}  # ~2 MB
+    raw = json.dumps(big).encode()
+    assert len(raw) > 2_000_000
+    w.hub.put(configmap("prod", "big", binary={"config.json.gz": gzip.compress(raw)}))
+    del w.spec["config"]
+    w.spec["configFrom"] = {"configMapKeyRef": {"name": "big", "key": "config.json.gz"}}
+    status = await w.converge()
+    assert status.phase == "Ready" and status.revision is not None and status.revision.size > 2_000_000
+
+
+async def test_invalid_cosmo_config_stalls_publishes_nothing_and_keeps_edges() -> None:
+    w = World()
+    good = (await w.converge()).revision
+    writes, puts = w.edge_writes(), w.store.counters["put"]
+    bad = copy.deepcopy(COSMO)
+    bad["engineConfig"]["datasourceConfigurations"][0]["kind"] = "SOAP"
+    w.update(config=bad)
+    status = await w.reconcile()
+    stalled = next(c for c in status.conditions if c.type == "Stalled")
+    assert stalled.status == "True" and stalled.reason == "InvalidConfig"
+    assert "$.engineConfig.datasourceConfigurations[0].kind" in stalled.message
+    assert status.phase == "Stalled" and status.observed_generation == w.generation
+    assert status.revision == good
+    assert w.edge_writes() == writes and w.store.counters["put"] == puts
+    assert all(w.template_digest(e) == good.digest for e in w.edges)  # type: ignore[union-attr]
+    assert w.reasons()["InvalidConfig"] == 1
+    w.update(config=copy.deepcopy(COSMO))  # fixed: Stalled goes away
+    status = await w.converge()
+    assert status.phase == "Ready" and not any(c.type == "Stalled" for c in status.conditions)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (
+            lambda w: w.spec.update(signing={"secretRef": {"name": "nope", "key": "key"}}),
+            "SigningKeyNotFound",
+        ),
+        (
+            lambda w: (
+                w.spec.pop("config"),
+                w.spec.update(configFrom={"configMapKeyRef": {"name": "x", "key": "k"}}),
+            ),
+            "ConfigMapNotFound",
+        ),
+        (
+            lambda w: w.spec.update(
+                overlays=[{"clusterSelector": {}, "patch": {"a": "${cluster.labels.zone}"}}]
+            ),
+            "InvalidOverlay",
+        ),
+    ],
+)
+async def test_missing_inputs_stall_with_a_reason(mutate: Any, reason: str) -> None:
+    w = World()
+    mutate(w)
+    status = await w.reconcile()
+    assert status.phase == "Stalled"
+    assert next(c for c in status.conditions if c.type == "Stalled").reason == reason
+    assert w.edge_writes() == 0 and w.store.counters["put"] == 0
+
+
+async def test_unreachable_cluster_never_blocks_the_others() -> None:
+    w = World()
+    w.edges["edge-ap"].unreachable = True
+    status = await w.converge()
+    phases = {c.name: c.phase for c in status.clusters}
+    assert phases == {"edge-eu": "Ready", "edge-us": "Ready", "edge-ap": "Unreachable"}
+    assert status.summary is not None and status.summary.unreachable == 1 and status.ready_clusters == "2/3"
+    assert status.phase == "Degraded"
+    assert w.reasons()["ClusterUnreachable"] == 1
+    w.edges["edge-ap"].unreachable = False
+    await w.registry.probe(w.clusters["edge-ap"])
+    status = await w.converge()
+    assert status.phase == "Ready"
+
+
+async def test_s3_down_is_retried_and_edges_untouched() -> None:
+    w = World()
+    w.store.fail_with = PublishError("S3Unavailable", "s3://bucket/x: connection refused")
+    status = await w.reconcile()
+    assert status.phase == "Progressing"
+    published = next(c for c in status.conditions if c.type == "Published")
+    assert published.status == "False" and published.reason == "S3Unavailable"
+    assert w.edge_writes() == 0
+    w.store.fail_with = None
+    assert (await w.converge()).phase == "Ready"
+
+
+async def test_hand_edited_deployment_is_put_back_on_resync() -> None:
+    w = World()
+    await w.converge()
+    dep = w.edges["edge-us"].deployments()[0]
+    dep["spec"]["replicas"] = 7
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:latest"
+    await w.reconcile(full=True)  # the periodic resync
+    dep = w.edges["edge-us"].deployments()[0]
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/edgeroll/edgeroll:0.1.0"
+    assert w.reasons()["DriftCorrected"] == 1
+
+
+async def test_untargeted_cluster_loses_its_edge_cache() -> None:
+    w = World()
+    await w.converge()
+    w.clusters["edge-ap"] = EdgeClusterInfo("edge-ap", {"tier": "core"}, w.clusters["edge-ap"].spec)
+    status = await w.reconcile()
+    assert [c.name for c in status.clusters] == ["edge-eu", "edge-us"]
+    assert w.edges["edge-ap"].deployments() == []
+    assert w.reasons()["Removed"] == 1
+
+
+async def test_deletion_removes_everywhere_and_waits_for_unreachable() -> None:
+    w = World()
+    await w.converge()
+    w.edges["edge-eu"].unreachable = True
+    result = await w.controller.finalize(w.obj(), w.clusters, w.events.append)
+    assert not result.done and result.pending == ["edge-eu"]
+    assert w.statuses.status["phase"] == "Deleting"
+    assert (
+        "edge-eu" in next(c for c in w.statuses.status["conditions"] if c["type"] == "Reconciling")["message"]
+    )
+    assert w.edges["edge-us"].deployments() == [] and w.edges["edge-ap"].deployments() == []
+    assert [k for (k, _, _) in w.edges["edge-us"].objects] == ["Namespace"]
+    w.edges["edge-eu"].unreachable = False
+    await w.registry.probe(w.clusters["edge-eu"])
+    result = await w.controller.finalize(w.obj(), w.clusters, w.events.append)
+    assert result.done and w.edges["edge-eu"].deployments() == []
+
+
+async def test_paused_cluster_is_left_alone() -> None:
+    w = World()
+    spec = w.clusters["edge-us"].spec
+    assert spec is not None
+    w.clusters["edge-us"] = EdgeClusterInfo(
+        "edge-us", EDGES["edge-us"], spec.model_copy(update={"paused": True})
+    )
+    status = await w.converge()
+    assert {c.name: c.phase for c in status.clusters}["edge-us"] == "Paused"
+    assert w.edges["edge-us"].writes == 0
+
+
+async def test_secrets_never_reach_status_or_events() -> None:
+    w = World()
+    w.edges["edge-ap"].unreachable = True
+    status = await w.converge()
+    text = json.dumps(status.to_wire()) + " ".join(e.message for e in w.events)
+    for secret_value in ("ro-secret", KEY.decode(), "token"):
+        assert secret_value not in text
