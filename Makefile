@@ -29,6 +29,9 @@ typecheck: setup ## mypy --strict on the package
 crds: setup ## regenerate crds/ and the chart's crds/ from the pydantic models
 	$(PY) -m edgeroll.cli crds --write crds --write charts/edgeroll/crds
 
+crds-check: ## fail when crds/ or the chart's crds/ differ from the models (a unit test checks it too)
+	$(PY) -m edgeroll.cli crds --check crds --check charts/edgeroll/crds
+
 unit: setup ## pure tests, no processes
 	$(PYTEST) -m unit
 

@@ -108,6 +108,8 @@ def _rc(body: kopf.Body) -> RouterConfigObject:
         generation=int(body.metadata.get("generation", 0)),
         spec=dict(body.get("spec", {})),
         status=dict(body.get("status", {}) or {}),
+        uid=str(body.metadata.uid or ""),
+        deleting=body.metadata.deletion_timestamp is not None,
     )
 
 

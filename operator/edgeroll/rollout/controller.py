@@ -11,6 +11,7 @@ set changed. Status is patched only when it differs from what is there.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -35,7 +36,7 @@ from edgeroll.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]  # namespace, name
+Key = tuple[str, str, str]  # namespace, name, uid
 EventSink = Callable[[EventNote], None]
 
 
@@ -53,6 +54,7 @@ class _Memo:
     failures: int = 0
     desired: DesiredState | None = None
     status: dict[str, Any] | None = None  # what we last wrote (the watch may lag behind it)
+    finalizing: bool = False  # the finalizer ran: no reconcile may re-create edge objects
 
 
 def backoff(failures: int, base: float, cap: float) -> float:
@@ -72,9 +74,14 @@ class RouterConfigController:
         self.settings = settings
         self.clock = clock
         self._memos: dict[Key, _Memo] = {}
+        # Objects whose finalizer completed (uids are never reused): a late tick must not revive them.
+        self._finalized: collections.OrderedDict[Key, None] = collections.OrderedDict()
 
     def _memo(self, key: Key) -> _Memo:
-        return self._memos.setdefault(key, _Memo())
+        memo = self._memos.get(key)
+        if memo is None:
+            memo = self._memos[key] = _Memo(finalizing=key in self._finalized)
+        return memo
 
     def forget(self, key: Key) -> None:
         self._memos.pop(key, None)
@@ -84,6 +91,10 @@ class RouterConfigController:
         for memo in self._memos.values():
             memo.poked = True
             memo.wake.set()
+
+    @staticmethod
+    def key_of(obj: RouterConfigObject) -> Key:
+        return (obj.namespace, obj.name, obj.uid)
 
     async def _write(self, key: Key, memo: _Memo, raw: Mapping[str, Any], new: RouterConfigStatus) -> None:
         before = memo.status if memo.status is not None else parse_status(raw).to_wire()
@@ -102,10 +113,13 @@ class RouterConfigController:
         clusters: Mapping[str, EdgeClusterInfo],
         emit: EventSink,
         full: bool = True,
-    ) -> ReconcileResult:
-        key = (obj.namespace, obj.name)
+    ) -> ReconcileResult | None:
+        """Reconcile once; None when the object is being deleted (the finalizer owns it then)."""
+        key = self.key_of(obj)
         memo = self._memo(key)
         async with memo.lock:
+            if obj.deleting or memo.finalizing:
+                return None
             started = self.clock()
             result = await self.reconciler.reconcile(
                 obj, clusters, self._prev(memo, obj.status), memo.desired, full
@@ -113,13 +127,14 @@ class RouterConfigController:
             try:
                 await self._write(key, memo, obj.status, result.status)
             except Exception as exc:  # the hub is down or refuses: retry with backoff, keep going
-                log.warning("patching the status of %s/%s failed: %s", *key, exc)
+                log.warning("patching the status of %s/%s failed: %s", key[0], key[1], exc)
                 result.transient = True
             for event in result.events:
                 emit(event)
             log.debug(
                 "reconciled %s/%s (%s): phase %s, %d events",
-                *key,
+                key[0],
+                key[1],
                 "full" if full else "progress",
                 result.status.phase,
                 len(result.events),
@@ -148,9 +163,9 @@ class RouterConfigController:
     ) -> None:
         """Re-reconcile one object when due, until `stopped()`; the change handlers do the first run."""
         first = obj()
-        memo = self._memo((first.namespace, first.name))
+        memo = self._memo(self.key_of(first))
         memo.next_due = max(memo.next_due, self.clock() + self.settings.progress_seconds)
-        while not stopped():
+        while not stopped() and not memo.finalizing:
             now = self.clock()
             due = now >= memo.next_due
             if not due and memo.poked:
@@ -176,16 +191,20 @@ class RouterConfigController:
     async def finalize(
         self, obj: RouterConfigObject, clusters: Mapping[str, EdgeClusterInfo], emit: EventSink
     ) -> FinalizeResult:
-        key = (obj.namespace, obj.name)
+        key = self.key_of(obj)
         memo = self._memo(key)
         async with memo.lock:
+            memo.finalizing = True
             result = await self.reconciler.finalize(obj, clusters, self._prev(memo, obj.status))
             try:
                 await self._write(key, memo, obj.status, result.status)
             except Exception as exc:
-                log.warning("patching the status of %s/%s failed: %s", *key, exc)
+                log.warning("patching the status of %s/%s failed: %s", key[0], key[1], exc)
             for event in result.events:
                 emit(event)
         if result.done:
             self.forget(key)
+            self._finalized[key] = None
+            while len(self._finalized) > 10_000:
+                self._finalized.popitem(last=False)
         return result

@@ -75,6 +75,8 @@ class RouterConfigObject:
     generation: int
     spec: Mapping[str, Any]
     status: Mapping[str, Any] = field(default_factory=dict)
+    uid: str = ""  # tells a re-created object from its predecessor
+    deleting: bool = False  # deletionTimestamp is set: only the finalizer may act
 
 
 @dataclass(frozen=True)

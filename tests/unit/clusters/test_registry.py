@@ -38,9 +38,10 @@ class Hub:
 
 class Edge:
     def __init__(self, server: str, up: bool = True) -> None:
-        self.server, self.up, self.closed = server, up, False
+        self.server, self.up, self.closed, self.probes = server, up, False, 0
 
     async def version(self) -> str:
+        self.probes += 1
         if not self.up:
             raise ClusterUnreachable("edge unreachable: timed out")
         return "v1.34.4"
@@ -135,3 +136,45 @@ def test_edgecluster_status_writes_probe_time_only_on_change_or_heartbeat() -> N
     assert s4.last_probe_time == "t4" and s4.server_version == "v1.34.4"
     s5 = edgecluster_status(s1, up, paused=True, generation=2, now="t5", heartbeat=False)
     assert next(c for c in s5.conditions if c.type == "Ready").reason == "Paused"
+
+
+class Writer:
+    def __init__(self) -> None:
+        self.patches: list[dict[str, Any]] = []
+
+    async def patch_edgecluster_status(self, name: str, patch: Mapping[str, Any]) -> None:
+        self.patches.append(dict(patch))
+
+
+async def test_probe_loops_write_on_change_only_and_stop_when_forgotten() -> None:
+    import asyncio
+
+    from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
+    from edgeroll.settings import EdgeS3Credentials, OperatorSettings, S3Settings
+
+    hub, built = Hub(), []  # type: ignore[var-annotated]
+    hub.set_kubeconfig("ns", "edge-1", kubeconfig("https://127.0.0.1:6443"))
+    settings = OperatorSettings(S3Settings("b"), EdgeS3Credentials("i", "s"), probe_seconds=0.05)
+    writer, changes = Writer(), []
+    prober = EdgeClusterProber(registry(hub, built), writer, settings, now=lambda: "t")
+    loops = ProbeLoops(prober, lambda: changes.append(1))
+    loops.observe(info(), 1, {})
+    for _ in range(100):
+        if len(writer.patches) == 1 and prober.registry.last_probe("edge-1") is not None:
+            break
+        await asyncio.sleep(0.01)
+    seen = built[0].probes
+    for _ in range(200):  # three more probes that find nothing new
+        if built[0].probes >= seen + 3:
+            break
+        await asyncio.sleep(0.01)
+    assert built[0].probes >= seen + 3
+    assert len(writer.patches) == 1 and changes == [1]
+    built[0].up = False
+    for _ in range(100):
+        if len(writer.patches) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert writer.patches[1]["conditions"][0]["status"] == "False" and changes == [1, 1]
+    await loops.forget("edge-1")
+    assert built[0].closed and prober.registry.last_probe("edge-1") is None

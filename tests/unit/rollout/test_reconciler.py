@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import dataclasses
 import gzip
 import json
 from collections import Counter
@@ -110,6 +112,7 @@ class World:
 
     async def reconcile(self, full: bool = True) -> RouterConfigStatus:
         result = await self.controller.reconcile(self.obj(), self.clusters, self.events.append, full=full)
+        assert result is not None
         return result.status
 
     async def converge(self) -> RouterConfigStatus:
@@ -360,3 +363,34 @@ async def test_secrets_never_reach_status_or_events() -> None:
     text = json.dumps(status.to_wire()) + " ".join(e.message for e in w.events)
     for secret_value in ("ro-secret", KEY.decode(), "token"):
         assert secret_value not in text
+
+
+async def test_nothing_reconciles_after_the_finalizer_ran() -> None:
+    w = World()
+    await w.converge()
+    assert (await w.controller.finalize(w.obj(), w.clusters, w.events.append)).done
+    late = await w.controller.reconcile(
+        w.obj(), w.clusters, w.events.append
+    )  # e.g. the daemon, one tick late
+    assert late is None and all(e.deployments() == [] for e in w.edges.values())
+    deleting = dataclasses.replace(w.obj(), uid="uid-2", deleting=True)
+    assert await w.controller.reconcile(deleting, w.clusters, w.events.append) is None
+
+
+async def test_the_loop_follows_a_rollout_until_ready_then_stops() -> None:
+    w = World()
+    w.settings = dataclasses.replace(w.settings, progress_seconds=0.05, resync_seconds=3600)
+    w.restart()
+    await w.reconcile()  # what the create handler does
+    stop = asyncio.Event()
+    loop = asyncio.create_task(w.controller.run_loop(w.obj, lambda: w.clusters, w.events.append, stop.is_set))
+    for edge in w.edges.values():
+        edge.finish_rollouts()
+    deadline = asyncio.get_running_loop().time() + 10
+    while w.statuses.status.get("phase") != "Ready":
+        assert asyncio.get_running_loop().time() < deadline, w.statuses.status
+        await asyncio.sleep(0.02)
+    patches = w.statuses.patches
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)
+    assert w.statuses.patches == patches
