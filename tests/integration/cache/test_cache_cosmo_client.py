@@ -121,8 +121,8 @@ def start(lab: Any, tmp_path: Path, name: str, version: str, prefix: str) -> tup
     return cache, body
 
 
-def test_cosmo_router_protocol(lab: Any, tmp_path: Path) -> None:
-    name, prefix = unique("graph"), unique()
+def test_cosmo_router_protocol(lab: Any, tmp_path: Path, s3_prefix: str) -> None:
+    name, prefix = unique("graph"), s3_prefix
     token = graph_token(
         {"organization_id": ORG, "federated_graph_id": GRAPH, "iat": 1700000000}, TOKEN_SECRET
     )

@@ -66,10 +66,10 @@ def start_cache(
 
 
 def test_fetches_verifies_stores_and_serves(
-    lab: Any, tmp_path: Path, home: Path, caches: list[CacheProcess]
+    lab: Any, s3_prefix: str, tmp_path: Path, home: Path, caches: list[CacheProcess]
 ) -> None:
     name = unique("router")
-    rev = publish(lab, unique(), name, config_body("v1"))
+    rev = publish(lab, s3_prefix, name, config_body("v1"))
     cache = start_cache(caches, lab, rev, name, tmp_path / "state", home)
     wait_until(cache.ready, timeout=30, interval=0.05, message="readiness after the fetch from S3")
     answer = cache.request("GET", f"/configs/team-a/{name}")
@@ -80,11 +80,12 @@ def test_fetches_verifies_stores_and_serves(
     assert cache.metric("edgeroll_cache_fetches_total") == 1
 
 
+@pytest.mark.reliability  # stops the lab's S3: `make integration` skips it, `make reliability` runs it
 def test_cold_start_from_state_dir_with_s3_stopped(
-    lab: Any, tmp_path: Path, home: Path, caches: list[CacheProcess]
+    lab: Any, s3_prefix: str, tmp_path: Path, home: Path, caches: list[CacheProcess]
 ) -> None:
     name, state = unique("router"), tmp_path / "state"
-    rev1 = publish(lab, unique(), name, config_body("v1"))
+    rev1 = publish(lab, s3_prefix, name, config_body("v1"))
     first = start_cache(caches, lab, rev1, name, state, home)
     wait_until(first.ready, timeout=30, interval=0.05, message="first cache ready")
     assert first.stop() == 0
@@ -97,7 +98,9 @@ def test_cold_start_from_state_dir_with_s3_stopped(
         assert again.stop() == 0
         # A newer wanted revision while S3 is down: serve last-known-good, not ready, count errors.
         wanted = Published(
-            revision_key("never", name, content_digest(rev2_body)), content_digest(rev2_body), rev2_body
+            revision_key(f"{s3_prefix}/never", name, content_digest(rev2_body)),
+            content_digest(rev2_body),
+            rev2_body,
         )
         stale = start_cache(caches, lab, wanted, name, state, home)
         answer = stale.request("GET", f"/configs/team-a/{name}")
@@ -111,10 +114,11 @@ def test_cold_start_from_state_dir_with_s3_stopped(
         )
 
 
+@pytest.mark.reliability  # stops the lab's S3
 def test_s3_stopped_mid_serving_no_failed_polls(
-    lab: Any, tmp_path: Path, home: Path, caches: list[CacheProcess]
+    lab: Any, s3_prefix: str, tmp_path: Path, home: Path, caches: list[CacheProcess]
 ) -> None:
-    name, prefix, state = unique("router"), unique(), tmp_path / "state"
+    name, prefix, state = unique("router"), s3_prefix, tmp_path / "state"
     rev1 = publish(lab, prefix, name, config_body("v1"))
     seed = start_cache(caches, lab, rev1, name, state, home)
     wait_until(seed.ready, timeout=30, interval=0.05, message="seed ready")
@@ -169,9 +173,9 @@ def test_s3_stopped_mid_serving_no_failed_polls(
 
 
 def test_switch_to_a_new_revision_fails_no_request(
-    lab: Any, tmp_path: Path, home: Path, caches: list[CacheProcess]
+    lab: Any, s3_prefix: str, tmp_path: Path, home: Path, caches: list[CacheProcess]
 ) -> None:
-    name, prefix, state = unique("router"), unique(), tmp_path / "state"
+    name, prefix, state = unique("router"), s3_prefix, tmp_path / "state"
     rev1 = publish(lab, prefix, name, config_body("v1"))
     seed = start_cache(caches, lab, rev1, name, state, home)
     wait_until(seed.ready, timeout=30, interval=0.05, message="seed ready")
@@ -233,9 +237,9 @@ def test_switch_to_a_new_revision_fails_no_request(
 
 @pytest.mark.parametrize("tamper", ["body", "signature", "unsigned", "other-key"])
 def test_tampered_object_is_refused_and_counted(
-    lab: Any, tmp_path: Path, home: Path, caches: list[CacheProcess], tamper: str
+    lab: Any, s3_prefix: str, tmp_path: Path, home: Path, caches: list[CacheProcess], tamper: str
 ) -> None:
-    name, prefix, state = unique("router"), unique(), tmp_path / "state"
+    name, prefix, state = unique("router"), s3_prefix, tmp_path / "state"
     rev1 = publish(lab, prefix, name, config_body("v1"))
     seed = start_cache(caches, lab, rev1, name, state, home)
     wait_until(seed.ready, timeout=30, interval=0.05, message="seed ready")
@@ -274,9 +278,9 @@ def test_tampered_object_is_refused_and_counted(
 
 
 def test_workers_share_the_port_and_switch_together(
-    lab: Any, tmp_path: Path, home: Path, caches: list[CacheProcess]
+    lab: Any, s3_prefix: str, tmp_path: Path, home: Path, caches: list[CacheProcess]
 ) -> None:
-    name, prefix, state = unique("router"), unique(), tmp_path / "state"
+    name, prefix, state = unique("router"), s3_prefix, tmp_path / "state"
     rev1 = publish(lab, prefix, name, config_body("v1"))
     seed = start_cache(caches, lab, rev1, name, state, home)
     wait_until(seed.ready, timeout=30, interval=0.05, message="seed ready")
