@@ -169,6 +169,9 @@ def installed(lab: Lab) -> Iterator[str]:
 
 def can_i(lab: Lab, ns: str, verb: str, resource: str, in_namespace: str | None) -> bool:
     scope = ["-n", in_namespace] if in_namespace else ["--all-namespaces"]
+    resource, _, sub = resource.partition("/")
+    if sub:
+        scope.append(f"--subresource={sub}")
     result = lab.kubectl(
         "hub",
         "auth",
@@ -229,6 +232,8 @@ def test_service_account_has_nothing_more(lab: Lab, installed: str) -> None:
         ("create", "deployments.apps", installed),
         ("delete", "routerconfigs.edgeroll.io", "team-x"),
         ("create", "edgeclusters.edgeroll.io", None),
+        ("patch", "edgeclusters.edgeroll.io", None),
+        ("update", "routerconfigs.edgeroll.io", "team-x"),
         ("create", "pods", installed),
         ("update", "customresourcedefinitions.apiextensions.k8s.io", None),
         ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
