@@ -21,8 +21,8 @@ log = logging.getLogger("edgeroll.cache")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host",
-        default="0.0.0.0",
-        help="address to listen on (default 0.0.0.0; the port is EDGEROLL_CACHE_PORT)",
+        default=None,
+        help="listen address (default: EDGEROLL_CACHE_HOST, else 0.0.0.0); the port is EDGEROLL_CACHE_PORT",
     )
     parser.add_argument(
         "--retry-initial",
@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.retry_initial <= 0 or args.retry_max < args.retry_initial:
         log.error("--retry-initial must be > 0 and <= --retry-max")
         return 2
-    settings = replace(settings, host=args.host)
+    if args.host:
+        settings = replace(settings, host=args.host)
     options = RunOptions(
         backoff=Backoff(initial=args.retry_initial, maximum=args.retry_max),
         drain_seconds=args.drain_seconds,

@@ -37,7 +37,7 @@ class CacheSettings:
     cosmo_federated_graph_id: str | None = None
     cosmo_token_secret: bytes | None = field(default=None, repr=False)
     port: int = DEFAULT_PORT
-    host: str = "0.0.0.0"  # not in the env contract: `edgeroll cache --host`
+    host: str = "0.0.0.0"
     state_dir: Path = Path(DEFAULT_STATE_DIR)
     workers: int = 1
 
@@ -111,6 +111,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> CacheSettings:
         cosmo_federated_graph_id=graph,
         cosmo_token_secret=token_secret.encode("utf-8") if token_secret else None,
         port=_int(env, "EDGEROLL_CACHE_PORT", DEFAULT_PORT, 1, 65535),
+        # A pod listens on all its addresses; the lab and tests bind loopback only.
+        host=_optional(env, "EDGEROLL_CACHE_HOST") or "0.0.0.0",
         state_dir=Path(_optional(env, "EDGEROLL_STATE_DIR") or DEFAULT_STATE_DIR),
         workers=_int(env, "EDGEROLL_CACHE_WORKERS", 1, 1, MAX_WORKERS),
     )

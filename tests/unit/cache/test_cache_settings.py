@@ -31,9 +31,14 @@ def test_minimal_environment_and_defaults() -> None:
     assert settings.port == 8080
     assert settings.state_dir == Path("/var/lib/edgeroll")
     assert settings.workers == 1
+    assert settings.host == "0.0.0.0"
     assert settings.signing_key == b"the-signing-key"
     assert not settings.cosmo_enabled
     assert settings.s3_endpoint == "http://127.0.0.1:8333"
+
+
+def test_listen_address_can_be_loopback() -> None:
+    assert settings_from_env({**BASE, "EDGEROLL_CACHE_HOST": "127.0.0.1"}).host == "127.0.0.1"
 
 
 def test_empty_endpoint_means_aws() -> None:
