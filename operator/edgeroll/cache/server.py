@@ -294,11 +294,9 @@ class HttpConnection(asyncio.Protocol):
                 self._write(text_response("other", 431, message), head_only=False, keep=False)
 
     def _reject_malformed(self, exc: Exception) -> None:
-        message = str(exc) or type(exc).__name__
-        code = 505 if "version" in message.lower() else 400
-        self._write(
-            text_response("other", code, f"malformed request: {message}"), head_only=False, keep=False
-        )
+        # An unknown HTTP version too: it is the client's fault, so 400 rather than 505.
+        message = f"malformed request: {str(exc) or type(exc).__name__}"
+        self._write(text_response("other", 400, message), head_only=False, keep=False)
 
     # -- httptools callbacks ------------------------------------------------------------------
 

@@ -216,7 +216,7 @@ def test_backpressure_pauses_reading() -> None:
         (b"GET / HTTP/1.1\r\nX-Big: " + b"v" * 17000 + b"\r\n\r\n", 431),
         (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", 400),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),  # a TLS ClientHello
-        (b"GET / HTTP/9.1\r\n\r\n", 505),
+        (b"GET / HTTP/9.1\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
         (b"GET / HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n", 400),
     ],
