@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEMO=$ROOT/.demo
+WGC=${EDGEROLL_NPM_BIN:-$HOME/.cache/edgeroll/npm/node_modules/.bin}/wgc
 EDGEROLL=$ROOT/.venv/bin/edgeroll
 PY=$ROOT/.venv/bin/python
 SYSTEM_NS=edgeroll-system
@@ -43,8 +44,8 @@ up() {
   # that carries a token of the chart's ServiceAccount, not the lab's admin certificate.
   local token server ca
   token=$("$kubectl" -n "$SYSTEM_NS" create token edgeroll --duration=24h)
-  server=$("$kubectl" config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')
-  ca=$("$kubectl" config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+  server=$("$kubectl" config view --raw --minify --flatten -o jsonpath='{.clusters[0].cluster.server}')
+  ca=$("$kubectl" config view --raw --minify --flatten -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
   umask 077
   cat > "$DEMO/operator.kubeconfig" <<YAML
 apiVersion: v1
@@ -59,7 +60,9 @@ YAML
   echo "demo: registering edge-eu, edge-us, edge-ap"
   for pair in $EDGEROLL_EDGE_KUBECONFIGS; do
     local name=${pair%%=*} path=${pair#*=}
-    "$kubectl" -n "$SYSTEM_NS" create secret generic "$name-kubeconfig" --from-file=kubeconfig="$path" \
+    # Flattened: a Secret must carry the certificates themselves, not paths on this machine.
+    "$kubectl" config view --raw --flatten --kubeconfig "$path" > "$DEMO/$name.kubeconfig"
+    "$kubectl" -n "$SYSTEM_NS" create secret generic "$name-kubeconfig" --from-file=kubeconfig="$DEMO/$name.kubeconfig" \
       --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
   done
   "$kubectl" apply -f examples/edgeclusters.yaml >/dev/null
@@ -69,7 +72,7 @@ YAML
     --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 
   echo "demo: composing the storefront graph with wgc"
-  (cd examples/graph && "$EDGEROLL_NPM_BIN/wgc" router compose -i graph.yaml -o "$DEMO/storefront.json" >/dev/null)
+  (cd examples/graph && "$WGC" router compose -i graph.yaml -o "$DEMO/storefront.json" >/dev/null)
   "$kubectl" -n "$TEAM_NS" create configmap storefront-graph --from-file=config.json="$DEMO/storefront.json" \
     --dry-run=client -o yaml | "$kubectl" apply --server-side --force-conflicts -f - >/dev/null
 
@@ -97,7 +100,7 @@ YAML
   echo
   cat <<TXT
 demo: done in $((SECONDS - t0))s. Try an update:
-  source .lab/env
+  source .lab/env && export PATH=\$EDGEROLL_BIN_DIR:\$PATH
   kubectl -n $TEAM_NS patch rtc edge-flags --type merge -p '{"spec":{"config":{"banner":"Flash sale"}}}'
   kubectl -n $TEAM_NS wait --for=condition=Ready rtc/edge-flags && kubectl get rtc -A
   .venv/bin/python -m edgeroll.lab.pod_runner $TEAM_NS edge-flags

@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from edgeroll.lab.handle import Lab
 from edgeroll.render.canonical import content_digest
@@ -35,6 +35,30 @@ from edgeroll.rollout.resources import edge_name
 
 class PodSpecError(RuntimeError):
     """The Deployment or a Secret it references is missing or not what the operator writes."""
+
+
+class Kubectl(Protocol):
+    """What this module needs from a cluster handle: `Lab`, or any other with the same `kubectl`."""
+
+    def kubectl(
+        self, cluster: str, *args: str, input: str | None = None, check: bool = True, timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+class CacheEndpoint(Protocol):
+    """An edge cache a client can reach: a local process, or a port-forward to a real pod."""
+
+    @property
+    def cluster(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def env(self) -> dict[str, str]: ...
+
+    @property
+    def signing_key(self) -> bytes: ...
 
 
 def free_port() -> int:
@@ -145,8 +169,24 @@ class LocalEdgeCache:
         self.stop()
 
 
+def pod_spec_env(
+    lab: Kubectl, cluster: str, namespace: str, deployment: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The edge cache container of the Deployment in `cluster`/`namespace`, and its env resolved
+    as the kubelet would (`secretKeyRef`s read from the same cluster)."""
+    raw = lab.kubectl(cluster, "-n", namespace, "get", "deployment", deployment, "-o", "json").stdout
+    container = cache_container(json.loads(raw))
+    secrets: dict[str, dict[str, str]] = {}
+    for var in container.get("env", []):
+        ref = var.get("valueFrom", {}).get("secretKeyRef")
+        if ref and ref["name"] not in secrets:
+            got = lab.kubectl(cluster, "-n", namespace, "get", "secret", ref["name"], "-o", "json").stdout
+            secrets[ref["name"]] = json.loads(got).get("data", {})
+    return container, resolve_env(container, secrets)
+
+
 def edge_cache_from_cluster(
-    lab: Lab,
+    lab: Kubectl,
     cluster: str,
     namespace: str,
     deployment: str,
@@ -154,21 +194,14 @@ def edge_cache_from_cluster(
     port: int | None = None,
 ) -> LocalEdgeCache:
     """Build (not start) a local edge cache from the Deployment in `cluster`/`namespace`."""
-    raw = lab.kubectl(cluster, "-n", namespace, "get", "deployment", deployment, "-o", "json").stdout
-    spec = json.loads(raw)
-    container = cache_container(spec)
-    secrets: dict[str, dict[str, str]] = {}
-    for var in container.get("env", []):
-        ref = var.get("valueFrom", {}).get("secretKeyRef")
-        if ref and ref["name"] not in secrets:
-            got = lab.kubectl(cluster, "-n", namespace, "get", "secret", ref["name"], "-o", "json").stdout
-            secrets[ref["name"]] = json.loads(got).get("data", {})
+    container, pod_env = pod_spec_env(lab, cluster, namespace, deployment)
     port = port or free_port()
     state_dir = work_dir / f"{cluster}-{deployment}-state"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        **resolve_env(container, secrets),
+        **pod_env,
         "EDGEROLL_CACHE_PORT": str(port),
+        "EDGEROLL_CACHE_HOST": "127.0.0.1",  # loopback only, unlike the pod's 0.0.0.0
         "EDGEROLL_STATE_DIR": str(state_dir),
     }
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -204,14 +237,37 @@ class FetchResult:
     signature_ok: bool
     version: str | None
     cosmo_status: int | None
+    # The Cosmo route asked again with the version just served: 304 when the cache revalidates.
+    cosmo_revalidate_status: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == 200 and self.digest == self.body_digest and self.signature_ok
 
 
-def fetch_and_verify(cache: LocalEdgeCache, timeout: float = 5.0) -> FetchResult:
-    """GET /configs/<ns>/<name>, check digest and HMAC; then ask as a Cosmo router would."""
+def _cosmo_post(
+    cache: CacheEndpoint, org: str, graph: str, version: str, timeout: float
+) -> tuple[int, bytes]:
+    """POST the Cosmo CDN route as a router does; (status, body). A 304 is an answer, not an error."""
+    request = urllib.request.Request(  # noqa: S310 - http on loopback
+        f"{cache.url}/{org}/{graph}/routerconfigs/latest.json",
+        data=json.dumps({"version": version}).encode(),
+        headers={
+            "Authorization": f"Bearer {graph_token(org, graph)}",
+            "Content-Type": "application/json",
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+            return int(resp.status), bytes(resp.read())
+    except urllib.error.HTTPError as exc:  # urllib raises on 304 too
+        return int(exc.code), b""
+
+
+def fetch_and_verify(cache: CacheEndpoint, timeout: float = 5.0) -> FetchResult:
+    """GET /configs/<ns>/<name>, check digest and HMAC; then ask as a Cosmo router would: first with
+    no version (200 and the same bytes), then with the version just served (304)."""
     ns, name = cache.env["EDGEROLL_CONFIG_NAMESPACE"], cache.env["EDGEROLL_CONFIG_NAME"]
     with urllib.request.urlopen(f"{cache.url}/configs/{ns}/{name}", timeout=timeout) as resp:  # noqa: S310
         body = resp.read()
@@ -226,24 +282,15 @@ def fetch_and_verify(cache: LocalEdgeCache, timeout: float = 5.0) -> FetchResult
         version = parsed.get("version") if isinstance(parsed, dict) else None
     except ValueError:
         pass
-    cosmo_status = None
+    cosmo_status = revalidate_status = None
     org = cache.env.get("EDGEROLL_COSMO_ORGANIZATION_ID")
     graph = cache.env.get("EDGEROLL_COSMO_FEDERATED_GRAPH_ID")
     if org and graph:
-        request = urllib.request.Request(  # noqa: S310 - http on loopback
-            f"{cache.url}/{org}/{graph}/routerconfigs/latest.json",
-            data=json.dumps({"version": ""}).encode(),
-            headers={
-                "Authorization": f"Bearer {graph_token(org, graph)}",
-                "Content-Type": "application/json",
-            },
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
-            cosmo_status = resp.status
-            cosmo_body = resp.read()
+        cosmo_status, cosmo_body = _cosmo_post(cache, org, graph, "", timeout)
         if cosmo_body != body:
             cosmo_status = -cosmo_status  # served different bytes on the Cosmo route: flag it
+        if isinstance(version, str):
+            revalidate_status, _ = _cosmo_post(cache, org, graph, version, timeout)
     return FetchResult(
         cluster=cache.cluster,
         status=status,
@@ -252,6 +299,7 @@ def fetch_and_verify(cache: LocalEdgeCache, timeout: float = 5.0) -> FetchResult
         signature_ok=verify(cache.signing_key, body, signature),
         version=version,
         cosmo_status=cosmo_status,
+        cosmo_revalidate_status=revalidate_status,
     )
 
 

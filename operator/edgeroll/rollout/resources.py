@@ -237,6 +237,9 @@ def deployment(p: EdgeCacheParams) -> dict[str, Any]:
         "ports": [{"name": "http", "containerPort": p.port, "protocol": "TCP"}],
         "env": _env(p),
         "readinessProbe": probe,
+        # Let endpoints drop the pod before the cache closes its listener on SIGTERM
+        # (it then drains for up to 10 s); sleep is a kubelet action, no binary needed.
+        "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "http"},
             "periodSeconds": 10,
