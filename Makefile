@@ -26,11 +26,12 @@ lint: setup ## ruff
 typecheck: setup ## mypy --strict on the package
 	$(VENV)/bin/mypy
 
-crds: setup ## regenerate crds/ and the chart's crds/ from the pydantic models
+crds: setup ## regenerate crds/, the chart's crds/ and docs/reference.md from the pydantic models
 	$(PY) -m edgeroll.cli crds --write crds --write charts/edgeroll/crds
+	$(PY) -m edgeroll.cli crds --reference docs/reference.md
 
-crds-check: ## fail when crds/ or the chart's crds/ differ from the models (a unit test checks it too)
-	$(PY) -m edgeroll.cli crds --check crds --check charts/edgeroll/crds
+crds-check: ## fail when crds/, the chart's crds/ or docs/reference.md differ from the models (unit tests check it too)
+	$(PY) -m edgeroll.cli crds --check crds --check charts/edgeroll/crds --check-reference docs/reference.md
 
 unit: setup ## pure tests, no processes
 	$(PYTEST) -m unit

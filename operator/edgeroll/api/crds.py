@@ -2,6 +2,8 @@
 
 `edgeroll crds` prints them; `edgeroll crds --write crds --write charts/edgeroll/crds`
 writes one file per CRD (what `make crds` runs); `--check DIR` fails when DIR is stale.
+`--reference docs/reference.md` writes the field reference generated from them
+(`api/reference.py`); `--check-reference` fails when it is stale.
 
 The pydantic JSON schema is turned into a Kubernetes structural schema:
 `$ref`s are inlined, `Optional` collapses to its type, `int | str` becomes
@@ -202,13 +204,21 @@ def stale_files(directory: Path) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write", action="append", default=[], metavar="DIR", help="write the CRDs into DIR")
     parser.add_argument("--check", action="append", default=[], metavar="DIR", help="fail if DIR is stale")
+    parser.add_argument("--reference", metavar="PATH", help="write the field reference (Markdown) to PATH")
+    parser.add_argument("--check-reference", metavar="PATH", help="fail if the reference at PATH is stale")
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgeroll.api.reference import render_reference  # it imports this module
+
     files = rendered_files()
-    if not args.write and not args.check:
+    reference, check_reference = getattr(args, "reference", None), getattr(args, "check_reference", None)
+    if not args.write and not args.check and not reference and not check_reference:
         sys.stdout.write("---\n".join(files.values()))
         return 0
+    if reference:
+        Path(reference).write_text(render_reference())
+        print(f"wrote {reference}")
     for directory in map(Path, args.write):
         directory.mkdir(parents=True, exist_ok=True)
         for name, content in files.items():
@@ -219,4 +229,9 @@ def run(args: argparse.Namespace) -> int:
         for name in stale_files(directory):
             print(f"{directory / name} is stale: run `make crds`", file=sys.stderr)
             status = 1
+    if check_reference and (
+        not Path(check_reference).is_file() or Path(check_reference).read_text() != render_reference()
+    ):
+        print(f"{check_reference} is stale: run `make crds`", file=sys.stderr)
+        status = 1
     return status

@@ -1,0 +1,137 @@
+"""Fixtures of the scenario suite: one provider, one chart install and one operator for the whole session.
+
+EDGEROLL_E2E_PROVIDER picks the clusters (`local`, the default: the kwokctl lab;
+`kind`: see docs/e2e.md). Whatever the provider, the operator runs under the
+chart's ServiceAccount, so every scenario also proves the chart's RBAC: a test
+whose operator log shows a 403 fails.
+
+Everything is scoped by one run id (RunScope): hub namespaces, the Helm release
+and its cluster-scoped RBAC, EdgeClusters labelled `e2e-run=<id>`, the edge cache
+namespace in every edge, and the S3 prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from scenario_kit import ComposedGraph, Fleet, forbidden_lines
+from tests.e2e.operator.operator_e2e_kit import SIGNING_KEY, OperatorE2E, _teardown
+from tests.e2e.providers.e2e_provider import ROOT, E2EProvider, RunScope, apply_crds
+from tests.polling import wait_until
+
+PROVIDERS = ("local", "kind")
+
+
+@pytest.fixture(scope="session")
+def provider(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[E2EProvider]:
+    name = os.environ.get("EDGEROLL_E2E_PROVIDER", "local")
+    work = tmp_path_factory.mktemp(f"provider-{name}")
+    chosen: E2EProvider
+    if name == "local":
+        from tests.e2e.providers.local_provider import LocalProvider
+
+        chosen = LocalProvider(request.getfixturevalue("lab"), work)
+    elif name == "kind":
+        from tests.e2e.providers.kind_provider import KindProvider
+
+        chosen = KindProvider.create(work)
+    else:
+        pytest.fail(f"EDGEROLL_E2E_PROVIDER={name!r}: use one of {', '.join(PROVIDERS)}")
+    try:
+        yield chosen
+    finally:
+        chosen.close()
+
+
+@pytest.fixture(scope="session")
+def fleet(provider: E2EProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """The chart in the hub, the operator under its ServiceAccount, and one EdgeCluster per edge."""
+    scope = RunScope.new("sc")
+    clusters = provider.clusters
+    work = tmp_path_factory.mktemp("scenarios")
+    log_path = work / "operator.log"
+    apply_crds(clusters)
+    clusters.kubectl("hub", "create", "namespace", scope.ns)
+    e2e: OperatorE2E | None = None
+    try:
+        clusters.kubectl(
+            "hub",
+            "-n",
+            scope.ns,
+            "create",
+            "secret",
+            "generic",
+            "signing",
+            f"--from-literal=key={SIGNING_KEY}",
+        )
+        operator = provider.install_operator(scope, log_path)
+        e2e = OperatorE2E(clusters, scope.run, scope.ns, scope.prefix, {}, operator)
+        for edge in sorted(clusters.edge_labels):
+            name = f"{scope.release}-{edge.removeprefix('edge-')}"
+            labels = {**clusters.edge_labels[edge], "tier": "edge", "e2e-run": scope.run}
+            e2e.add_edgecluster(name, labels, provider.edge_kubeconfig(edge))
+            e2e.edges[edge] = name
+        for name in e2e.edges.values():
+            wait_until(
+                lambda n=name: e2e.edgecluster_ready(n) == "True",
+                timeout=90,
+                message=lambda: f"EdgeClusters Ready; operator log:\n{operator.tail()}",
+            )
+        yield Fleet(provider, scope, e2e, work)
+    finally:
+        if e2e is not None:
+            _teardown(e2e)
+        else:
+            clusters.kubectl("hub", "delete", "namespace", scope.ns, "--wait=false", check=False)
+        provider.uninstall_operator(scope)
+        sys.stderr.write(f"\nscenario operator log: {log_path}\n")
+
+
+@pytest.fixture(autouse=True)
+def no_forbidden_in_operator_log(fleet: Fleet) -> Iterator[None]:
+    """The chart's RBAC must be enough for whatever a scenario makes the operator do."""
+    before = len(fleet.e2e.operator.log())
+    yield
+    denied = forbidden_lines(fleet.e2e.operator.log()[before:])
+    assert not denied, "the operator was denied (the chart's RBAC lacks a verb):\n" + "\n".join(denied[:20])
+
+
+def _wgc() -> str:
+    candidates = [
+        os.environ.get("EDGEROLL_NPM_BIN", ""),
+        str(Path.home() / ".cache" / "edgeroll" / "npm" / "node_modules" / ".bin"),
+    ]
+    for directory in candidates:
+        if directory and (Path(directory) / "wgc").exists():
+            return str(Path(directory) / "wgc")
+    found = shutil.which("wgc")
+    if not found:
+        pytest.fail("`wgc` (npm package wgc) is not installed: run `make setup`")
+    return found
+
+
+@pytest.fixture(scope="session")
+def composed_graph(tmp_path_factory: pytest.TempPathFactory) -> ComposedGraph:
+    """The Cosmo execution config of examples/graph, composed now by `wgc router compose`."""
+    out = tmp_path_factory.mktemp("wgc") / "storefront.json"
+    result = subprocess.run(
+        [_wgc(), "router", "compose", "-i", "graph.yaml", "-o", str(out)],
+        cwd=ROOT / "examples" / "graph",
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, f"wgc router compose failed:\n{result.stdout}\n{result.stderr}"
+    config = json.loads(out.read_text())
+    assert {"engineConfig", "subgraphs"} <= set(config), sorted(config)
+    return ComposedGraph(out, config)
