@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 DIGEST_PREFIX = "sha256:"
@@ -16,6 +17,24 @@ DIGEST_PREFIX = "sha256:"
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no insignificant whitespace, UTF-8 (not ASCII-escaped)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def canonical_object(members: Mapping[str, bytes]) -> bytes:
+    """`canonical_json` of an object whose member values are given already canonical.
+
+    Byte for byte what `canonical_json` gives for the whole object (members sorted by key), so a
+    caller can serialize each member once and assemble more than one object from them.
+    """
+    return b"".join(
+        (
+            b"{",
+            b",".join(
+                json.dumps(key, ensure_ascii=False).encode("utf-8") + b":" + members[key]
+                for key in sorted(members)
+            ),
+            b"}",
+        )
+    )
 
 
 def content_digest(body: bytes) -> str:

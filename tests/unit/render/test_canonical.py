@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeroll.api.routerconfig import ConfigFormat
-from edgeroll.render.canonical import canonical_json, content_digest, digest_hex
+from edgeroll.render.canonical import canonical_json, canonical_object, content_digest, digest_hex
 from edgeroll.render.revision import make_revision
 
 pytestmark = pytest.mark.unit
@@ -73,3 +73,10 @@ def test_canonical_form_is_compact_sorted_utf8() -> None:
         == '{"a":[1,{"c":null,"d":"é"}],"b":1}'.encode()
     )
     assert content_digest(b"") == "sha256:" + hashlib.sha256(b"").hexdigest()
+
+
+@given(objects)
+@settings(max_examples=300)
+def test_an_object_assembled_from_canonical_members_is_canonical(doc: dict[str, Any]) -> None:
+    members = {k: canonical_json(v) for k, v in doc.items()}
+    assert canonical_object(members) == canonical_json(doc)

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeroll.api.routerconfig import ConfigFormat
 from edgeroll.render.canonical import canonical_json
 from edgeroll.render.errors import RenderError, json_path
-from edgeroll.render.formats import cosmo_version, finalize
+from edgeroll.render.formats import cosmo_version, finalize, served_bytes
 from edgeroll.render.revision import make_revision
 
 pytestmark = pytest.mark.unit
@@ -111,3 +113,44 @@ def test_json_format_takes_any_object_but_not_other_values() -> None:
 
 def test_json_path_quotes_awkward_keys() -> None:
     assert json_path(["a", 0, "b.c", 'q"'], "$") == '$.a[0]["b.c"]["q\\""]'
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+_SCHEMA_FIELDS = {
+    "engineConfig",
+    "engine_config",
+    "subgraphs",
+    "featureFlagConfigs",
+    "feature_flag_configs",
+    "compatibilityVersion",
+    "compatibility_version",
+    "version",
+}
+# Keys that sort around "version" (and unicode ones), so the assembled object's member order is exercised.
+_keys = st.sampled_from(
+    ["version", "versio", "versionA", "Version", "vérsion", "a", "zz", "engineConfigX"]
+) | st.text(max_size=8)
+
+
+@given(st.dictionaries(_keys, _values, max_size=6))
+@settings(max_examples=300)
+def test_served_bytes_are_the_canonical_bytes_of_the_finalized_config(extra: dict[str, Any]) -> None:
+    doc = {**cosmo(), **{k: v for k, v in extra.items() if k not in _SCHEMA_FIELDS}}
+    if "version" in extra:
+        doc["version"] = str(extra["version"])  # any incoming version string is replaced
+    assert served_bytes(ConfigFormat.COSMO, doc) == canonical_json(finalize(ConfigFormat.COSMO, doc))
+    assert served_bytes(ConfigFormat.JSON, extra) == canonical_json(extra)
+
+
+def test_served_bytes_fail_like_the_plain_path_on_keys_json_cannot_sort() -> None:
+    doc: dict[Any, Any] = {**cosmo(), 1: "one"}  # only Python callers can build this; JSON keys are strings
+    with pytest.raises(TypeError):
+        canonical_json(finalize(ConfigFormat.COSMO, doc))
+    with pytest.raises(TypeError):
+        served_bytes(ConfigFormat.COSMO, doc)
