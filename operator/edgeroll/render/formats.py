@@ -132,6 +132,8 @@ def _check(value: Any, type_: Type, segments: tuple[PathSegment, ...]) -> None:
     elif isinstance(type_, tuple) and type_[0] == "list":
         if not isinstance(value, list):
             raise _fail(segments, f"expected an array, got {_kind(value)}")
+        if type_[1] == _STR and all(isinstance(item, str) for item in value):
+            return  # the common case (field names), without a call per item
         for i, item in enumerate(value):
             _check(item, type_[1], (*segments, i))
     elif isinstance(type_, tuple) and type_[0] == "map":

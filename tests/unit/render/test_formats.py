@@ -74,6 +74,12 @@ def test_served_cosmo_bytes_carry_their_version_and_round_trip() -> None:
             "$.engineConfig.datasourceConfigurations[0].rootNodes[0].fieldNames",
         ),
         (
+            lambda d: d["engineConfig"]["datasourceConfigurations"][0]["rootNodes"][0].__setitem__(
+                "fieldNames", ["products", None, 3]
+            ),
+            "$.engineConfig.datasourceConfigurations[0].rootNodes[0].fieldNames[2]",
+        ),
+        (
             lambda d: d["engineConfig"].__setitem__("defaultFlushInterval", "soon"),
             "$.engineConfig.defaultFlushInterval",
         ),
