@@ -529,9 +529,10 @@ class Checker:
         # (or was promoted: the command applies to the wave that was current when it came).
         if any(e.reason == "RolloutPromoted" for e in p.events):
             self.promoted.add((rev, before.wave if before.revision == rev else 0))
-        started_now = [i for i, w in enumerate(p.state.waves) if w.started_at == now and i > 0]
+        started_now = [i for i, w in enumerate(p.state.waves) if w.started_at == now]
         if self.policy.paused:
             assert not started_now, "a wave started while paused"
+        started_now = [i for i in started_now if i > 0]
         soak = self.policy.effective_soak_seconds
         for index in started_now:
             prev = index - 1
