@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections import Counter
 
 from edgeroll.publish.history import Manifest
@@ -14,6 +16,10 @@ class InMemoryRevisionStore:
         self.counters: Counter[str] = Counter()
         self.objects: dict[str, tuple[bytes, str | None]] = {}
         self.fail_with: PublishError | None = None  # set to make every call fail (S3 down)
+        # ETags as S3 gives them: the body's MD5, or with `opaque_etags` (SSE-KMS, multipart) a
+        # fresh value per write that says nothing about the bytes.
+        self.opaque_etags = False
+        self._opaque: dict[str, str] = {}
 
     def _op(self, kind: str) -> None:
         self.counters[kind] += 1
@@ -23,18 +29,27 @@ class InMemoryRevisionStore:
     async def head(self, key: str) -> StoredObject | None:
         self._op("head")
         obj = self.objects.get(key)
-        return None if obj is None else StoredObject(size=len(obj[0]), signature=obj[1])
+        if obj is None:
+            return None
+        body, signature = obj
+        md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+        etag = self._opaque.get(key) if self.opaque_etags else md5
+        return StoredObject(size=len(body), signature=signature, etag=etag)
+
+    def _write(self, key: str, body: bytes, signature: str | None) -> None:
+        self.objects[key] = (body, signature)
+        self._opaque[key] = uuid.uuid4().hex
 
     async def put_if_absent(self, key: str, body: bytes, signature: str) -> bool:
         self._op("put")
         if key in self.objects:
             return False
-        self.objects[key] = (body, signature)
+        self._write(key, body, signature)
         return True
 
     async def put(self, key: str, body: bytes, signature: str) -> None:
         self._op("put")
-        self.objects[key] = (body, signature)
+        self._write(key, body, signature)
 
     async def get(self, key: str) -> tuple[bytes, str | None] | None:
         self._op("get")
@@ -47,7 +62,7 @@ class InMemoryRevisionStore:
 
     async def write_manifest(self, key: str, manifest: Manifest) -> None:
         self._op("put")
-        self.objects[key] = (manifest.model_dump_json(by_alias=True, exclude_none=True).encode(), None)
+        self._write(key, manifest.model_dump_json(by_alias=True, exclude_none=True).encode(), None)
 
     async def delete(self, key: str) -> None:
         self._op("delete")

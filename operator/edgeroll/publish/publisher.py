@@ -6,6 +6,7 @@ import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from edgeroll.publish.history import (
     Manifest,
@@ -16,23 +17,38 @@ from edgeroll.publish.history import (
     select_garbage,
     without,
 )
-from edgeroll.publish.store import PublishError, RevisionStore
+from edgeroll.publish.store import PublishError, RevisionStore, StoredObject
 from edgeroll.render.revision import Revision
 from edgeroll.render.signing import sign
 
 log = logging.getLogger(__name__)
+
+Write = Literal["unchanged", "written", "repaired"]
 
 
 @dataclass(frozen=True)
 class PublishOutcome:
     entries: dict[str, ManifestEntry]  # digest -> entry, for every revision asked for
     written: list[str] = field(default_factory=list)  # digests whose object this call wrote
+    repaired: list[str] = field(default_factory=list)  # of those, objects that held other bytes
 
 
 class RevisionPublisher:
     def __init__(self, store: RevisionStore, prefix: str) -> None:
         self.store = store
         self.prefix = prefix
+        # key -> an ETag that says nothing about the bytes (SSE-KMS, multipart), under which we
+        # have read and checked them. S3 gives such ETags a new value on every write.
+        self._checked: dict[str, str] = {}
+
+    def _intact(self, key: str, head: StoredObject, revision: Revision) -> bool:
+        """The HEAD says the stored bytes are ours: size and signature alone do not, since an
+        overwrite can keep both (a same-length forgery with the metadata copied)."""
+        if head.size != revision.size or head.etag is None:
+            return False
+        if head.etag == hashlib.md5(revision.body, usedforsecurity=False).hexdigest():
+            return True
+        return self._checked.get(key) == head.etag
 
     def key_for(self, namespace: str, name: str, digest: str) -> str:
         return revision_key(self.prefix, namespace, name, digest)
@@ -49,28 +65,37 @@ class RevisionPublisher:
         return manifest or Manifest(namespace=namespace, name=name)
 
     async def publish_revision(self, key: str, revision: Revision, signature: str) -> bool:
-        """Make `key` hold exactly these bytes and this signature; True when it wrote.
+        """Make `key` hold exactly these bytes and this signature; True when it wrote."""
+        return await self._publish_revision(key, revision, signature) != "unchanged"
 
-        Checked first (HEAD), so a restart with nothing new writes nothing.
+    async def _publish_revision(self, key: str, revision: Revision, signature: str) -> Write:
+        """`publish_revision`, saying what it did: "repaired" means the key held other bytes.
+
+        Checked first (HEAD), so a restart with nothing new writes nothing. The HEAD's ETag
+        tells whether the bytes are still ours (S3's ETag of a plain PUT is the body's MD5);
+        when it cannot (an opaque ETag not checked yet), the object is read and hashed.
         A 412 on the conditional PUT means someone wrote it first: we verify the
         digest anyway, since SeaweedFS once let racing conditional PUTs through.
         """
         head = await self.store.head(key)
-        if head is not None and head.size == revision.size and head.signature == signature:
-            return False
+        if head is not None and head.signature == signature and self._intact(key, head, revision):
+            return "unchanged"
         if head is None and await self.store.put_if_absent(key, revision.body, signature):
-            return True
+            return "written"
         existing = await self.store.get(key)
         if existing is not None:
             body, existing_signature = existing
             if hashlib.sha256(body).hexdigest() == revision.hex and existing_signature == signature:
-                return False
-            if hashlib.sha256(body).hexdigest() == revision.hex:
-                log.info("re-signing %s in place: the signing key changed", key)
-            else:
+                if head is not None and head.etag is not None:
+                    self._checked[key] = head.etag
+                return "unchanged"
+            if hashlib.sha256(body).hexdigest() != revision.hex:
                 log.warning("rewriting %s: stored bytes do not match digest %s", key, revision.digest)
+                await self.store.put(key, revision.body, signature)
+                return "repaired"
+            log.info("re-signing %s in place: the signing key changed", key)
         await self.store.put(key, revision.body, signature)
-        return True
+        return "written"
 
     async def publish(
         self,
@@ -84,11 +109,15 @@ class RevisionPublisher:
         entries: dict[str, ManifestEntry] = {}
         fresh: list[ManifestEntry] = []
         written: list[str] = []
+        repaired: list[str] = []
         for rev in revisions:
             key = self.key_for(namespace, name, rev.digest)
             signature = sign(signing_key, rev.body)
-            if await self.publish_revision(key, rev, signature):
+            done = await self._publish_revision(key, rev, signature)
+            if done != "unchanged":
                 written.append(rev.digest)
+            if done == "repaired":
+                repaired.append(rev.digest)
             known = manifest.find(rev.digest)
             if known is not None and known.signature == signature:
                 entries[rev.digest] = known
@@ -102,7 +131,7 @@ class RevisionPublisher:
             await self.store.write_manifest(
                 manifest_key(self.prefix, namespace, name), record(manifest, fresh)
             )
-        return PublishOutcome(entries=entries, written=written)
+        return PublishOutcome(entries=entries, written=written, repaired=repaired)
 
     async def collect_garbage(self, namespace: str, name: str, keep: int, in_use: Iterable[str]) -> list[str]:
         """Delete revisions beyond `keep` that no cluster serves; returns the deleted keys.

@@ -90,7 +90,9 @@ class S3RevisionStore:
                 return None
             raise self._error(err, self.bucket, key) from err
         return StoredObject(
-            size=int(resp["ContentLength"]), signature=resp.get("Metadata", {}).get(SIGNATURE_METADATA_KEY)
+            size=int(resp["ContentLength"]),
+            signature=resp.get("Metadata", {}).get(SIGNATURE_METADATA_KEY),
+            etag=str(resp.get("ETag", "")).strip('"') or None,
         )
 
     async def put_if_absent(self, key: str, body: bytes, signature: str) -> bool:

@@ -26,6 +26,7 @@ class PublishError(Exception):
 class StoredObject:
     size: int
     signature: str | None
+    etag: str | None = None  # unquoted; S3 gives the body's MD5 for a single-part, unencrypted PUT
 
 
 class RevisionStore(Protocol):

@@ -74,6 +74,47 @@ async def test_existing_object_with_wrong_bytes_or_signature_is_rewritten() -> N
     assert verify(new_key, *store.objects[key])
 
 
+def _forge(body: bytes) -> bytes:
+    """Other bytes of the same length: what a HEAD's size cannot tell apart."""
+    return body.replace(b"7", b"8")
+
+
+async def test_same_length_forgery_with_the_signature_copied_is_repaired() -> None:
+    store = InMemoryRevisionStore()
+    r = rev(7)
+    signature = sign(KEY, r.body)
+    await RevisionPublisher(store, "p").publish("ns", "cfg", [r], KEY, now="t1")
+    key = RevisionPublisher(store, "p").key_for("ns", "cfg", r.digest)
+    forged = _forge(r.body)
+    assert len(forged) == len(r.body) and forged != r.body
+    await store.put(key, forged, signature)  # an overwrite that keeps size and metadata
+
+    out = await RevisionPublisher(store, "p").publish("ns", "cfg", [r], KEY, now="t2")
+    assert out.written == out.repaired == [r.digest]
+    assert store.objects[key] == (r.body, signature)
+    again = await RevisionPublisher(store, "p").publish("ns", "cfg", [r], KEY, now="t3")
+    assert again.written == again.repaired == []
+
+
+async def test_opaque_etags_are_checked_once_by_reading_then_trusted_until_they_change() -> None:
+    store = InMemoryRevisionStore()
+    store.opaque_etags = True  # SSE-KMS or multipart: the ETag is not the body's MD5
+    r = rev(7)
+    await RevisionPublisher(store, "p").publish("ns", "cfg", [r], KEY, now="t1")
+    pub = RevisionPublisher(store, "p")  # a restart: nothing checked yet
+    key = pub.key_for("ns", "cfg", r.digest)
+    gets = store.counters["get"]
+    assert (await pub.publish("ns", "cfg", [r], KEY, now="t2")).written == []
+    assert store.counters["get"] - gets == 2  # the manifest, and the object once
+    gets, puts = store.counters["get"], store.counters["put"]
+    assert (await pub.publish("ns", "cfg", [r], KEY, now="t3")).written == []
+    assert store.counters["get"] - gets == 1 and store.counters["put"] == puts  # the manifest only
+
+    await store.put(key, _forge(r.body), sign(KEY, r.body))  # a new write: a new opaque ETag
+    out = await pub.publish("ns", "cfg", [r], KEY, now="t4")
+    assert out.repaired == [r.digest] and store.objects[key][0] == r.body
+
+
 async def test_garbage_collection_keeps_limit_and_served_digests() -> None:
     store = InMemoryRevisionStore()
     pub = RevisionPublisher(store, "p")
