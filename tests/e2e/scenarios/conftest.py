@@ -81,10 +81,15 @@ def fleet(provider: E2EProvider, tmp_path_factory: pytest.TempPathFactory) -> It
             e2e.add_edgecluster(name, labels, provider.edge_kubeconfig(edge))
             e2e.edges[edge] = name
         for name in e2e.edges.values():
+            # EdgeCluster status is written by every operator on the hub; one that cannot read this
+            # Secret (another release's, say `make demo`'s) would report it unreachable: show it all.
             wait_until(
                 lambda n=name: e2e.edgecluster_ready(n) == "True",
                 timeout=90,
-                message=lambda: f"EdgeClusters Ready; operator log:\n{operator.tail()}",
+                message=lambda n=name: (
+                    f"EdgeCluster {n} Ready: {e2e.hub('get', 'edgecluster', n, '-o', 'json').stdout}\n"
+                    f"operator log:\n{operator.tail()}"
+                ),
             )
         yield Fleet(provider, scope, e2e, work)
     finally:
