@@ -47,7 +47,8 @@ class LocalProvider:
         self._kubeconfigs: dict[str, Path] = {}
 
     def edge_kubeconfig(self, edge: str) -> str:
-        return self.lab.edge_kubeconfigs[edge].read_text()
+        """Self-contained (certificates inlined, not file paths), as a Secret for a real operator must be."""
+        return self.lab.kubectl(edge, "config", "view", "--raw", "--flatten", "--minify").stdout
 
     def install_operator(self, scope: RunScope, log_path: Path) -> OperatorProcess:
         install_chart(
