@@ -16,6 +16,7 @@ from edgeroll.api.common import (
     SecretKeyRef,
     _kx,
 )
+from edgeroll.api.rollout import RolloutPolicy, RolloutState
 
 KIND = "RouterConfig"
 PLURAL = "routerconfigs"
@@ -97,16 +98,6 @@ class CacheSpec(ApiModel):
     resources: ResourceRequirements | None = None
 
 
-class RolloutStrategy(StrEnum):
-    ALL_AT_ONCE = "AllAtOnce"
-
-
-class RolloutSpec(ApiModel):
-    """How a new revision reaches the target clusters. Progressive waves extend this type."""
-
-    strategy: RolloutStrategy = RolloutStrategy.ALL_AT_ONCE
-
-
 class RouterConfigSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=_kx(
@@ -136,7 +127,7 @@ class RouterConfigSpec(ApiModel):
     cosmo: CosmoSpec | None = None
     cache: CacheSpec = Field(default_factory=CacheSpec, json_schema_extra=_kx(default={}))
     revision_history_limit: int = Field(default=10, ge=1, le=100)
-    rollout: RolloutSpec = Field(default_factory=RolloutSpec, json_schema_extra=_kx(default={}))
+    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy, json_schema_extra=_kx(default={}))
 
 
 # ---- status -----------------------------------------------------------------------------------------
@@ -150,7 +141,7 @@ class ClusterPhase(StrEnum):
     UNREACHABLE = "Unreachable"
     PAUSED = "Paused"
     DELETING = "Deleting"
-    # Reserved for progressive rollout: a skipped unreachable cluster, and a cluster sent back.
+    # Progressive rollout: unreachable (Skip: left out of wave health), and sent back to last-good.
     STALE = "Stale"
     ROLLED_BACK = "RolledBack"
 
@@ -203,6 +194,9 @@ class RouterConfigStatus(ApiModel):
         json_schema_extra=_kx(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
     )
     summary: Summary | None = None
+    rollout: RolloutState | None = Field(
+        default=None, description="The rollout of the current revision, as the planner persisted it."
+    )
 
 
 class RouterConfig(ApiModel):
@@ -216,6 +210,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Format", "type": "string", "jsonPath": ".spec.format"},
     {"name": "Digest", "type": "string", "jsonPath": ".status.revision.shortDigest"},
     {"name": "Ready", "type": "string", "jsonPath": ".status.readyClusters"},
+    {"name": "Wave", "type": "string", "jsonPath": ".status.rollout.waveProgress"},
+    {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout.phase"},
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

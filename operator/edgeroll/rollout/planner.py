@@ -20,19 +20,22 @@ supersede semantics.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from edgeroll.api.common import ApiModel
+from edgeroll.api.rollout import ClusterRecord as ClusterRecord
+from edgeroll.api.rollout import HandledCommands as HandledCommands
+from edgeroll.api.rollout import RolloutPhase as RolloutPhase
+from edgeroll.api.rollout import RolloutState as RolloutState
+from edgeroll.api.rollout import WaveRecord as WaveRecord
 from edgeroll.rollout.health import DeploymentHealth
 from edgeroll.rollout.policy import REST_WAVE, RolloutPolicy, plan_waves, resolve_count
 
-RolloutPhase = Literal["Progressing", "Paused", "Soaking", "Completed", "Failed", "RolledBack"]
 # Values of edgeroll.api.routerconfig.ClusterPhase (a StrEnum): ClusterPhase(plan.phase) converts.
 ClusterRolloutPhase = Literal["Pending", "Progressing", "Ready", "Failed", "Stale", "RolledBack", "Paused"]
 CommandKind = Literal["promote", "abort", "undo", "retry"]
@@ -118,6 +121,10 @@ class ClusterState:
         )
 
 
+# The persisted state (`status.rollout`: RolloutState, WaveRecord, ClusterRecord) is part of the API:
+# edgeroll.api.rollout, re-exported here.
+
+
 class RolloutCommand(ApiModel):
     """A one-shot manual command (from an annotation). `id` makes it idempotent: a command whose id was
     already handled is ignored, so it survives restarts without firing twice. Ids should sort in the
@@ -147,91 +154,6 @@ class PlanInput:
     # generation: a policy-only change (soak, pause) must not restart the rollout.
     revision: str = ""
     commands: Sequence[RolloutCommand] = ()  # current command annotations (handled ones are ignored)
-
-
-# ---- persisted state ------------------------------------------------------------------------------
-
-
-class WaveRecord(ApiModel):
-    """One wave of the rollout of `RolloutState.revision`. Membership is ClusterRecord.wave."""
-
-    name: str
-    max_parallel: int | None = None
-    started_at: datetime | None = None
-    healthy_at: datetime | None = Field(
-        default=None, description="Start of the current healthy streak; cleared when health is lost."
-    )
-    completed_at: datetime | None = Field(
-        default=None, description="Soaked (or promoted), or healthy for the last wave: the gate passed."
-    )
-    promoted: bool = False
-
-
-class ClusterRecord(ApiModel):
-    """What the rollout knows about one target cluster."""
-
-    name: str
-    wave: int
-    target: str = Field(description="The digest this revision wants on the cluster.")
-    last_good: str | None = Field(
-        default=None, description="Known-good digest when the revision started: what rollback restores."
-    )
-    verified: str | None = Field(
-        default=None, description="Newest digest verified healthy at the end of a completed rollout."
-    )
-    moved_at: datetime | None = Field(default=None, description="When this rollout moved it to the target.")
-    since: datetime | None = Field(default=None, description="Start of the progress-deadline clock.")
-    ready_at: datetime | None = None
-    stale: bool = Field(default=False, description="Unreachable or paused at the last plan.")
-    failed_at: datetime | None = None
-    failure_reason: str | None = None
-    failure: str | None = None
-    rollback_to: str | None = None
-
-
-class HandledCommands(ApiModel):
-    """Id of the last handled command of each kind."""
-
-    promote: str | None = None
-    abort: str | None = None
-    undo: str | None = None
-    retry: str | None = None
-
-
-class RolloutState(ApiModel):
-    """`status.rollout`: everything the planner needs to continue after a restart."""
-
-    revision: str | None = None
-    phase: RolloutPhase = "Progressing"
-    wave: int = Field(default=0, description="Index of the current wave; len(waves) once all passed.")
-    wave_progress: str = Field(default="0/0", description="i/n, for the WAVE printer column.")
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    reason: str | None = None
-    message: str | None = None
-    paused: bool = False
-    rollback_started_at: datetime | None = None
-    rolled_back_at: datetime | None = None
-    waves: list[WaveRecord] = Field(default_factory=list)
-    clusters: list[ClusterRecord] = Field(default_factory=list)
-    handled: HandledCommands = Field(default_factory=HandledCommands)
-
-    def to_status(self) -> dict[str, Any]:
-        """JSON for `status.rollout`. Top-level and nested-object nulls are kept, so a JSON merge patch
-        of the whole object clears fields that went back to unset; list items (replaced wholesale by a
-        merge patch) carry no nulls."""
-        data: dict[str, Any] = json.loads(self.model_dump_json(by_alias=True))
-        for key in ("waves", "clusters"):
-            data[key] = [{k: v for k, v in item.items() if v is not None} for item in data[key]]
-        return data
-
-    @classmethod
-    def from_status(cls, data: Mapping[str, Any] | None) -> RolloutState:
-        """Parse `status.rollout` (None or {} gives a fresh state)."""
-        return cls.model_validate(dict(data or {}))
-
-    def record(self, name: str) -> ClusterRecord | None:
-        return next((r for r in self.clusters if r.name == name), None)
 
 
 # ---- outputs --------------------------------------------------------------------------------------

@@ -55,9 +55,13 @@ def test_routerconfig_crd_shape() -> None:
         "Format",
         "Digest",
         "Ready",
+        "Wave",
+        "Rollout",
         "Status",
         "Age",
     ]
+    wave = next(c for c in version["additionalPrinterColumns"] if c["name"] == "Wave")
+    assert wave["jsonPath"] == ".status.rollout.waveProgress"
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["properties"]["config"]["x-kubernetes-preserve-unknown-fields"] is True
     assert spec["properties"]["overlays"]["items"]["properties"]["patch"][
@@ -65,11 +69,12 @@ def test_routerconfig_crd_shape() -> None:
     ]
     assert spec["properties"]["revisionHistoryLimit"]["default"] == 10
     assert spec["properties"]["cache"]["properties"]["port"]["default"] == 8080
-    assert spec["properties"]["rollout"]["properties"]["strategy"]["enum"] == ["AllAtOnce"]
+    assert spec["properties"]["rollout"]["properties"]["strategy"]["enum"] == ["AllAtOnce", "Progressive"]
     rules = [v["rule"] for v in spec["x-kubernetes-validations"]]
     assert "has(self.config) != has(self.configFrom)" in rules
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
-    assert {"observedGeneration", "conditions", "revision", "clusters", "summary"} <= status.keys()
+    assert {"observedGeneration", "conditions", "revision", "clusters", "summary", "rollout"} <= status.keys()
+    assert {"waveProgress", "phase", "waves", "clusters", "handled"} <= status["rollout"]["properties"].keys()
 
 
 def test_edgecluster_crd_shape() -> None:

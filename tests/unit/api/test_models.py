@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from edgeroll.api.common import LabelSelector
 from edgeroll.api.conditions import find_condition, set_condition
 from edgeroll.api.edgecluster import EdgeClusterSpec
-from edgeroll.api.routerconfig import ConfigFormat, RolloutStrategy, RouterConfigSpec
+from edgeroll.api.routerconfig import ConfigFormat, RouterConfigSpec
 from edgeroll.api.selectors import selector_matches
 
 pytestmark = pytest.mark.unit
@@ -29,7 +29,7 @@ def test_routerconfig_spec_defaults_and_aliases() -> None:
     assert spec.config_from is not None and spec.config_from.config_map_key_ref.key == "config.json.gz"
     assert spec.cache.port == 8080 and spec.cache.replicas == 2 and spec.cache.image is None
     assert spec.revision_history_limit == 10
-    assert spec.rollout.strategy is RolloutStrategy.ALL_AT_ONCE
+    assert spec.rollout.strategy == "AllAtOnce" and spec.rollout.auto_rollback is True
     assert spec.overlays[0].patch == {"a": {"b": None}}
     wire = spec.to_wire()
     assert wire["configFrom"] == SPEC["configFrom"] and wire["revisionHistoryLimit"] == 10

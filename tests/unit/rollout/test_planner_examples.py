@@ -12,7 +12,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import ValidationError
 
-from edgeroll.api.routerconfig import RolloutSpec
+from edgeroll.api.routerconfig import RouterConfigSpec
 from edgeroll.rollout.health import DeploymentHealth, read_health
 from edgeroll.rollout.planner import (
     ApplyRevision,
@@ -277,11 +277,26 @@ def test_policy_refuses_nonsense(spec: dict[str, Any]) -> None:
 def test_policy_reads_spec_rollout_of_the_api() -> None:
     policy = RolloutPolicy.model_validate(PROGRESSIVE)
     assert policy.soak_seconds == 60 and policy.unreachable_policy == "Skip" and policy.auto_rollback
+    spec = RouterConfigSpec.model_validate(
+        {
+            "format": "json",
+            "config": {},
+            "targets": {"clusterSelector": {}},
+            "signing": {"secretRef": {"name": "s", "key": "k"}},
+            "rollout": PROGRESSIVE,
+        }
+    )
+    assert spec.rollout == policy  # spec.rollout is the planner's policy model
     fleet = Fleet.of(a={})
     p = plan_rollout(
-        PlanInput(desired={"a": revision(V1)}, observed=fleet.observe(), policy=RolloutSpec(), now=T0)
+        PlanInput(
+            desired={"a": revision(V1)},
+            observed=fleet.observe(),
+            policy=RouterConfigSpec.model_validate({**spec.to_wire(), "rollout": {}}).rollout,
+            now=T0,
+        )
     )
-    assert moved(p, fleet) == ["a"] and p.state.waves[0].name == "all"  # the API's RolloutSpec as is
+    assert moved(p, fleet) == ["a"] and p.state.waves[0].name == "all"  # the default: AllAtOnce
 
 
 # ---- a progressive rollout, gate by gate --------------------------------------------------------

@@ -1,0 +1,272 @@
+"""`spec.rollout` (the policy) and `status.rollout` (the persisted rollout state) of a RouterConfig.
+
+Models only. The wave split and int-or-percent arithmetic are in
+`edgeroll.rollout.policy`; every decision over these models is made by the pure
+planner (`edgeroll.rollout.planner`). Each rule pydantic enforces here is also
+a CEL rule in the CRD, so the apiserver refuses what the operator would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
+
+from edgeroll.api.common import DNS1123_LABEL, ApiModel, LabelSelector, _cel_string, _kx
+
+PERCENT = r"^(100|[1-9]?[0-9])%$"
+_PERCENT = re.compile(PERCENT)
+
+
+def _check_int_or_percent(value: int | str) -> int | str:
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"must not be negative: {value}")
+        return value
+    if not _PERCENT.match(value):
+        raise ValueError(f'must be an integer or a percentage such as "25%": {value!r}')
+    return value
+
+
+IntOrPercent = Annotated[int | str, AfterValidator(_check_int_or_percent)]
+"""An int, or "N%" (0-100) of some total; the CRD renders it as x-kubernetes-int-or-string."""
+
+
+def _int_or_percent_rule(minimum: int, field: str) -> dict[str, Any]:
+    """CEL for an int-or-string field: an int >= minimum, or a percentage. The maxLength (strings only)
+    bounds the CEL cost estimate of `matches`."""
+    return _kx(
+        maxLength=4,
+        **{
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"type(self) == int ? self >= {minimum} : self.matches('{_cel_string(PERCENT)}')",
+                    "message": f'{field} must be an integer >= {minimum} or a percentage such as "25%"',
+                }
+            ]
+        },
+    )
+
+
+Strategy = Literal["AllAtOnce", "Progressive"]
+UnreachablePolicy = Literal["Skip", "Block"]
+RolloutPhase = Literal["Progressing", "Paused", "Soaking", "Completed", "Failed", "RolledBack"]
+
+
+# ---- spec.rollout ---------------------------------------------------------------------------------
+
+
+class RolloutStep(ApiModel):
+    """One wave of a progressive rollout: the clusters its selector matches, at most maxParallel at once."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)
+    cluster_selector: LabelSelector | None = Field(
+        default=None,
+        description="Which targets this step takes; unset or empty matches every target not taken yet.",
+    )
+    max_parallel: IntOrPercent | None = Field(
+        default=None,
+        description="Clusters of this wave updating at once: an int or a percentage of the wave "
+        "(rounded down, at least 1). Unset: the whole wave.",
+        json_schema_extra=_int_or_percent_rule(1, "maxParallel"),
+    )
+
+    @model_validator(mode="after")
+    def _positive_parallel(self) -> Self:
+        if isinstance(self.max_parallel, int) and self.max_parallel < 1:
+            raise ValueError("maxParallel must be at least 1")
+        return self
+
+
+_POLICY_RULES = [
+    {
+        "rule": "self.strategy == 'Progressive' || "
+        "((!has(self.steps) || size(self.steps) == 0) && !has(self.canary) && !has(self.batchSize))",
+        "message": "steps, canary and batchSize need strategy Progressive",
+    },
+    {
+        "rule": "!has(self.steps) || size(self.steps) == 0 || (!has(self.canary) && !has(self.batchSize))",
+        "message": "use either steps or canary/batchSize, not both",
+    },
+]
+
+
+class RolloutPolicy(ApiModel):
+    """How a new revision reaches the target clusters (`spec.rollout`). docs/rollout.md explains each knob."""
+
+    model_config = ConfigDict(json_schema_extra=_kx(**{"x-kubernetes-validations": _POLICY_RULES}))
+
+    strategy: Strategy = Field(
+        default="AllAtOnce",
+        description="AllAtOnce: one wave with every target, no soak. Progressive: waves (steps, or "
+        "canary then batchSize batches), each soaked before the next starts.",
+    )
+    steps: list[RolloutStep] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Ordered waves (Progressive). A cluster matching several steps joins the first; "
+        "targets no step selects form a last implicit wave.",
+        json_schema_extra=_kx(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+    )
+    canary: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="Without steps: the first N targets (by name) form the first wave.",
+    )
+    batch_size: IntOrPercent | None = Field(
+        default=None,
+        description="Without steps: the remaining targets go in waves of this many (or this percentage "
+        "of all targets, at least 1). Unset: one wave.",
+        json_schema_extra=_int_or_percent_rule(1, "batchSize"),
+    )
+    max_unavailable: IntOrPercent = Field(
+        default=0,
+        description="Failure budget across the whole rollout: an int or a percentage of the targets "
+        "(rounded down). More failed clusters than this fails the rollout.",
+        json_schema_extra=_int_or_percent_rule(0, "maxUnavailable"),
+    )
+    soak_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=604800,
+        description="How long a wave must stay healthy before the next one starts (Progressive).",
+    )
+    progress_deadline_seconds: int = Field(
+        default=600,
+        ge=1,
+        le=86400,
+        description="A cluster not healthy this long after it was moved to the new digest has failed.",
+    )
+    auto_rollback: bool = Field(
+        default=True, description="On failure, send every moved cluster back to its last-good digest."
+    )
+    unreachable_policy: UnreachablePolicy = Field(
+        default="Skip",
+        description="Skip: an unreachable cluster is reported Stale and never holds the rollout. "
+        "Block: the rollout waits for it.",
+    )
+    paused: bool = Field(default=False, description="Hold: no cluster is moved and no wave starts.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.strategy == "AllAtOnce" and (self.steps or self.canary is not None or self.batch_size):
+            raise ValueError("steps, canary and batchSize need strategy Progressive")
+        if self.steps and (self.canary is not None or self.batch_size is not None):
+            raise ValueError("use either steps or canary/batchSize, not both")
+        names = [s.name for s in self.steps]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"step names must be unique: {', '.join(duplicates)}")
+        if isinstance(self.batch_size, int) and self.batch_size < 1:
+            raise ValueError("batchSize must be at least 1")
+        return self
+
+    @property
+    def effective_soak_seconds(self) -> int:
+        """AllAtOnce has a single wave and nothing to gate, so it never soaks."""
+        return self.soak_seconds if self.strategy == "Progressive" else 0
+
+
+# ---- status.rollout -------------------------------------------------------------------------------
+
+
+class WaveRecord(ApiModel):
+    """One wave of the rollout of `RolloutState.revision`. Membership is ClusterRecord.wave."""
+
+    name: str
+    max_parallel: int | None = Field(default=None, description="Resolved when the revision started.")
+    started_at: datetime | None = Field(default=None, description="When the wave's gate opened.")
+    healthy_at: datetime | None = Field(
+        default=None, description="Start of the current healthy streak; cleared when health is lost."
+    )
+    completed_at: datetime | None = Field(
+        default=None, description="Soaked (or promoted), or healthy for the last wave: the gate passed."
+    )
+    promoted: bool = False
+
+
+class ClusterRecord(ApiModel):
+    """What the rollout knows about one target cluster."""
+
+    name: str
+    wave: int = Field(description="Index of the cluster's wave in `waves`.")
+    target: str = Field(description="The digest this revision wants on the cluster.")
+    last_good: str | None = Field(
+        default=None, description="Known-good digest when the revision started: what rollback restores."
+    )
+    verified: str | None = Field(
+        default=None, description="Newest digest verified healthy at the end of a completed rollout."
+    )
+    moved_at: datetime | None = Field(default=None, description="When this rollout moved it to the target.")
+    since: datetime | None = Field(default=None, description="Start of the progress-deadline clock.")
+    ready_at: datetime | None = Field(default=None, description="When it became healthy on the target.")
+    stale: bool = Field(default=False, description="Unreachable or paused at the last plan.")
+    failed_at: datetime | None = None
+    failure_reason: str | None = Field(
+        default=None, description="HealthDeadlineExceeded or ProgressDeadlineExceeded."
+    )
+    failure: str | None = Field(default=None, description="Why it failed.")
+    rollback_to: str | None = Field(default=None, description="The digest it is being sent back to.")
+
+
+class HandledCommands(ApiModel):
+    """Id of the last handled command of each kind (`edgeroll.io/rollout-<kind>` annotations)."""
+
+    promote: str | None = None
+    abort: str | None = None
+    undo: str | None = None
+    retry: str | None = None
+
+
+class RolloutState(ApiModel):
+    """`status.rollout`: everything the planner needs to continue after a restart."""
+
+    revision: str | None = Field(
+        default=None, description="Content id of the revision being rolled out (base digest and overlays)."
+    )
+    phase: RolloutPhase = Field(
+        default="Progressing",
+        description="Progressing, Soaking (the current wave is healthy, counting soakSeconds), Paused, "
+        "Completed, Failed (halted, autoRollback off) or RolledBack.",
+    )
+    wave: int = Field(default=0, description="Index of the current wave; len(waves) once all passed.")
+    wave_progress: str = Field(default="0/0", description="i/n, for the WAVE printer column.")
+    started_at: datetime | None = Field(default=None, description="When this revision's rollout started.")
+    completed_at: datetime | None = Field(
+        default=None, description="When it completed, failed, or started rolling back."
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why it halted: HealthDeadlineExceeded, ProgressDeadlineExceeded, Aborted or Undone.",
+    )
+    message: str | None = Field(default=None, description="What happened, naming the clusters and wave.")
+    paused: bool = Field(default=False, description="spec.rollout.paused as last seen (for events).")
+    rollback_started_at: datetime | None = None
+    rolled_back_at: datetime | None = Field(
+        default=None, description="When every cluster sent back was healthy on its rollback digest."
+    )
+    waves: list[WaveRecord] = Field(default_factory=list)
+    clusters: list[ClusterRecord] = Field(default_factory=list)
+    handled: HandledCommands = Field(default_factory=HandledCommands)
+
+    def to_status(self) -> dict[str, Any]:
+        """JSON for `status.rollout`. Top-level and nested-object nulls are kept, so a JSON merge patch
+        of the whole object clears fields that went back to unset; list items (replaced wholesale by a
+        merge patch) carry no nulls."""
+        data: dict[str, Any] = json.loads(self.model_dump_json(by_alias=True))
+        for key in ("waves", "clusters"):
+            data[key] = [{k: v for k, v in item.items() if v is not None} for item in data[key]]
+        return data
+
+    @classmethod
+    def from_status(cls, data: Mapping[str, Any] | None) -> RolloutState:
+        """Parse `status.rollout` (None or {} gives a fresh state)."""
+        return cls.model_validate(dict(data or {}))
+
+    def record(self, name: str) -> ClusterRecord | None:
+        return next((r for r in self.clusters if r.name == name), None)
