@@ -35,6 +35,15 @@ PLURALS = {
 }
 
 
+# Connections per client. Every reconcile of every RouterConfig targeting a cluster goes through
+# that cluster's one client; with the library default (100), 20 RouterConfigs x 50 clusters held
+# ~700 TLS connections at a cold start, each ~0.3 MiB in the operator (asyncio's 256 KiB SSL
+# buffer) plus a handshake on both sides (bench/fanout.py). A few connections carry the load;
+# a request waits for a free one within its own deadline.
+EDGE_CONNECTIONS = 4
+HUB_CONNECTIONS = 16
+
+
 class ClusterUnreachable(Exception):
     """No answer: connection refused, TLS or credential failure, timeout, unusable kubeconfig."""
 
@@ -88,10 +97,15 @@ class KubeClient:
 
     @classmethod
     async def from_kubeconfig_dict(
-        cls, kubeconfig: Mapping[str, Any], timeout: float, name: str = ""
+        cls,
+        kubeconfig: Mapping[str, Any],
+        timeout: float,
+        name: str = "",
+        connections: int = EDGE_CONNECTIONS,
     ) -> KubeClient:
         try:
             cfg = k8s_client.Configuration()
+            cfg.connection_pool_maxsize = connections
             await k8s_config.load_kube_config_from_dict(
                 config_dict=dict(kubeconfig), client_configuration=cfg
             )
@@ -100,9 +114,12 @@ class KubeClient:
         return cls(k8s_client.ApiClient(configuration=cfg), timeout, name)
 
     @classmethod
-    async def from_environment(cls, kubeconfig: str | None, timeout: float, name: str = "hub") -> KubeClient:
+    async def from_environment(
+        cls, kubeconfig: str | None, timeout: float, name: str = "hub", connections: int = HUB_CONNECTIONS
+    ) -> KubeClient:
         """The hub: a kubeconfig file when given, else in-cluster credentials, else ~/.kube/config."""
         cfg = k8s_client.Configuration()
+        cfg.connection_pool_maxsize = connections
         if kubeconfig:
             await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
         else:

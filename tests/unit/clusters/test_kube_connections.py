@@ -1,0 +1,75 @@
+"""The kube adapter holds a few connections per cluster, however many requests are in flight."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from edgeroll.clusters.kube import EDGE_CONNECTIONS, HUB_CONNECTIONS, KubeClient
+from edgeroll.clusters.objects import ObjectRef
+
+pytestmark = pytest.mark.unit
+
+
+async def fake_apiserver() -> tuple[web.AppRunner, int, set[Any], list[int]]:
+    """A plain-HTTP stand-in that answers every GET slowly and records the client's connections."""
+    peers: set[Any] = set()
+    in_flight = [0, 0]  # now, max
+
+    async def handle(request: web.Request) -> web.Response:
+        peers.add(request.transport.get_extra_info("peername") if request.transport else None)
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight[1], in_flight[0])
+        await asyncio.sleep(0.02)
+        in_flight[0] -= 1
+        return web.json_response({"kind": "ConfigMap", "metadata": {"name": request.match_info["name"]}})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/{ns}/configmaps/{name}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, port, peers, in_flight
+
+
+def kubeconfig(port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+
+
+async def test_many_concurrent_requests_share_a_few_connections() -> None:
+    runner, port, peers, in_flight = await fake_apiserver()
+    client = await KubeClient.from_kubeconfig_dict(kubeconfig(port), timeout=10.0, name="edge")
+    try:
+        got = await asyncio.gather(
+            *(client.get(ObjectRef("v1", "ConfigMap", "ns", f"cm-{i}")) for i in range(60))
+        )
+        assert [g["metadata"]["name"] for g in got if g] == [f"cm-{i}" for i in range(60)]
+        assert 1 < len(peers) <= EDGE_CONNECTIONS
+        assert in_flight[1] <= EDGE_CONNECTIONS
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_connection_limits_are_configurable_and_the_hub_gets_more() -> None:
+    runner, port, peers, _ = await fake_apiserver()
+    client = await KubeClient.from_kubeconfig_dict(kubeconfig(port), timeout=10.0, connections=1)
+    try:
+        await asyncio.gather(*(client.get(ObjectRef("v1", "ConfigMap", "ns", f"c{i}")) for i in range(10)))
+        assert len(peers) == 1
+    finally:
+        await client.close()
+        await runner.cleanup()
+    assert HUB_CONNECTIONS > EDGE_CONNECTIONS >= 2
