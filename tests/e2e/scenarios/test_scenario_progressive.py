@@ -97,7 +97,8 @@ def test_failing_canary_halts_the_rollout_and_rolls_back(
     e2e.wait_status(
         "canary",
         lambda st: st.get("phase") == "Ready" and st.get("rollout", {}).get("phase") == "Completed",
-        what="the first revision rolled out",
+        what="the first revision rolled out (status.rollout.phase Completed; no status.rollout at all "
+        "means the reconciler does not run the progressive planner yet)",
     )
     generations = {e: e2e.edge_deployment(e, "canary")["metadata"]["generation"] for e in rest}  # type: ignore[index]
 
