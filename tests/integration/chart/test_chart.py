@@ -142,9 +142,12 @@ def test_templated_crds_carry_keep_policy(lab: Lab) -> None:
 
 @pytest.fixture(scope="module")
 def installed(lab: Lab) -> Iterator[str]:
-    """The chart installed into the lab hub under a throwaway namespace."""
-    ns = f"edgeroll-chart-{uuid.uuid4().hex[:6]}"
-    release = "edgeroll"
+    """The chart installed into the lab hub; release and namespace share one throwaway name.
+
+    A unique release keeps its cluster-scoped objects (ClusterRole, binding) clear of any other
+    install on the same hub, such as `make demo`'s. The chart names everything after the release.
+    """
+    ns = release = f"edgeroll-chart-{uuid.uuid4().hex[:6]}"
     # Roles for extra secret namespaces need those namespaces to exist.
     lab.kubectl("hub", "create", "namespace", SECRET_NS, check=False)
     result = helm(
@@ -179,7 +182,7 @@ def can_i(lab: Lab, ns: str, verb: str, resource: str, in_namespace: str | None)
         verb,
         resource,
         *scope,
-        f"--as=system:serviceaccount:{ns}:edgeroll",
+        f"--as=system:serviceaccount:{ns}:{ns}",
         check=False,
     )
     return result.stdout.strip() == "yes"
@@ -192,7 +195,7 @@ def test_helm_install_into_hub(lab: Lab, installed: str) -> None:
                 "hub",
                 "get",
                 "deploy",
-                "edgeroll",
+                installed,
                 "-n",
                 installed,
                 "-o",
@@ -203,7 +206,7 @@ def test_helm_install_into_hub(lab: Lab, installed: str) -> None:
         timeout=90,
         message="the operator Deployment installed by helm becomes Available",
     )
-    notes = helm(lab, "get", "notes", "edgeroll", "-n", installed).stdout
+    notes = helm(lab, "get", "notes", installed, "-n", installed).stdout
     assert "kubectl wait --for=condition=Ready" in notes
 
 
