@@ -37,10 +37,11 @@ PLURALS = {
 
 # Connections per client. Every reconcile of every RouterConfig targeting a cluster goes through
 # that cluster's one client; with the library default (100), 20 RouterConfigs x 50 clusters held
-# ~700 TLS connections at a cold start, each ~0.3 MiB in the operator (asyncio's 256 KiB SSL
-# buffer) plus a handshake on both sides (bench/fanout.py). A few connections carry the load;
-# a request waits for a free one within its own deadline.
-EDGE_CONNECTIONS = 4
+# ~700 TLS connections at a cold start, each ~0.3 MiB in the operator plus a handshake on both
+# sides; with 4, 100 clusters still peaked at ~300 MiB (bench/fanout.py). Two connections per
+# cluster carry the load (the edge apiserver, not the client, is the limit); a request waits for
+# a free one within its own deadline.
+EDGE_CONNECTIONS = 2
 HUB_CONNECTIONS = 16
 
 
@@ -90,10 +91,15 @@ def _api_error(exc: ApiException) -> KubeApiError:
 
 
 class KubeClient:
-    def __init__(self, api: k8s_client.ApiClient, timeout: float, name: str = "") -> None:
+    def __init__(
+        self, api: k8s_client.ApiClient, timeout: float, name: str = "", connections: int = 100
+    ) -> None:
         self._api = api
         self.timeout = timeout
         self.name = name
+        # A request's deadline starts once it has a connection: waiting behind this client's other
+        # requests (a burst of reconciles at a restart) is not the cluster being unreachable.
+        self._slots = asyncio.Semaphore(connections)
 
     @classmethod
     async def from_kubeconfig_dict(
@@ -111,7 +117,7 @@ class KubeClient:
             )
         except Exception as exc:  # the loader raises many kinds; none of them may leak the content
             raise ClusterUnreachable(f"unusable kubeconfig ({type(exc).__name__})") from None
-        return cls(k8s_client.ApiClient(configuration=cfg), timeout, name)
+        return cls(k8s_client.ApiClient(configuration=cfg), timeout, name, connections)
 
     @classmethod
     async def from_environment(
@@ -127,12 +133,24 @@ class KubeClient:
                 k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
             except k8s_config.ConfigException:
                 await k8s_config.load_kube_config(client_configuration=cfg)
-        return cls(k8s_client.ApiClient(configuration=cfg), timeout, name)
+        return cls(k8s_client.ApiClient(configuration=cfg), timeout, name, connections)
 
     async def close(self) -> None:
         await self._api.close()
 
     async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        async with self._slots:
+            return await self._call_now(method, path, body=body, query=query, content_type=content_type)
+
+    async def _call_now(
         self,
         method: str,
         path: str,

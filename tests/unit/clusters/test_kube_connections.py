@@ -14,8 +14,8 @@ from edgeroll.clusters.objects import ObjectRef
 pytestmark = pytest.mark.unit
 
 
-async def fake_apiserver() -> tuple[web.AppRunner, int, set[Any], list[int]]:
-    """A plain-HTTP stand-in that answers every GET slowly and records the client's connections."""
+async def fake_apiserver(delay: float = 0.02) -> tuple[web.AppRunner, int, set[Any], list[int]]:
+    """A plain-HTTP stand-in that answers every GET after `delay` and records the client's connections."""
     peers: set[Any] = set()
     in_flight = [0, 0]  # now, max
 
@@ -23,7 +23,7 @@ async def fake_apiserver() -> tuple[web.AppRunner, int, set[Any], list[int]]:
         peers.add(request.transport.get_extra_info("peername") if request.transport else None)
         in_flight[0] += 1
         in_flight[1] = max(in_flight[1], in_flight[0])
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(delay)
         in_flight[0] -= 1
         return web.json_response({"kind": "ConfigMap", "metadata": {"name": request.match_info["name"]}})
 
@@ -73,3 +73,18 @@ async def test_connection_limits_are_configurable_and_the_hub_gets_more() -> Non
         await client.close()
         await runner.cleanup()
     assert HUB_CONNECTIONS > EDGE_CONNECTIONS >= 2
+
+
+async def test_waiting_for_a_connection_does_not_count_against_the_deadline() -> None:
+    # 8 requests of 0.3 s each over one connection take 2.4 s, the deadline is 1 s per request:
+    # each one must still succeed, because the cluster answers every request in time.
+    runner, port, peers, _ = await fake_apiserver(delay=0.3)
+    client = await KubeClient.from_kubeconfig_dict(kubeconfig(port), timeout=1.0, connections=1)
+    try:
+        got = await asyncio.gather(
+            *(client.get(ObjectRef("v1", "ConfigMap", "ns", f"c{i}")) for i in range(8))
+        )
+        assert all(g is not None for g in got) and len(peers) == 1
+    finally:
+        await client.close()
+        await runner.cleanup()
