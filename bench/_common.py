@@ -6,6 +6,8 @@ line, `BENCH <name> k=v ...` so CI and humans can grep one line per run.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import math
 import os
@@ -180,3 +182,354 @@ def realistic_router_config(target_bytes: int = 500_000, seed: int = 7) -> dict[
         config["engineConfig"]["graphqlClientSchema"] = config["engineConfig"]["graphqlSchema"]
         if len(json.dumps(config, separators=(",", ":"), ensure_ascii=False)) >= target_bytes:
             return config
+
+
+# ---- the lab and a real operator process (propagation, fanout) ---------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_RUN_LABEL = "edgeroll.io/bench-run"  # on every EdgeCluster a benchmark creates; no `tier` label,
+# so no RouterConfig of another session (they select `tier: edge`) ever targets a benchmark's clusters
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy (exceptions count as "not yet")."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = predicate()
+        except Exception as exc:  # an apiserver or S3 that is busy means "not yet"
+            last = exc
+        else:
+            if value:
+                return value
+            last = value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+def proc_status_kib(pid: int, field: str) -> int:
+    """A `VmRSS`/`VmHWM`-style field of /proc/<pid>/status, in KiB (0 when the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class OperatorProcess:
+    """`edgeroll operator` as a child process of the benchmark, scoped to one hub namespace.
+
+    Stopped by its pid only (SIGTERM, then SIGKILL), never by name.
+    """
+
+    def __init__(
+        self, env: Mapping[str, str], args: Sequence[str], log_path: Path, python_args: Sequence[str] = ()
+    ) -> None:
+        self.port = free_port()
+        self.python_args = list(python_args)  # e.g. ["-m", "cProfile", "-o", "out.prof"]
+        self.env = dict(env)
+        self.args = [*args, "--liveness", f"http://127.0.0.1:{self.port}/healthz"]
+        self.log_path = log_path
+        self.proc: Any = None
+        self.starts = 0
+
+    def start(self, wait_live: bool = True) -> OperatorProcess:
+        import subprocess
+
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start {self.starts} =====\n".encode())
+            self.proc = subprocess.Popen(
+                [sys.executable, *self.python_args, "-m", "edgeroll.cli", "operator", *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if wait_live:
+            wait_for(self.live, timeout=90, interval=0.1, what=f"operator liveness (log {self.log_path})")
+        return self
+
+    @property
+    def pid(self) -> int:
+        return int(self.proc.pid)
+
+    def live(self) -> bool:
+        import urllib.request
+
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"the operator exited; log:\n{self.tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def peak_rss_mib(self) -> float:
+        return round(proc_status_kib(self.pid, "VmHWM") / 1024, 1)
+
+    def rss_mib(self) -> float:
+        return round(proc_status_kib(self.pid, "VmRSS") / 1024, 1)
+
+    def cpu_seconds(self) -> float:
+        return proc_cpu_seconds(self.pid)
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def operator_env(lab: Any, s3_prefix: str) -> dict[str, str]:
+    """The environment of a benchmark's operator: the lab's, no stray EDGEROLL_*, its own S3 prefix."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEROLL_")}
+    env.update(lab.env())
+    env["EDGEROLL_S3_PREFIX"] = s3_prefix
+    return env
+
+
+def kubectl_apply(lab: Any, cluster: str, objects: Sequence[Mapping[str, Any]], *extra: str) -> None:
+    """One `kubectl apply` for many objects (a v1 List): one process instead of one per object."""
+    body = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
+    lab.kubectl(cluster, "apply", *extra, "-f", "-", input=json.dumps(body), timeout=600)
+
+
+def install_crds(lab: Any) -> None:
+    for crd in sorted((REPO / "crds").glob("*.yaml")):
+        lab.kubectl("hub", "apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    lab.kubectl(
+        "hub",
+        "wait",
+        "--for=condition=Established",
+        "crd/routerconfigs.edgeroll.io",
+        "crd/edgeclusters.edgeroll.io",
+        "--timeout=60s",
+    )
+
+
+def kubeconfig_secret(namespace: str, name: str, kubeconfig_text: str) -> dict[str, Any]:
+    import base64
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"kubeconfig": base64.b64encode(kubeconfig_text.encode()).decode()},
+    }
+
+
+def edgecluster(
+    name: str, labels: Mapping[str, str], secret_namespace: str, secret_name: str, edge_namespace: str
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "edgeroll.io/v1alpha1",
+        "kind": "EdgeCluster",
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": {
+            "kubeconfigSecretRef": {"namespace": secret_namespace, "name": secret_name, "key": "kubeconfig"},
+            "namespace": edge_namespace,
+        },
+    }
+
+
+def delete_s3_prefix(lab: Any, prefix: str) -> int:
+    """Delete every object under `prefix/` in the lab bucket; returns how many."""
+    s3 = lab.s3_client()
+    deleted = 0
+    token: dict[str, str] = {}
+    while True:
+        page = s3.list_objects_v2(Bucket=lab.s3_bucket, Prefix=prefix.rstrip("/") + "/", **token)
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        for i in range(0, len(keys), 500):
+            s3.delete_objects(Bucket=lab.s3_bucket, Delete={"Objects": keys[i : i + 500], "Quiet": True})
+        deleted += len(keys)
+        if not page.get("IsTruncated"):
+            return deleted
+        token = {"ContinuationToken": page["NextContinuationToken"]}
+
+
+def s3_listing(lab: Any, prefix: str) -> dict[str, tuple[str, str]]:
+    """key -> (ETag, LastModified) of every object under `prefix/`."""
+    s3 = lab.s3_client()
+    out: dict[str, tuple[str, str]] = {}
+    token: dict[str, str] = {}
+    while True:
+        page = s3.list_objects_v2(Bucket=lab.s3_bucket, Prefix=prefix.rstrip("/") + "/", **token)
+        for o in page.get("Contents", []):
+            out[o["Key"]] = (str(o["ETag"]), o["LastModified"].isoformat())
+        if not page.get("IsTruncated"):
+            return out
+        token = {"ContinuationToken": page["NextContinuationToken"]}
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+class KubeWatch:
+    """List, then watch, one collection on one apiserver, over raw HTTP (no client models).
+
+    Keeps the latest object per namespace/name and a log of (monotonic time, event type, key,
+    resourceVersion); `changed` is set on every event. Used to time when an object reaches a
+    state (no polling) and to count the writes that changed objects.
+    """
+
+    def __init__(
+        self, kubeconfig: Path, path: str, params: Mapping[str, str] | None = None, keep: bool = False
+    ) -> None:
+        import ssl
+
+        import yaml
+
+        cfg = yaml.safe_load(kubeconfig.read_text())
+        cluster = cfg["clusters"][0]["cluster"]
+        user = cfg["users"][0]["user"]
+        self.server = str(cluster["server"]).rstrip("/")
+        self._files: list[Any] = []
+
+        def file_of(entry: Mapping[str, Any], name: str) -> str:
+            if entry.get(name):
+                return str(entry[name])
+            import base64
+            import tempfile
+
+            handle = tempfile.NamedTemporaryFile(prefix="bench-kube-", suffix=".pem")  # noqa: SIM115
+            handle.write(base64.b64decode(entry[f"{name}-data"]))
+            handle.flush()
+            self._files.append(handle)
+            return handle.name
+
+        self.ssl = ssl.create_default_context(cafile=file_of(cluster, "certificate-authority"))
+        self.ssl.load_cert_chain(file_of(user, "client-certificate"), file_of(user, "client-key"))
+        self.path = path
+        self.params = dict(params or {})
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.log: list[tuple[float, str, str, str]] = []
+        self.keep = keep  # keep every version of every object (to show what a write changed)
+        self.history: list[tuple[float, str, dict[str, Any]]] = []
+        self.resource_version = ""
+        self._task: Any = None
+        self._session: Any = None
+        self._changed: Any = None
+
+    @staticmethod
+    def key(obj: Mapping[str, Any]) -> str:
+        meta = obj.get("metadata", {})
+        return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+    @property
+    def changed(self) -> Any:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
+    async def start(self) -> KubeWatch:
+        import aiohttp
+
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ssl))
+        async with self._session.get(f"{self.server}{self.path}", params=self.params) as resp:
+            resp.raise_for_status()
+            listed = await resp.json()
+        self.resource_version = listed["metadata"]["resourceVersion"]
+        for obj in listed.get("items", []):
+            self.objects[self.key(obj)] = obj
+        self._task = asyncio.create_task(self._watch())
+        return self
+
+    async def _watch(self) -> None:
+        import aiohttp
+
+        while True:
+            params = {
+                **self.params,
+                "watch": "1",
+                "resourceVersion": self.resource_version,
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": "300",
+            }
+            try:
+                timeout = aiohttp.ClientTimeout(total=None, sock_read=330)
+                url = f"{self.server}{self.path}"
+                async with self._session.get(url, params=params, timeout=timeout) as resp:
+                    resp.raise_for_status()
+                    buffer = b""
+                    # Not line iteration: one event (a 500 KB RouterConfig) may exceed aiohttp's line limit.
+                    async for chunk in resp.content.iter_any():
+                        buffer += chunk
+                        *lines, buffer = buffer.split(b"\n")
+                        for line in lines:
+                            if line.strip():
+                                self._event(json.loads(line))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a restarting apiserver or an expired resourceVersion: list and watch again
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(Exception):
+                    async with self._session.get(f"{self.server}{self.path}", params=self.params) as resp:
+                        listed = await resp.json()
+                    self.resource_version = listed["metadata"]["resourceVersion"]
+
+    def _event(self, event: Mapping[str, Any]) -> None:
+        kind, obj = event.get("type", ""), event.get("object", {})
+        rv = str(obj.get("metadata", {}).get("resourceVersion", ""))
+        if rv:
+            self.resource_version = rv
+        if kind == "BOOKMARK":
+            return
+        if kind == "ERROR":
+            raise RuntimeError(f"watch error: {obj}")
+        key = self.key(obj)
+        if kind == "DELETED":
+            self.objects.pop(key, None)
+        else:
+            self.objects[key] = dict(obj)
+        self.log.append((time.monotonic(), kind, key, rv))
+        if self.keep:
+            self.history.append((time.monotonic(), kind, dict(obj)))
+        self.changed.set()
+
+    async def wait_changed(self, timeout: float) -> None:
+        """Wait for an event; clear `changed` *before* looking at `objects`, so none is missed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.changed.wait(), timeout=timeout)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._session is not None:
+            await self._session.close()
+        for handle in self._files:
+            handle.close()

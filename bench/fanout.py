@@ -1,0 +1,591 @@
+"""Fan-out: N EdgeClusters x 20 RouterConfigs, from a cold operator start to every cluster Ready.
+
+On the lab (started or reused with `edgeroll.lab.up()`), for each size in `--sizes` (25, 50, 100),
+from nothing, with a run id of its own:
+
+- N EdgeClusters spread round-robin over the lab's three edge apiservers, each with its own
+  kubeconfig Secret and its own edge namespace (`spec.namespace`), labelled with the run id only;
+- 20 Cosmo RouterConfigs (`--config-bytes` each, inline, distinct) selecting all N;
+- a real `edgeroll operator` process (defaults: progress 2 s, resync 60 s, probe 15 s) scoped to
+  the run's hub namespace, started only once all of that exists: a cold start.
+
+Measured per size: time from the operator's start until every RouterConfig reports Ready with
+N/N clusters for its current generation (`converge_s`), the operator's peak RSS (VmHWM) and CPU
+time. At the largest size, also:
+
+- idle writes: after convergence, for `resync + 15 s` (every RouterConfig does a full resync in
+  that window), every change to anything the run owns is counted from watches: RouterConfigs,
+  EdgeClusters and Events in the hub; Deployments, Services, Secrets, ServiceAccounts and
+  namespaces in every edge (a change = a new resourceVersion). Cross-check: the apiservers'
+  `apiserver_request_total` for write verbs on those resources (counts no-op writes too, but
+  from every client of the shared lab);
+- S3 PUTs on a restart with nothing changed: the operator is stopped and started again; once it
+  has resumed every RouterConfig (kopf's "Resuming is processed" per object in its log), the
+  S3 objects under the run's prefix are compared (key, ETag, LastModified) with before, and the
+  watches count the writes of the restart.
+
+Edge caches get `replicas: 0`: the lab's six fake nodes hold 110 pods each, so 2 000 pods would
+not fit, and this measures the operator, not the scheduler. The Deployment controller still
+observes every Deployment and reports it Available.
+
+Usage: .venv/bin/python bench/fanout.py [--sizes 25,50,100] [--routerconfigs 20] [--config-bytes 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    BENCH_RUN_LABEL,
+    REPO,
+    KubeWatch,
+    OperatorProcess,
+    bench_line,
+    delete_s3_prefix,
+    edgecluster,
+    install_crds,
+    kubeconfig_secret,
+    kubectl_apply,
+    loadavg,
+    machine_info,
+    new_run_id,
+    operator_env,
+    realistic_router_config,
+    s3_listing,
+    wait_for,
+    write_result,
+)
+from edgeroll.lab import Lab, up
+from edgeroll.rollout.resources import LABEL_RC_NAMESPACE
+
+NAME = "fanout"
+SIGNING_KEY = "bench-signing-key-0123456789abcd"
+EDGE_KINDS = {
+    "deployments": "/apis/apps/v1/deployments",
+    "services": "/api/v1/services",
+    "secrets": "/api/v1/secrets",
+    "serviceaccounts": "/api/v1/serviceaccounts",
+}
+WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
+METRIC = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
+
+
+def routerconfig(ns: str, run: str, index: int, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "edgeroll.io/v1alpha1",
+        "kind": "RouterConfig",
+        "metadata": {"name": f"rc-{index:02d}", "namespace": ns},
+        "spec": {
+            "format": "cosmo",
+            "config": config,
+            "targets": {"clusterSelector": {"matchLabels": {BENCH_RUN_LABEL: run}}},
+            "signing": {"secretRef": {"name": "signing", "key": "key"}},
+            "cosmo": {"organizationId": "org-bench", "federatedGraphId": f"graph-{index:02d}"},
+            "cache": {"replicas": 0},
+        },
+    }
+
+
+def ready(rc: dict[str, Any], clusters: int) -> bool:
+    status = rc.get("status") or {}
+    summary = status.get("summary") or {}
+    return (
+        status.get("observedGeneration") == rc["metadata"].get("generation")
+        and any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
+        and summary.get("ready") == clusters
+        and summary.get("desired") == clusters
+    )
+
+
+def write_requests(lab: Lab, cluster: str) -> Counter[str]:
+    """apiserver_request_total of write verbs on the resources the operator writes, by resource."""
+    text = lab.kubectl(cluster, "get", "--raw", "/metrics", timeout=60).stdout
+    out: Counter[str] = Counter()
+    wanted = {"deployments", "services", "secrets", "serviceaccounts", "namespaces"}
+    wanted |= {"routerconfigs", "edgeclusters", "events"}
+    for line in text.splitlines():
+        match = METRIC.match(line)
+        if not match:
+            continue
+        labels = dict(kv.split("=", 1) for kv in re.findall(r'\w+="[^"]*"', match.group(1)))
+        labels = {k: v.strip('"') for k, v in labels.items()}
+        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in wanted:
+            key = labels["resource"] + ("/" + labels["subresource"] if labels.get("subresource") else "")
+            out[key] += int(float(match.group(2)))
+    return out
+
+
+class Fleet:
+    """Everything one size creates, and the watches that see it change."""
+
+    def __init__(self, lab: Lab, size: int, args: argparse.Namespace, work: Path) -> None:
+        self.lab = lab
+        self.size = size
+        self.args = args
+        self.run = new_run_id()
+        self.ns = f"bench-fan-{self.run}"
+        self.prefix = f"bench-fan-{self.run}"
+        self.edges = sorted(lab.edge_kubeconfigs)
+        self.clusters = [f"bf-{self.run}-{i:03d}" for i in range(size)]  # EdgeCluster = edge namespace
+        self.where = {name: self.edges[i % len(self.edges)] for i, name in enumerate(self.clusters)}
+        profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
+        self.operator = OperatorProcess(
+            operator_env(lab, self.prefix), ["--namespace", self.ns], work / f"operator-{size}.log", profile
+        )
+        self.watches: dict[str, KubeWatch] = {}
+
+    # ---- setup and teardown ---------------------------------------------------------------------------
+
+    @property
+    def service_cidr(self) -> str:
+        return f"bench-fanout-{self.run}"
+
+    def create(self) -> None:
+        lab = self.lab
+        install_crds(lab)
+        # Every RouterConfig x EdgeCluster gets a ClusterIP Service, and each lab apiserver has the
+        # default /24 (254 addresses) for all the sessions sharing it. An extra ServiceCIDR of this
+        # run's own (networking.k8s.io/v1, deleted at the end) makes room without touching the lab.
+        cidr = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "ServiceCIDR",
+            "metadata": {"name": self.service_cidr, "labels": {BENCH_RUN_LABEL: self.run}},
+            "spec": {"cidrs": [self.args.service_cidr]},
+        }
+        for edge in self.edges:
+            kubectl_apply(lab, edge, [cidr])
+        lab.kubectl("hub", "create", "namespace", self.ns)
+        texts = {e: lab.kubectl(e, "config", "view", "--raw", "--flatten").stdout for e in self.edges}
+        objects: list[dict[str, Any]] = [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "signing", "namespace": self.ns},
+                "stringData": {"key": SIGNING_KEY},
+            }
+        ]
+        for name in self.clusters:
+            objects.append(kubeconfig_secret(self.ns, f"kubeconfig-{name}", texts[self.where[name]]))
+            objects.append(
+                edgecluster(name, {BENCH_RUN_LABEL: self.run}, self.ns, f"kubeconfig-{name}", name)
+            )
+        kubectl_apply(lab, "hub", objects)
+        rcs = [
+            routerconfig(self.ns, self.run, i, realistic_router_config(self.args.config_bytes, seed=100 + i))
+            for i in range(self.args.routerconfigs)
+        ]
+        kubectl_apply(lab, "hub", rcs, "--server-side", "--field-manager=bench")
+
+    def destroy(self) -> None:
+        lab = self.lab
+        self.operator.stop()
+        for name in lab.kubectl("hub", "-n", self.ns, "get", "rtc", "-o", "name", check=False).stdout.split():
+            lab.kubectl(
+                "hub",
+                "-n",
+                self.ns,
+                "patch",
+                name,
+                "--type=merge",
+                "-p",
+                '{"metadata":{"finalizers":null}}',
+                check=False,
+            )
+        lab.kubectl(
+            "hub",
+            "delete",
+            "edgeclusters",
+            "-l",
+            f"{BENCH_RUN_LABEL}={self.run}",
+            "--wait=false",
+            check=False,
+        )
+        lab.kubectl("hub", "delete", "namespace", self.ns, "--wait=false", check=False)
+        for edge in self.edges:
+            names = [n for n in self.clusters if self.where[n] == edge]
+            lab.kubectl(
+                edge, "delete", "namespace", *names, "--wait=false", "--ignore-not-found", check=False
+            )
+        with contextlib.suppress(Exception):
+            delete_s3_prefix(lab, self.prefix)
+
+    def wait_gone(self, timeout: float) -> float:
+        """Wait until the edge namespaces are deleted, so the next size starts from a clean lab."""
+        started = time.monotonic()
+
+        def gone() -> bool:
+            for edge in self.edges:
+                out = self.lab.kubectl(edge, "get", "namespaces", "-o", "name", check=False).stdout
+                if f"namespace/bf-{self.run}-" in out:
+                    return False
+            return True
+
+        with contextlib.suppress(TimeoutError):
+            wait_for(gone, timeout=timeout, interval=2.0, what="edge namespaces deleted")
+        for edge in self.edges:  # released once no Service holds one of its addresses
+            self.lab.kubectl(edge, "delete", "servicecidr", self.service_cidr, "--wait=false", check=False)
+        return time.monotonic() - started
+
+    # ---- watches --------------------------------------------------------------------------------------
+
+    async def start_watches(self) -> None:
+        lab = self.lab
+        hub = lab.kubeconfig("hub")
+        self.watches["hub/routerconfigs"] = KubeWatch(
+            hub, f"/apis/edgeroll.io/v1alpha1/namespaces/{self.ns}/routerconfigs", keep=True
+        )
+        self.watches["hub/edgeclusters"] = KubeWatch(
+            hub,
+            "/apis/edgeroll.io/v1alpha1/edgeclusters",
+            {"labelSelector": f"{BENCH_RUN_LABEL}={self.run}"},
+            keep=True,
+        )
+        self.watches["hub/events"] = KubeWatch(hub, f"/api/v1/namespaces/{self.ns}/events", keep=True)
+        for edge in self.edges:
+            config = lab.kubeconfig(edge)
+            for kind, path in EDGE_KINDS.items():
+                self.watches[f"{edge}/{kind}"] = KubeWatch(
+                    config, path, {"labelSelector": f"{LABEL_RC_NAMESPACE}={self.ns}"}
+                )
+            self.watches[f"{edge}/namespaces"] = KubeWatch(config, "/api/v1/namespaces")
+        await asyncio.gather(*(w.start() for w in self.watches.values()))
+
+    async def stop_watches(self) -> None:
+        for watch in self.watches.values():
+            with contextlib.suppress(Exception):
+                await watch.stop()
+
+    def changes_since(self, since: float) -> dict[str, int]:
+        """Changes (ADDED/MODIFIED/DELETED) to this run's objects after `since`, by watch.
+
+        EdgeCluster status writes are split out when they are (a) a probe heartbeat, the same status
+        with only `lastProbeTime` moved (by design, every EDGEROLL_PROBE_HEARTBEAT_SECONDS = 300 s),
+        or (b) another session's operator that cannot read this run's kubeconfig Secrets (they probe
+        every EdgeCluster: see docs/benchmarks.md) and this operator's correction right after it.
+        """
+        out: dict[str, int] = {}
+        for name, watch in self.watches.items():
+            if name == "hub/edgeclusters":
+                continue
+            mine = f"/bf-{self.run}-" if name.endswith("/namespaces") else ""
+            n = sum(1 for at, _, key, _ in watch.log if at > since and mine in key)
+            if n:
+                out[name] = n
+        out.update({k: v for k, v in self.edgecluster_changes(since).items() if v})
+        return out
+
+    def edgecluster_changes(self, since: float) -> dict[str, int]:
+        counts = {"hub/edgeclusters": 0, "hub/edgeclusters heartbeat": 0, "hub/edgeclusters foreign": 0}
+        before: dict[str, dict[str, Any]] = {}
+        foreign_last: set[str] = set()
+
+        def strip(status: dict[str, Any] | None) -> dict[str, Any]:
+            return {k: v for k, v in (status or {}).items() if k != "lastProbeTime"}
+
+        for at, _, obj in self.watches["hub/edgeclusters"].history:
+            name, status = obj["metadata"]["name"], obj.get("status") or {}
+            prev = before.get(name)
+            before[name] = status
+            if at <= since:
+                continue
+            foreign = "403 Forbidden" in json.dumps(status)
+            if prev is not None and strip(prev) == strip(status):
+                counts["hub/edgeclusters heartbeat"] += 1
+            elif foreign or name in foreign_last:
+                counts["hub/edgeclusters foreign"] += 1
+            else:
+                counts["hub/edgeclusters"] += 1
+            if foreign:
+                foreign_last.add(name)
+            else:
+                foreign_last.discard(name)
+        return counts
+
+    def own_changes(self, changes: dict[str, int]) -> int:
+        return sum(v for k, v in changes.items() if not k.endswith((" heartbeat", " foreign")))
+
+    def routerconfig_phases(self, since: float, limit: int = 8) -> list[str]:
+        """What each RouterConfig status change after `since` said: cluster phases and messages."""
+        out = []
+        for at, _, obj in self.watches["hub/routerconfigs"].history:
+            if at > since and len(out) < limit:
+                clusters = (obj.get("status") or {}).get("clusters", [])
+                phases = Counter(f"{c.get('phase')}: {(c.get('message') or '')[:60]}" for c in clusters)
+                out.append(f"{obj['metadata']['name']}: {dict(phases.most_common(3))}")
+        return out
+
+    def event_reasons(self, since: float) -> dict[str, int]:
+        reasons: Counter[str] = Counter()
+        for at, _, obj in self.watches["hub/events"].history:
+            if at > since:
+                reasons[f"{obj.get('reason')}: {str(obj.get('message', ''))[:90]}"] += 1
+        return dict(reasons.most_common(6))
+
+    def change_samples(self, since: float, limit: int = 10) -> list[str]:
+        samples = []
+        for name, watch in self.watches.items():
+            mine = f"/bf-{self.run}-" if name.endswith("/namespaces") else ""
+            for at, kind, key, rv in watch.log:
+                if at > since and mine in key and len(samples) < limit:
+                    samples.append(f"{name} {kind} {key} rv={rv}")
+        return samples
+
+    def edge_objects(self) -> int:
+        """Edge objects of this run (Deployments, Services, Secrets, ServiceAccounts)."""
+        return sum(
+            len(w.objects)
+            for n, w in self.watches.items()
+            if not n.startswith("hub/") and not n.endswith("/namespaces")
+        )
+
+    def edgecluster_writes(self, since: float, limit: int = 6) -> list[dict[str, Any]]:
+        """What the EdgeCluster changes after `since` were: the status each one left, with its manager."""
+        out = []
+        for at, kind, obj in self.watches["hub/edgeclusters"].history:
+            if at > since and len(out) < limit:
+                managers = [
+                    {"manager": m.get("manager"), "operation": m.get("operation"), "time": m.get("time")}
+                    for m in obj.get("metadata", {}).get("managedFields", [])
+                ]
+                out.append(
+                    {
+                        "kind": kind,
+                        "name": obj["metadata"]["name"],
+                        "status": obj.get("status"),
+                        "managers": managers,
+                    }
+                )
+        return out
+
+    def ready_count(self) -> int:
+        rcs = self.watches["hub/routerconfigs"].objects.values()
+        return sum(1 for rc in rcs if ready(rc, self.size))
+
+    async def wait_converged(self, started: float, timeout: float) -> float | None:
+        watch = self.watches["hub/routerconfigs"]
+        deadline = started + timeout
+        first_ready: float | None = None
+        last_print = 0.0
+        progress, progress_at = (-1, -1), started
+        while time.monotonic() < deadline:
+            watch.changed.clear()
+            n = self.ready_count()
+            now = time.monotonic()
+            if (n, self.edge_objects()) != progress:
+                progress, progress_at = (n, self.edge_objects()), now
+            elif now - progress_at > self.args.stall_seconds:
+                print(f"  no progress for {self.args.stall_seconds:.0f} s: giving up", flush=True)
+                return None
+            if n and first_ready is None:
+                first_ready = now - started
+            if n == self.args.routerconfigs:
+                return now - started
+            if now - last_print > 10:
+                last_print = now
+                print(
+                    f"  {now - started:6.1f}s: {n}/{self.args.routerconfigs} RouterConfigs Ready, "
+                    f"{self.edge_objects()} edge objects, operator RSS {self.operator.rss_mib()} MiB, "
+                    f"load1 {loadavg()[0]}",
+                    flush=True,
+                )
+            await watch.wait_changed(1.0)
+        return None
+
+    def not_ready_reasons(self) -> dict[str, int]:
+        """Why clusters are not Ready, over every RouterConfig (for a run that did not converge)."""
+        reasons: Counter[str] = Counter()
+        for rc in self.watches["hub/routerconfigs"].objects.values():
+            for c in (rc.get("status") or {}).get("clusters", []):
+                if c.get("phase") != "Ready":
+                    reasons[f"{c.get('phase')}: {(c.get('message') or '')[:120]}"] += 1
+        return dict(reasons.most_common(8))
+
+    def resumed(self, count: int) -> bool:
+        log = self.operator.log_path.read_text(errors="replace")
+        since = log.rsplit(f"===== start {self.operator.starts} =====", 1)[-1]
+        return since.count("Resuming is processed") >= count
+
+
+async def measure_size(
+    lab: Lab, size: int, args: argparse.Namespace, work: Path, checks: bool
+) -> dict[str, Any]:
+    fleet = Fleet(lab, size, args, work)
+    print(
+        f"size {size}: run {fleet.run}, hub namespace {fleet.ns}, {args.routerconfigs} RouterConfigs "
+        f"x {size} EdgeClusters over {', '.join(fleet.edges)}",
+        flush=True,
+    )
+    result: dict[str, Any] = {"clusters": size, "routerconfigs": args.routerconfigs, "run": fleet.run}
+    try:
+        fleet.create()
+        await fleet.start_watches()
+        load_before = loadavg()
+        started = time.monotonic()
+        fleet.operator.start(wait_live=False)
+        converge = await fleet.wait_converged(started, args.converge_timeout)
+        result.update(
+            converge_s=None if converge is None else round(converge, 2),
+            converged=converge is not None,
+            ready_routerconfigs=fleet.ready_count(),
+            edge_objects=fleet.edge_objects(),
+            rss_mib=fleet.operator.peak_rss_mib(),
+            cpu_s=round(fleet.operator.cpu_seconds(), 1),
+            load_before=load_before,
+            load_at_converge=loadavg(),
+        )
+        print(
+            f"  converged: {result['converge_s']} s, peak RSS {result['rss_mib']} MiB, "
+            f"CPU {result['cpu_s']} s, {result['edge_objects']} edge objects",
+            flush=True,
+        )
+        if converge is None:
+            result["not_ready_reasons"] = fleet.not_ready_reasons()
+            print(
+                f"  not converged: {result['not_ready_reasons']}\n  operator log:\n{fleet.operator.tail(20)}"
+            )
+            return result
+        if not checks:
+            return result
+
+        # Idle: a full resync of every RouterConfig, nothing should be written.
+        await asyncio.sleep(10)  # let in-flight status patches of the last reconciles land first
+        window = args.resync_seconds + 15
+        before_metrics = {c: await asyncio.to_thread(write_requests, lab, c) for c in ["hub", *fleet.edges]}
+        idle_from = time.monotonic()
+        print(f"  idle window: {window:.0f} s (a full resync of every RouterConfig) ...", flush=True)
+        await asyncio.sleep(window)
+        idle_to = time.monotonic()
+        after_metrics = {c: await asyncio.to_thread(write_requests, lab, c) for c in ["hub", *fleet.edges]}
+        idle = fleet.changes_since(idle_from)
+        result["idle_writes"] = fleet.own_changes(idle)
+        result["idle_writes_by_watch"] = idle
+        result["idle_write_samples"] = fleet.change_samples(idle_from)
+        result["idle_edgecluster_writes"] = fleet.edgecluster_writes(idle_from)
+        result["idle_window_s"] = round(idle_to - idle_from, 1)
+        result["idle_apiserver_write_requests_all_clients"] = {
+            c: dict(+(after_metrics[c] - before_metrics[c])) for c in after_metrics
+        }
+        result["rss_mib_after_idle"] = fleet.operator.peak_rss_mib()
+        print(f"  idle writes: {result['idle_writes']} {idle or ''}", flush=True)
+
+        # Restart with nothing changed: no S3 PUT, no write.
+        s3_before = s3_listing(lab, fleet.prefix)
+        fleet.operator.stop()
+        restarted = time.monotonic()
+        fleet.operator.start(wait_live=False)
+        await asyncio.to_thread(
+            wait_for,
+            lambda: fleet.resumed(args.routerconfigs),
+            args.converge_timeout,
+            0.5,
+            "every RouterConfig resumed",
+        )
+        resumed = time.monotonic() - restarted
+        await asyncio.sleep(10)  # anything the resume reconciles would write has landed by now
+        s3_after = s3_listing(lab, fleet.prefix)
+        changed = [k for k, v in s3_after.items() if s3_before.get(k) != v]
+        result["restart_s3_puts"] = len(changed)
+        result["restart_s3_changed_keys"] = changed[:10]
+        result["s3_objects"] = len(s3_after)
+        result["restart_resumed_s"] = round(resumed, 2)
+        restart_writes = fleet.changes_since(restarted)
+        result["restart_writes"] = fleet.own_changes(restart_writes)
+        result["restart_event_reasons"] = fleet.event_reasons(restarted)
+        result["restart_routerconfig_changes"] = fleet.routerconfig_phases(restarted)
+        result["idle_event_reasons"] = fleet.event_reasons(idle_from)
+        result["restart_writes_by_watch"] = restart_writes
+        result["restart_write_samples"] = fleet.change_samples(restarted)
+        result["restart_edgecluster_writes"] = fleet.edgecluster_writes(restarted)
+        print(
+            f"  restart: every RouterConfig resumed after {resumed:.1f} s; S3 PUTs {len(changed)} "
+            f"({len(s3_after)} objects); writes {result['restart_writes']} {restart_writes or ''}",
+            flush=True,
+        )
+        return result
+    finally:
+        await fleet.stop_watches()
+        fleet.destroy()
+        result["cleanup_s"] = round(await asyncio.to_thread(fleet.wait_gone, 600), 1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="25,50,100", help="EdgeCluster counts, comma-separated")
+    parser.add_argument("--routerconfigs", type=int, default=20)
+    parser.add_argument("--config-bytes", type=int, default=50_000)
+    parser.add_argument("--converge-timeout", type=float, default=900)
+    parser.add_argument("--resync-seconds", type=float, default=60, help="the operator's (default) resync")
+    parser.add_argument(
+        "--stall-seconds", type=float, default=180, help="give up after this long without progress"
+    )
+    parser.add_argument("--profile", type=Path, help="run the operator under cProfile, stats to this file")
+    parser.add_argument("--service-cidr", default="10.200.0.0/20", help="extra Service range for the run")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    machine = machine_info()
+    lab = up().lab
+    curve = []
+    with tempfile.TemporaryDirectory(prefix="edgeroll-bench-fanout-") as tmp:
+        for size in sizes:
+            point = asyncio.run(
+                measure_size(lab, size, args, Path(tmp), checks=size == max(sizes) and not args.profile)
+            )
+            curve.append(point)
+            if not point.get("converged"):
+                log = Path(tmp) / f"operator-{size}.log"
+                keep = REPO / "bench" / "results" / f"fanout-operator-{size}.log"
+                keep.write_text(log.read_text(errors="replace")[-200_000:])
+                print(f"kept the operator log in {keep.relative_to(REPO)}")
+    top = curve[-1]
+    data = {
+        "clusters": top["clusters"],
+        "routerconfigs": top["routerconfigs"],
+        "converge_s": top.get("converge_s"),
+        "rss_mib": top.get("rss_mib"),
+        "idle_writes": top.get("idle_writes"),
+        "restart_s3_puts": top.get("restart_s3_puts"),
+        "goals": {"converge_s": 60, "rss_mib": 250, "idle_writes": 0, "restart_s3_puts": 0},
+        "curve": curve,
+        "config_bytes": args.config_bytes,
+        "operator": {"args": "--namespace <run>", "defaults": "progress 2 s, resync 60 s, probe 15 s"},
+        "machine": machine,
+        "loadavg_at_end": loadavg(),
+    }
+    path = write_result(NAME, data)
+    print(f"wrote {path.relative_to(REPO)}")
+    for p in curve:
+        print(
+            f"{p['clusters']:4d} clusters: converge {p.get('converge_s')} s, "
+            f"peak RSS {p.get('rss_mib')} MiB, CPU {p.get('cpu_s')} s"
+        )
+    print(
+        bench_line(
+            NAME,
+            {
+                "clusters": data["clusters"],
+                "routerconfigs": data["routerconfigs"],
+                "converge_s": data["converge_s"],
+                "rss_mib": data["rss_mib"],
+                "idle_writes": data["idle_writes"],
+                "restart_s3_puts": data["restart_s3_puts"],
+            },
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
