@@ -27,6 +27,7 @@ from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.s3 import S3RevisionStore
+from edgeroll.rollout.commands import PREFIX as COMMAND_PREFIX
 from edgeroll.rollout.controller import RouterConfigController, backoff
 from edgeroll.rollout.reconciler import EventNote, Reconciler, RouterConfigObject, utc_now
 from edgeroll.settings import OperatorSettings
@@ -35,8 +36,8 @@ RC = (GROUP, VERSION, RC_PLURAL)
 EC = (GROUP, VERSION, EC_PLURAL)
 FINALIZER = "edgeroll.io/finalizer"
 # kopf's own bookkeeping (handler progress, last-handled digest). Kept off `edgeroll.io/`:
-# kopf hides every annotation under its storage prefix from change detection, and
-# user-facing controls (rollout pause/promote, issue 4) will live under `edgeroll.io/`.
+# kopf hides annotations under its storage prefix from change detection, and the rollout
+# commands (`edgeroll.io/rollout-<kind>`, rollout/commands.py) must trigger an update.
 STORAGE_PREFIX = "kopf.edgeroll.io"
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ def _rc(body: kopf.Body) -> RouterConfigObject:
         status=dict(body.get("status", {}) or {}),
         uid=str(body.metadata.uid or ""),
         deleting=body.metadata.deletion_timestamp is not None,
+        annotations={k: str(v) for k, v in body.metadata.annotations.items() if k.startswith(COMMAND_PREFIX)},
     )
 
 

@@ -161,6 +161,7 @@ class ClusterStatus(ApiModel):
 
     name: str
     phase: ClusterPhase
+    wave: str | None = Field(default=None, description="The rollout wave the cluster belongs to.")
     digest: str | None = Field(default=None, description="Digest in the edge Deployment's pod template.")
     desired_digest: str | None = Field(default=None, description="Digest rendered for this cluster.")
     key: str | None = Field(default=None, description="S3 key of the desired digest.")

@@ -1,8 +1,10 @@
-"""One RouterConfig, end to end: gather, render, publish, observe, plan, execute, status.
+"""One RouterConfig, end to end: gather, render, publish, observe, plan, persist, execute, status.
 
 Level-based: every call starts from what is (spec, ConfigMap, Secret, edge
-objects), never from a diff, so a restart at any point converges to the same
-state without rewriting what is already right.
+objects, the rollout state persisted in status.rollout), never from a diff, so
+a restart at any point converges to the same state without rewriting what is
+already right. The plan's state is persisted *before* its actions run: a crash
+then re-issues actions rather than forgetting a wave it started.
 
 I/O goes through three seams: the hub (`KubeApi`), the edge clusters
 (`ClusterRegistry` handing out `KubeApi`s) and S3 (`RevisionPublisher`).
@@ -16,38 +18,57 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from edgeroll.api.rollout import RolloutState
 from edgeroll.api.routerconfig import ClusterPhase, RouterConfigSpec, RouterConfigStatus
 from edgeroll.api.selectors import selector_matches
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApi, KubeApiError
 from edgeroll.clusters.objects import ObjectRef
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
-from edgeroll.publish.history import ManifestEntry
+from edgeroll.publish.history import ManifestEntry, manifest_key
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.store import PublishError
 from edgeroll.render.errors import RenderError
 from edgeroll.render.overlays import ClusterFacts
 from edgeroll.render.revision import decode_binary_data, decode_config, render_set
+from edgeroll.rollout.commands import parse_commands
 from edgeroll.rollout.executor import ensure_edge, remove_edge
 from edgeroll.rollout.health import DeploymentHealth, phase_for, read_health
 from edgeroll.rollout.planner import (
-    Action,
     ApplyRevision,
+    ClusterAction,
+    ClusterPlan,
     ClusterState,
     DesiredRevision,
     Hold,
+    Plan,
     PlanInput,
     RemoveEdge,
+    Rollback,
     plan_rollout,
 )
-from edgeroll.rollout.resources import EdgeCacheParams, EdgeS3, deployment_ref, edge_manifests, edge_refs
-from edgeroll.rollout.status import ClusterReport, Problem, build_status, condition_changed, short_digest
+from edgeroll.rollout.resources import (
+    ANNOTATION_LAST_GOOD,
+    EdgeCacheParams,
+    EdgeS3,
+    deployment_ref,
+    edge_manifests,
+    edge_refs,
+)
+from edgeroll.rollout.status import (
+    ClusterReport,
+    Problem,
+    RolloutView,
+    build_status,
+    condition_changed,
+    short_digest,
+)
 from edgeroll.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -57,6 +78,10 @@ EventType = Literal["Normal", "Warning"]
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -77,6 +102,11 @@ class RouterConfigObject:
     status: Mapping[str, Any] = field(default_factory=dict)
     uid: str = ""  # tells a re-created object from its predecessor
     deleting: bool = False  # deletionTimestamp is set: only the finalizer may act
+    annotations: Mapping[str, str] = field(default_factory=dict)  # rollout commands (rollout/commands.py)
+
+
+# Persists status.rollout (and posts the plan's events) before the plan's actions run.
+PersistRollout = Callable[[RolloutState, Sequence[EventNote]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -89,6 +119,7 @@ class DesiredState:
     base: ManifestEntry
     revisions: Mapping[str, DesiredRevision]  # cluster -> revision
     signing_key: bytes = field(repr=False)
+    revision: str = ""  # content id of what is rolled out (content_revision)
 
 
 @dataclass
@@ -132,6 +163,9 @@ class _ClusterWork:
     live: dict[str, Any] | None = None
     report: ClusterReport | None = None
     events: list[EventNote] = field(default_factory=list)
+    view: ClusterPlan | None = None  # the planner's view of a target: phase, wave, wanted digest, message
+    prev_digest: str | None = None  # what status said it ran (when it cannot be read now)
+    prev_phase: ClusterPhase | None = None
 
 
 def parse_status(raw: Mapping[str, Any] | None) -> RouterConfigStatus:
@@ -140,6 +174,19 @@ def parse_status(raw: Mapping[str, Any] | None) -> RouterConfigStatus:
     except ValidationError:
         log.warning("ignoring a status that does not parse; it will be rewritten")
         return RouterConfigStatus()
+
+
+def content_revision(spec: RouterConfigSpec, base_digest: str) -> str:
+    """What is rolled out, as an id: the base digest, plus a hash of the overlays when there are any.
+
+    A new value supersedes the rollout in progress. Neither the policy (soak, pause) nor spec.cache
+    is part of it, and neither are the clusters: a target that joins is rolled out within the current
+    revision even when an overlay gives it a digest of its own.
+    """
+    if not spec.overlays:
+        return base_digest
+    overlays = json.dumps([o.to_wire() for o in spec.overlays], sort_keys=True, separators=(",", ":"))
+    return f"{base_digest}+overlays:{hashlib.sha256(overlays.encode()).hexdigest()[:12]}"
 
 
 def targets_of(spec: RouterConfigSpec, clusters: Mapping[str, EdgeClusterInfo]) -> list[EdgeClusterInfo]:
@@ -158,12 +205,16 @@ class Reconciler:
         publisher: RevisionPublisher,
         settings: OperatorSettings,
         now: Callable[[], str] = utc_now,
+        clock: Callable[[], datetime] = utc_clock,
     ) -> None:
         self.hub = hub
         self.registry = registry
         self.publisher = publisher
         self.settings = settings
-        self.now = now
+        self.now = now  # status timestamps
+        self.clock = clock  # the planner's `now` (soak, deadlines)
+        # Command annotations that did not parse, per object, already reported (one event each).
+        self._bad_commands: dict[tuple[str, str], frozenset[str]] = {}
 
     # ---- fingerprints -----------------------------------------------------------------------------
 
@@ -267,6 +318,7 @@ class Reconciler:
             base=outcome.entries[rendered.base.digest],
             revisions=per_cluster,
             signing_key=signing_key,
+            revision=content_revision(spec, rendered.base.digest),
         )
         return desired, events
 
@@ -279,30 +331,44 @@ class Reconciler:
             return _ClusterWork(
                 name, None, ClusterState(name, False, exists=False, message="EdgeCluster not found")
             )
+        labels = dict(info.labels)
         if info.spec is None:
-            return _ClusterWork(name, info, ClusterState(name, False, message="EdgeCluster spec is invalid"))
+            state = ClusterState(name, False, labels=labels, message="EdgeCluster spec is invalid")
+            return _ClusterWork(name, info, state)
         paused = info.spec.paused
         probe = self.registry.last_probe(name)
         if probe is not None and not probe.reachable:
-            return _ClusterWork(name, info, ClusterState(name, False, paused, message=probe.message))
+            state = ClusterState(name, False, paused, labels=labels, message=probe.message)
+            return _ClusterWork(name, info, state)
         try:
             api = await self.registry.client(info)
             live = await api.get(deployment_ref(obj.namespace, obj.name, info.spec.namespace))
         except ClusterUnreachable as exc:
             self.registry.mark_unreachable(name, str(exc))
-            return _ClusterWork(name, info, ClusterState(name, False, paused, message=str(exc)))
+            state = ClusterState(name, False, paused, labels=labels, message=str(exc))
+            return _ClusterWork(name, info, state)
         except KubeApiError as exc:
             # Reachable, but reading the Deployment is refused: report it, do not guess.
-            state = ClusterState(name, True, paused, message=f"reading the edge Deployment: {exc}")
+            message = f"reading the edge Deployment: {exc}"
+            state = ClusterState(name, True, paused, labels=labels, message=message)
             return _ClusterWork(name, info, state, api=None)
         health = read_health(live) if live is not None else None
-        return _ClusterWork(name, info, ClusterState(name, True, paused, health=health), api=api, live=live)
+        annotations = (live or {}).get("metadata", {}).get("annotations") or {}
+        state = ClusterState(
+            name, True, paused, health=health, labels=labels, last_good=annotations.get(ANNOTATION_LAST_GOOD)
+        )
+        return _ClusterWork(name, info, state, api=api, live=live)
 
     def _params(
-        self, obj: RouterConfigObject, desired: DesiredState, info: EdgeClusterInfo
+        self,
+        obj: RouterConfigObject,
+        desired: DesiredState,
+        info: EdgeClusterInfo,
+        rev: DesiredRevision,
+        last_good: str | None,
     ) -> EdgeCacheParams:
         assert info.spec is not None
-        spec, rev, s3 = desired.spec, desired.revisions[info.name], self.settings
+        spec, s3 = desired.spec, self.settings
         return EdgeCacheParams(
             rc_namespace=obj.namespace,
             rc_name=obj.name,
@@ -325,104 +391,214 @@ class Reconciler:
             resources=spec.cache.resources,
             cosmo_organization_id=spec.cosmo.organization_id if spec.cosmo else None,
             cosmo_federated_graph_id=spec.cosmo.federated_graph_id if spec.cosmo else None,
+            # Only a digest other than the one applied says something (the planner also takes the digest
+            # a cluster is healthy on as good), and leaving it out saves a write when it would not.
+            last_good=last_good if last_good != rev.digest else None,
         )
 
-    async def _execute(
+    async def _published(
+        self, obj: RouterConfigObject, desired: DesiredState, digests: set[str]
+    ) -> tuple[dict[str, DesiredRevision], str | None]:
+        """Key and signature of each digest (a rollback target): from this render, else the manifest.
+        Returns what was found and, when the manifest could not be read, why."""
+        found = {r.digest: r for r in desired.revisions.values() if r.digest in digests}
+        missing = digests - found.keys()
+        if not missing:
+            return found, None
+        key = manifest_key(self.publisher.prefix, obj.namespace, obj.name)
+        try:
+            manifest = await self.publisher.store.read_manifest(key)
+        except PublishError as exc:
+            return found, exc.message
+        for digest in missing:
+            entry = manifest.find(digest) if manifest is not None else None
+            if entry is not None:
+                found[digest] = DesiredRevision(entry.digest, entry.key, entry.signature)
+        return found, None
+
+    async def _ensure(
         self,
         work: _ClusterWork,
-        action: Action,
         obj: RouterConfigObject,
         desired: DesiredState,
-        prev: RouterConfigStatus,
+        rev: DesiredRevision,
+        last_good: str | None,
         full: bool,
-    ) -> None:
-        prev_digest = next((c.digest for c in prev.clusters if c.name == work.name), None)
+        why: str,
+    ) -> DeploymentHealth | None:
+        """Make the edge objects carry `rev`; None when the cluster could not be written (reported)."""
+        assert work.api is not None and work.info is not None
         health = work.state.health
-        if isinstance(action, Hold):
-            current = health.template_digest if health is not None else prev_digest
-            if action.removal:
-                work.report = ClusterReport(
-                    work.name,
-                    ClusterPhase.DELETING,
-                    current,
-                    message=f"removal pending: {action.reason}",
-                    targeted=False,
-                )
-                return
-            want = desired.revisions.get(work.name)
-            phase = ClusterPhase.UNREACHABLE if not work.state.reachable else ClusterPhase.PAUSED
-            if (
-                phase is ClusterPhase.PAUSED
-                and want is not None
-                and phase_for(health, want.digest)[0] is ClusterPhase.READY
-            ):
-                phase = ClusterPhase.READY
-            work.report = _report(work.name, phase, health, current, want, action.reason)
-            return
-        assert work.api is not None and work.info is not None and work.info.spec is not None
-        if isinstance(action, RemoveEdge):
-            try:
-                removed = await remove_edge(
-                    work.api, edge_refs(obj.namespace, obj.name, work.info.spec.namespace)
-                )
-            except (ClusterUnreachable, KubeApiError) as exc:
-                if isinstance(exc, ClusterUnreachable):
-                    self.registry.mark_unreachable(work.name, str(exc))
-                work.report = ClusterReport(
-                    work.name,
-                    ClusterPhase.DELETING,
-                    prev_digest,
-                    message=f"removal failed: {exc}",
-                    targeted=False,
-                )
-                return
-            if removed:
-                work.events.append(EventNote("Normal", "Removed", f"{work.name}: removed the edge cache"))
-            return  # removed clusters leave the status
-        assert isinstance(action, ApplyRevision)
-        want = action.revision
         try:
             result = await ensure_edge(
                 work.api,
-                edge_manifests(self._params(obj, desired, work.info)),
+                edge_manifests(self._params(obj, desired, work.info, rev, last_good)),
                 live_deployment=work.live,
                 check_all=full,
             )
         except ClusterUnreachable as exc:
             self.registry.mark_unreachable(work.name, str(exc))
-            work.report = _report(work.name, ClusterPhase.UNREACHABLE, health, prev_digest, want, str(exc))
-            return
+            work.report = self._report(work, ClusterPhase.UNREACHABLE, health, desired, str(exc))
+            return None
         except KubeApiError as exc:
-            work.report = _report(
-                work.name, ClusterPhase.FAILED, health, prev_digest, want, f"apply failed: {exc}"
-            )
-            return
+            message = f"apply failed: {exc}"
+            work.report = self._report(work, ClusterPhase.FAILED, health, desired, message)
+            if work.prev_phase is not ClusterPhase.FAILED:  # once, not on every retry
+                work.events.append(EventNote("Warning", "ApplyFailed", f"{work.name}: {message}"))
+            return None
         after = read_health(result.deployment)
-        phase, message = phase_for(after, want.digest)
-        work.report = _report(work.name, phase, after, after.template_digest, want, message)
         if result.changes:
             before = health.template_digest if health is not None else None
             if work.live is None:
                 reason = "Created"
-            elif before != want.digest:
+            elif before != rev.digest:
                 reason = "Applied"
             else:
                 reason = "DriftCorrected"
             what = ", ".join(str(c) for c in result.changes)
             work.events.append(
-                EventNote("Normal", reason, f"{work.name}: {short_digest(want.digest)}: {what}")
+                EventNote("Normal", reason, f"{work.name}: {short_digest(rev.digest)}{why}: {what}")
             )
+        return after
+
+    def _report(
+        self,
+        work: _ClusterWork,
+        phase: ClusterPhase,
+        health: DeploymentHealth | None,
+        desired: DesiredState,
+        message: str,
+    ) -> ClusterReport:
+        """A target's report (phase and message from the plan, replicas from the Deployment)."""
+        if phase is ClusterPhase.UNREACHABLE and desired.spec.rollout.strategy != "AllAtOnce":
+            phase = ClusterPhase.STALE
+        want = desired.revisions.get(work.name)
+        digest = health.template_digest if health is not None else None
+        if digest is None and not work.state.reachable:
+            digest = work.prev_digest
+        return ClusterReport(
+            name=work.name,
+            phase=phase,
+            digest=digest,
+            desired_digest=want.digest if want else None,
+            key=want.key if want else None,
+            ready_replicas=health.ready_replicas if health else 0,
+            replicas=health.replicas if health else 0,
+            message=message,
+            wave=work.view.wave_name if work.view is not None else None,
+        )
+
+    async def _execute(
+        self,
+        work: _ClusterWork,
+        action: ClusterAction,
+        obj: RouterConfigObject,
+        desired: DesiredState,
+        published: Mapping[str, DesiredRevision],
+        full: bool,
+    ) -> None:
+        health = work.state.health
+        view = work.view
+        if isinstance(action, RemoveEdge | Hold) and view is None:
+            await self._execute_removal(work, action, obj)
+            return
+        assert view is not None
+        phase = _cluster_phase(view.phase, desired.spec.rollout.strategy)
+        message = view.message
+        if not work.state.actionable:
+            if phase is ClusterPhase.PAUSED and health is not None:
+                want = desired.revisions.get(work.name)
+                if want is not None and phase_for(health, want.digest)[0] is ClusterPhase.READY:
+                    phase = ClusterPhase.READY  # a paused cluster that already serves what it should
+            work.report = self._report(work, phase, health, desired, message)
+            return
+        if work.api is None:  # reachable, but its Deployment cannot be read: nothing can be done there
+            work.report = self._report(work, ClusterPhase.FAILED, None, desired, work.state.message)
+            return
+        if isinstance(action, ApplyRevision):
+            rev: DesiredRevision | None = action.revision
+            last_good, why = action.last_good, ""
+        elif isinstance(action, Rollback):
+            rev = published.get(action.digest)
+            last_good, why = action.digest, " (rollback)"
+            if rev is None:
+                message = f"{message}; cannot roll back: {short_digest(action.digest)} is not in the manifest"
+        else:  # Hold: keep the cluster on what it should hold now; drift correction follows the plan
+            rev = published.get(view.digest) if view.digest is not None and work.live is not None else None
+            last_good, why = view.digest, ""
+        after = health
+        if rev is not None:
+            after = await self._ensure(work, obj, desired, rev, last_good, full, why)
+            if after is None:
+                return
+        work.report = self._report(work, phase, after, desired, message)
+
+    async def _execute_removal(
+        self, work: _ClusterWork, action: ClusterAction, obj: RouterConfigObject
+    ) -> None:
+        """A cluster that is no longer a target: remove its edge cache, or say why not yet."""
+        if isinstance(action, Hold):
+            work.report = ClusterReport(
+                work.name,
+                ClusterPhase.DELETING,
+                work.prev_digest,
+                message=f"removal pending: {action.reason}",
+                targeted=False,
+            )
+            return
+        if work.api is None or work.info is None or work.info.spec is None:
+            work.report = ClusterReport(
+                work.name,
+                ClusterPhase.DELETING,
+                work.prev_digest,
+                message=f"removal pending: {work.state.message or 'cannot reach the edge cache'}",
+                targeted=False,
+            )
+            return
+        try:
+            removed = await remove_edge(
+                work.api, edge_refs(obj.namespace, obj.name, work.info.spec.namespace)
+            )
+        except (ClusterUnreachable, KubeApiError) as exc:
+            if isinstance(exc, ClusterUnreachable):
+                self.registry.mark_unreachable(work.name, str(exc))
+            work.report = ClusterReport(
+                work.name,
+                ClusterPhase.DELETING,
+                work.prev_digest,
+                message=f"removal failed: {exc}",
+                targeted=False,
+            )
+            return
+        if removed:
+            work.events.append(EventNote("Normal", "Removed", f"{work.name}: removed the edge cache"))
 
     # ---- the reconcile --------------------------------------------------------------------------------
 
-    def _requeue(self, status: RouterConfigStatus) -> tuple[float, bool]:
+    def _requeue(self, status: RouterConfigStatus, plan: Plan, now: datetime) -> tuple[float, bool]:
+        """When to look again, and whether everything has settled (then retention may run)."""
         phases = {c.phase for c in status.clusters}
-        s = self.settings
-        if phases & {ClusterPhase.PENDING, ClusterPhase.PROGRESSING}:
-            return s.progress_seconds, False
-        if phases & {ClusterPhase.UNREACHABLE, ClusterPhase.DELETING}:
-            return min(s.probe_seconds, s.resync_seconds), False
-        return s.resync_seconds, True
+        state, s = plan.state, self.settings
+        moving = (
+            state.phase in ("Progressing", "Soaking")
+            or (state.phase == "RolledBack" and state.rolled_back_at is None)
+            or ClusterPhase.PROGRESSING in phases
+            or (ClusterPhase.PENDING in phases and state.phase == "Completed")
+        )
+        if moving:
+            delay, settled = s.progress_seconds, False
+        elif state.phase == "Paused" or phases & {
+            ClusterPhase.UNREACHABLE,
+            ClusterPhase.STALE,
+            ClusterPhase.DELETING,
+        }:
+            delay, settled = min(s.probe_seconds, s.resync_seconds), False
+        else:
+            delay, settled = s.resync_seconds, True
+        gate = plan.requeue_after(now)
+        if gate is not None:  # a soak ends or a deadline falls: plan again right then
+            delay = min(delay, gate + 0.05)
+        return delay, settled
 
     async def reconcile(
         self,
@@ -431,7 +607,10 @@ class Reconciler:
         prev: RouterConfigStatus,
         cached: DesiredState | None = None,
         full: bool = True,
+        persist: PersistRollout | None = None,
     ) -> ReconcileResult:
+        """Reconcile once. `persist` writes status.rollout before any action runs (the controller's);
+        without it, the plan's events go out with the result."""
         now = self.now()
         events: list[EventNote] = []
         try:
@@ -468,37 +647,83 @@ class Reconciler:
         names = sorted({t.name for t in targets} | managed)
         works = await asyncio.gather(*(self._observe(n, clusters.get(n), obj) for n in names))
         by_name = {w.name: w for w in works}
-        actions = plan_rollout(
+        previous = {c.name: c for c in prev.clusters}
+        for w in works:
+            if w.name in previous:
+                w.prev_digest, w.prev_phase = previous[w.name].digest, previous[w.name].phase
+        commands, problems = parse_commands(obj.annotations)
+        events += self._command_problems(obj, problems)
+        clock = self.clock()
+        plan = plan_rollout(
             PlanInput(
                 desired={t.name: desired.revisions[t.name] for t in targets},
                 observed={w.name: w.state for w in works},
                 previously_managed=frozenset(managed),
                 policy=spec.rollout,
+                now=clock,
+                state=prev.rollout,
+                revision=desired.revision,
+                commands=commands,
             )
         )
+        plan_events = [EventNote(e.type, e.reason, e.message) for e in plan.events]
+        if persist is not None:
+            try:
+                await persist(plan.state, plan_events)
+            except Exception as exc:  # nothing acts on a plan that is not on record
+                log.warning("persisting status.rollout of %s/%s failed: %s", obj.namespace, obj.name, exc)
+                result = ReconcileResult(prev, events, self.settings.progress_seconds, settled=False)
+                result.transient = True
+                return result
+        else:
+            events += plan_events
+        for view in plan.clusters:
+            by_name[view.name].view = view
+        lookups = {a.digest for a in plan.rollbacks} | {
+            v.digest for v in plan.clusters if v.digest is not None and by_name[v.name].live is not None
+        }
+        published, manifest_problem = await self._published(obj, desired, lookups)
+        if manifest_problem is not None:
+            log.warning(
+                "reading the revision manifest of %s/%s: %s", obj.namespace, obj.name, manifest_problem
+            )
         await asyncio.gather(
             *(
                 self._guarded(
-                    by_name[a.cluster], self._execute(by_name[a.cluster], a, obj, desired, prev, full)
+                    by_name[a.cluster],
+                    self._execute(by_name[a.cluster], a, obj, desired, published, full),
                 )
-                for a in actions
+                for a in plan.cluster_actions
             )
         )
-        for w in works:  # an unreadable Deployment in a reachable cluster: nothing was planned for it
-            if w.report is None and w.state.reachable and w.api is None and w.name in desired.revisions:
-                want = desired.revisions[w.name]
-                w.report = _report(w.name, ClusterPhase.FAILED, None, None, want, w.state.message)
+        for w in works:
             events += w.events
         reports = [w.report for w in works if w.report is not None]
         status = build_status(
-            prev, generation=obj.generation, now=now, reports=reports, published=desired.base
+            prev,
+            generation=obj.generation,
+            now=now,
+            reports=reports,
+            published=desired.base,
+            rollout=RolloutView(plan.state, plan.message),
         )
-        requeue, settled = self._requeue(status)
-        result = self._finish(prev, status, events, requeue, desired)
+        requeue, settled = self._requeue(status, plan, clock)
+        if manifest_problem is not None:
+            settled = False
+        result = self._finish(prev, status, events, requeue, desired, planned=True)
         result.settled = settled
         if full and settled:
             await self._collect_garbage(obj, spec, desired, prev, status)
         return result
+
+    def _command_problems(self, obj: RouterConfigObject, problems: list[str]) -> list[EventNote]:
+        """A warning per command annotation that does not parse, once (not on every resync)."""
+        key = (obj.namespace, obj.name)
+        seen = self._bad_commands.get(key, frozenset())
+        self._bad_commands[key] = frozenset(problems)
+        if problems:
+            log.warning("%s/%s: %s", obj.namespace, obj.name, "; ".join(problems))
+        return [EventNote("Warning", "InvalidCommand", p) for p in problems if p not in seen]
 
     async def _guarded(self, work: _ClusterWork, job: Awaitable[None]) -> None:
         """One cluster never holds up the others for longer than a few request timeouts."""
@@ -507,7 +732,10 @@ class Reconciler:
         except TimeoutError:
             message = f"no answer within {self.settings.edge_timeout_seconds * 4:.0f}s"
             self.registry.mark_unreachable(work.name, message)
-            work.report = ClusterReport(work.name, ClusterPhase.UNREACHABLE, message=message)
+            wave = work.view.wave_name if work.view is not None else None
+            work.report = ClusterReport(
+                work.name, ClusterPhase.UNREACHABLE, work.prev_digest, message=message, wave=wave
+            )
 
     async def _collect_garbage(
         self,
@@ -520,6 +748,9 @@ class Reconciler:
         in_use: set[str] = {desired.base.digest, *(r.digest for r in desired.revisions.values())}
         for c in (*prev.clusters, *status.clusters):
             in_use.update(d for d in (c.digest, c.desired_digest) if d)
+        for rollout in (prev.rollout, status.rollout):  # every digest a rollback may still need
+            for r in rollout.clusters if rollout is not None else ():
+                in_use.update(d for d in (r.target, r.last_good, r.verified, r.rollback_to) if d)
         try:
             deleted = await self.publisher.collect_garbage(
                 obj.namespace, obj.name, spec.revision_history_limit, in_use
@@ -539,8 +770,9 @@ class Reconciler:
         events: list[EventNote],
         requeue: float,
         desired: DesiredState | None,
+        planned: bool = False,
     ) -> ReconcileResult:
-        events = events + transition_events(prev, status)
+        events = events + transition_events(prev, status, planned)
         return ReconcileResult(status, events, requeue, settled=False, desired=desired)
 
     # ---- deletion -------------------------------------------------------------------------------------
@@ -614,30 +846,26 @@ class Reconciler:
         return FinalizeResult(done=not pending, status=status, events=events, pending=names_pending)
 
 
-def _report(
-    name: str,
-    phase: ClusterPhase,
-    health: DeploymentHealth | None,
-    digest: str | None,
-    want: DesiredRevision | None,
-    message: str,
-) -> ClusterReport:
-    return ClusterReport(
-        name=name,
-        phase=phase,
-        digest=digest,
-        desired_digest=want.digest if want else None,
-        key=want.key if want else None,
-        ready_replicas=health.ready_replicas if health else 0,
-        replicas=health.replicas if health else 0,
-        message=message,
-    )
+def _cluster_phase(phase: str, strategy: str) -> ClusterPhase:
+    """The planner's phase for status.clusters[]. AllAtOnce has no waves for an unreachable cluster to
+    be stale in: there it is plainly Unreachable."""
+    if phase == "Stale" and strategy == "AllAtOnce":
+        return ClusterPhase.UNREACHABLE
+    return ClusterPhase(phase)
 
 
-def transition_events(prev: RouterConfigStatus, new: RouterConfigStatus) -> list[EventNote]:
-    """Warnings and milestones, only when they change: a steady state posts no events."""
+def transition_events(
+    prev: RouterConfigStatus, new: RouterConfigStatus, planned: bool = False
+) -> list[EventNote]:
+    """Warnings and milestones, only when they change: a steady state posts no events.
+
+    `planned`: the planner's own events went out for this reconcile; a rollout that failed or was rolled
+    back (RolloutFailed, RollbackStarted) and a cluster that failed (ClusterFailed) are not told twice."""
     out: list[EventNote] = []
+    rollout_stall = new.rollout is not None and new.rollout.phase in ("Failed", "RolledBack")
     for type_ in ("Stalled", "Published"):
+        if type_ == "Stalled" and planned and rollout_stall:
+            continue
         if condition_changed(prev, new, type_):
             cond = next((c for c in new.conditions if c.type == type_), None)
             if cond is not None and (type_ == "Stalled") == (cond.status == "True"):
@@ -647,8 +875,10 @@ def transition_events(prev: RouterConfigStatus, new: RouterConfigStatus) -> list
         if cond is not None and cond.status == "True":
             out.append(EventNote("Normal", "Ready", cond.message))
     before = {c.name: c.phase for c in prev.clusters}
+    watched = {ClusterPhase.UNREACHABLE: "ClusterUnreachable", ClusterPhase.STALE: "ClusterUnreachable"}
+    if not planned:
+        watched[ClusterPhase.FAILED] = "ClusterFailed"
     for c in new.clusters:
-        if c.phase != before.get(c.name) and c.phase in (ClusterPhase.UNREACHABLE, ClusterPhase.FAILED):
-            reason = "ClusterUnreachable" if c.phase is ClusterPhase.UNREACHABLE else "ClusterFailed"
-            out.append(EventNote("Warning", reason, f"{c.name}: {c.message or c.phase.value}"))
+        if c.phase != before.get(c.name) and c.phase in watched:
+            out.append(EventNote("Warning", watched[c.phase], f"{c.name}: {c.message or c.phase.value}"))
     return out

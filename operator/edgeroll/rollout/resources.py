@@ -33,6 +33,9 @@ ANNOTATION_ROUTERCONFIG = "edgeroll.io/routerconfig"
 ANNOTATION_DIGEST = "edgeroll.io/digest"
 ANNOTATION_KEY = "edgeroll.io/config-key"
 ANNOTATION_SIGNATURE = "edgeroll.io/signature"
+# On the Deployment itself, not its pod template (changing it must not roll the pods): the digest this
+# cluster goes back to should its current move fail. The planner reads it when status.rollout is lost.
+ANNOTATION_LAST_GOOD = "edgeroll.io/last-good"
 
 # Key names inside the edge Secret (names, not values).
 SECRET_SIGNING_KEY = "signing-key"  # noqa: S105
@@ -95,6 +98,7 @@ class EdgeCacheParams:
     resources: ResourceRequirements | None = None
     cosmo_organization_id: str | None = None
     cosmo_federated_graph_id: str | None = None
+    last_good: str | None = None  # recorded on the Deployment (ANNOTATION_LAST_GOOD)
 
     @property
     def name(self) -> str:
@@ -256,10 +260,13 @@ def deployment(p: EdgeCacheParams) -> dict[str, Any]:
     resources = _resources(p)
     if resources:
         container["resources"] = resources
+    metadata = _metadata(p)
+    if p.last_good is not None:
+        metadata["annotations"][ANNOTATION_LAST_GOOD] = p.last_good
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(p),
+        "metadata": metadata,
         "spec": {
             "replicas": p.replicas,
             "revisionHistoryLimit": 3,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from edgeroll.api.common import Condition, ConditionStatus
 from edgeroll.api.conditions import find_condition, set_condition
+from edgeroll.api.rollout import RolloutState
 from edgeroll.api.routerconfig import (
     ClusterPhase,
     ClusterStatus,
@@ -39,12 +40,33 @@ class ClusterReport:
     replicas: int = 0
     message: str = ""
     targeted: bool = True  # False: being removed from a cluster the selector no longer matches
+    wave: str | None = None
 
 
 @dataclass(frozen=True)
 class Problem:
     reason: str
     message: str
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    """What the conditions need from the plan: the persisted state and the planner's message."""
+
+    state: RolloutState
+    message: str
+
+    @property
+    def halted(self) -> bool:
+        return self.state.phase in ("Failed", "RolledBack")
+
+    @property
+    def active(self) -> bool:
+        return self.state.phase in ("Progressing", "Soaking", "Paused")
+
+    @property
+    def rolling_back(self) -> bool:
+        return self.state.phase == "RolledBack" and self.state.rolled_back_at is None
 
 
 def short_digest(digest: str) -> str:
@@ -67,6 +89,7 @@ def cluster_statuses(
             ClusterStatus(
                 name=r.name,
                 phase=r.phase,
+                wave=r.wave,
                 digest=r.digest,
                 desired_digest=r.desired_digest,
                 key=r.key,
@@ -85,7 +108,7 @@ def summarize(reports: Sequence[ClusterReport]) -> Summary:
         desired=len(targeted),
         ready=sum(r.phase is ClusterPhase.READY for r in targeted),
         failed=sum(r.phase is ClusterPhase.FAILED for r in targeted),
-        unreachable=sum(r.phase is ClusterPhase.UNREACHABLE for r in targeted),
+        unreachable=sum(r.phase in (ClusterPhase.UNREACHABLE, ClusterPhase.STALE) for r in targeted),
     )
 
 
@@ -105,8 +128,13 @@ def build_status(
     stalled: Problem | None = None,
     publish_error: Problem | None = None,
     deleting: Problem | None = None,
+    rollout: RolloutView | None = None,
 ) -> RouterConfigStatus:
-    """The next status. `reports=None` keeps the previous per-cluster status (edges untouched)."""
+    """The next status. `reports=None` keeps the previous per-cluster status (edges untouched).
+
+    With a rollout (kstatus): `Ready` only once it has Completed and every target is ready;
+    `Reconciling` while it progresses, soaks, is paused or rolls back; `Stalled` when it has failed or
+    was rolled back (the planner's message names the wave, the clusters and the reason)."""
     conds = list(prev.conditions)
     clusters = list(prev.clusters) if reports is None else cluster_statuses(prev.clusters, reports, now)
     summary = prev.summary if reports is None else summarize(reports)
@@ -157,6 +185,20 @@ def build_status(
         put("Reconciling", "True", "PublishRetrying", publish_error.message)
         put("Ready", "False", publish_error.reason, publish_error.message)
         phase = "Progressing"
+    elif rollout is not None and rollout.halted:
+        reason = rollout.state.reason or rollout.state.phase
+        put("Stalled", "True", reason, rollout.message)
+        if rollout.rolling_back:
+            put("Reconciling", "True", "RollingBack", rollout.message)
+        else:
+            drop("Reconciling")
+        put("Ready", "False", reason, rollout.message)
+        phase = "Stalled"
+    elif rollout is not None and rollout.active:
+        drop("Stalled")
+        put("Reconciling", "True", rollout.state.phase, rollout.message)
+        put("Ready", "False", rollout.state.phase, f"{ratio}; {rollout.message}")
+        phase = "Progressing"
     else:
         drop("Stalled")
         if in_flight:
@@ -184,6 +226,7 @@ def build_status(
         revision=revision,
         clusters=clusters,
         summary=summary,
+        rollout=rollout.state if rollout is not None else prev.rollout,
     )
 
 
@@ -193,7 +236,9 @@ def _degraded(clusters: Sequence[ClusterStatus]) -> tuple[str, str]:
         by_phase.setdefault(c.phase, []).append(c.name)
     for phase, reason in (
         (ClusterPhase.FAILED, "ClustersFailed"),
+        (ClusterPhase.ROLLED_BACK, "ClustersRolledBack"),
         (ClusterPhase.UNREACHABLE, "ClustersUnreachable"),
+        (ClusterPhase.STALE, "ClustersUnreachable"),
         (ClusterPhase.PAUSED, "ClustersPaused"),
     ):
         if phase in by_phase:

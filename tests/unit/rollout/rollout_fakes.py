@@ -1,4 +1,5 @@
-"""In-memory stand-ins for the hub and edge apiservers (the KubeApi seam)."""
+"""In-memory stand-ins for the hub and edge apiservers (the KubeApi seam), and a World that runs the
+reconciler against them, with in-memory S3 and a clock the test moves."""
 
 from __future__ import annotations
 
@@ -7,12 +8,23 @@ import copy
 import json
 from collections import Counter
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from edgeroll.api.edgecluster import EdgeClusterSpec
+from edgeroll.api.routerconfig import RouterConfigStatus
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApiError
 from edgeroll.clusters.objects import ObjectRef, ref_of
+from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
+from edgeroll.publish.memory import InMemoryRevisionStore
+from edgeroll.publish.publisher import RevisionPublisher
+from edgeroll.render.mergepatch import merge_patch
+from edgeroll.rollout.controller import RouterConfigController
+from edgeroll.rollout.reconciler import EventNote, Reconciler, RouterConfigObject
+from edgeroll.settings import EdgeS3Credentials, OperatorSettings, S3Settings
 
 
 def _merge(base: Any, patch: Any) -> Any:
@@ -28,8 +40,11 @@ class FakeKube:
     """Objects by (kind, namespace, name). `apply` merges like a forced server-side apply would for
     fields we own; a Deployment's generation moves when its spec changes."""
 
-    def __init__(self, name: str = "fake", namespaces: tuple[str, ...] = ("default",)) -> None:
+    def __init__(
+        self, name: str = "fake", namespaces: tuple[str, ...] = ("default",), journal: list[str] | None = None
+    ) -> None:
         self.name = name
+        self.journal = journal if journal is not None else []
         self.objects: dict[tuple[str, str | None, str], dict[str, Any]] = {}
         self.namespaces = set(namespaces)
         self.calls: Counter[str] = Counter()
@@ -66,6 +81,7 @@ class FakeKube:
     async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         self._check("apply")
         ref = ref_of(manifest)
+        self.journal.append(f"{self.name}: apply {ref.kind}")
         if ref.namespace is not None and ref.namespace not in self.namespaces:
             raise KubeApiError(404, "NotFound", f'namespaces "{ref.namespace}" not found')
         key = (ref.kind, ref.namespace, ref.name)
@@ -94,6 +110,19 @@ class FakeKube:
 
     def deployments(self) -> list[dict[str, Any]]:
         return [o for (kind, _, _), o in self.objects.items() if kind == "Deployment"]
+
+    def stall_rollouts(self) -> None:
+        """A new template whose pods never become available (old pods keep it Available)."""
+        for d in self.deployments():
+            n = d["spec"].get("replicas", 1)
+            d["status"] = {
+                "observedGeneration": d["metadata"]["generation"],
+                "replicas": n + 1,
+                "updatedReplicas": 1,
+                "readyReplicas": n,
+                "availableReplicas": n,
+                "conditions": [{"type": "Available", "status": "True"}],
+            }
 
     def finish_rollouts(self) -> None:
         """What the Deployment controller and kwok do: every replica updated and available."""
@@ -149,3 +178,135 @@ def configmap(
     if binary:
         out["binaryData"] = {k: base64.b64encode(v).decode() for k, v in binary.items()}
     return out
+
+
+COSMO = json.loads((Path(__file__).parents[1] / "render" / "data" / "cosmo-minimal.json").read_text())
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+KEY = b"s" * 32
+EDGES = {
+    "edge-eu": {"tier": "edge", "region": "eu"},
+    "edge-us": {"tier": "edge", "region": "us"},
+    "edge-ap": {"tier": "edge", "region": "ap"},
+}
+
+
+class StatusStore:
+    """The hub's status subresource: merge patches applied to a stored status."""
+
+    def __init__(self, journal: list[str] | None = None) -> None:
+        self.status: dict[str, Any] = {}
+        self.patches = 0
+        self.journal = journal if journal is not None else []
+        self.fail_with: Exception | None = None
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.patches += 1
+        self.journal.append("status.rollout" if "rollout" in patch else "status")
+        self.status = merge_patch(self.status, dict(patch))
+
+
+class World:
+    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+        self.hub = FakeKube("hub", namespaces=("prod", "edgeroll-system"))
+        self.hub.put(secret("prod", "sign", {"key": KEY}))
+        self.journal: list[str] = []  # status patches and edge writes, in order
+        self.edges = {name: FakeKube(name, namespaces=(), journal=self.journal) for name in EDGES}
+        self.clusters: dict[str, EdgeClusterInfo] = {}
+        for name, labels in EDGES.items():
+            self.hub.put(kubeconfig_secret("edgeroll-system", f"kc-{name}", f"https://127.0.0.1:1/{name}"))
+            self.clusters[name] = EdgeClusterInfo(
+                name,
+                labels,
+                EdgeClusterSpec.model_validate(
+                    {
+                        "kubeconfigSecretRef": {
+                            "namespace": "edgeroll-system",
+                            "name": f"kc-{name}",
+                            "key": "kubeconfig",
+                        }
+                    }
+                ),
+            )
+        self.store = InMemoryRevisionStore("bucket")
+        self.settings = OperatorSettings(
+            s3=S3Settings(bucket="bucket", endpoint="http://127.0.0.1:8333", prefix="edgeroll"),
+            edge_s3=EdgeS3Credentials("ro-id", "ro-secret", "http://127.0.0.1:8333", "us-east-1"),
+        )
+        self.statuses = StatusStore(self.journal)
+        self.t = T0  # the planner's clock: tests move it
+        self.annotations: dict[str, str] = {}
+        self.events: list[EventNote] = []
+        self.spec = spec or {
+            "format": "cosmo",
+            "config": copy.deepcopy(COSMO),
+            "targets": {"clusterSelector": {"matchLabels": {"tier": "edge"}}},
+            "signing": {"secretRef": {"name": "sign", "key": "key"}},
+            "cosmo": {"organizationId": "org", "federatedGraphId": "graph"},
+        }
+        self.generation = 1
+        self.restart()
+
+    def restart(self) -> None:
+        """A new operator process: fresh registry, publisher, controller; same clusters and S3."""
+
+        async def factory(kubeconfig: Mapping[str, Any], timeout: float, name: str) -> FakeKube:
+            return self.edges[name]
+
+        self.registry = ClusterRegistry(self.hub, timeout=1.0, factory=factory)
+        publisher = RevisionPublisher(self.store, "edgeroll")
+        self.reconciler = Reconciler(
+            self.hub,
+            self.registry,
+            publisher,
+            self.settings,
+            now=lambda: self.t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            clock=lambda: self.t,
+        )
+        self.controller = RouterConfigController(self.reconciler, self.statuses, self.settings)
+
+    def obj(self) -> RouterConfigObject:
+        return RouterConfigObject(
+            "prod",
+            "graph",
+            self.generation,
+            copy.deepcopy(self.spec),
+            copy.deepcopy(self.statuses.status),
+            annotations=dict(self.annotations),
+        )
+
+    def update(self, **spec: Any) -> None:
+        self.spec.update(spec)
+        self.generation += 1
+
+    async def reconcile(self, full: bool = True) -> RouterConfigStatus:
+        result = await self.controller.reconcile(self.obj(), self.clusters, self.events.append, full=full)
+        assert result is not None
+        return result.status
+
+    async def converge(self) -> RouterConfigStatus:
+        await self.reconcile()
+        for edge in self.edges.values():
+            edge.finish_rollouts()
+        return await self.reconcile(full=False)
+
+    def edge_writes(self) -> int:
+        return sum(e.writes for e in self.edges.values())
+
+    def template_digest(self, edge: str) -> str | None:
+        deps = self.edges[edge].deployments()
+        return deps[0]["spec"]["template"]["metadata"]["annotations"]["edgeroll.io/digest"] if deps else None
+
+    def reasons(self) -> Counter[str]:
+        return Counter(e.reason for e in self.events)
+
+    def tick(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+    def generations(self) -> dict[str, int]:
+        return {
+            name: int(deps[0]["metadata"]["generation"])
+            for name, edge in self.edges.items()
+            if (deps := edge.deployments())
+        }

@@ -50,3 +50,20 @@ def test_digest_changes_with_spec_and_labels_not_with_status() -> None:
     changed = body({"v": 1}, {"edgeroll.io/pause": "true"})
     assert storage.build(body=changed)["metadata-sha256"] != a["metadata-sha256"]
     assert json.dumps(a).count("sha256") == 2
+
+
+def test_a_rollout_command_annotation_is_a_change_kopf_reacts_to() -> None:
+    """kopf calls on.update when the essence changes; a command under kopf's own prefix would not count."""
+    storage = DigestDiffBaseStorage(prefix=STORAGE_PREFIX, key="last-handled-digest")
+    before = storage.build(body=body({"v": 1}))
+    promoted = body({"v": 1}, {"edgeroll.io/rollout-promote": "2026-01-01T00:00:00.000000Z"})
+    assert storage.build(body=promoted) != before
+    hidden = body({"v": 1}, {f"{STORAGE_PREFIX}/last-handled-digest": "{}"})
+    assert storage.build(body=hidden) == before
+
+
+def test_the_reconciler_sees_the_command_annotations_only() -> None:
+    from edgeroll.handlers import _rc
+
+    obj = _rc(body({"v": 1}, {"edgeroll.io/rollout-abort": "id-1", "kubectl.kubernetes.io/x": "big"}))
+    assert dict(obj.annotations) == {"edgeroll.io/rollout-abort": "id-1"}

@@ -7,129 +7,16 @@ import copy
 import dataclasses
 import gzip
 import json
-from collections import Counter
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
-from rollout_fakes import FakeKube, configmap, kubeconfig_secret, secret
+from rollout_fakes import COSMO, EDGES, KEY, World, configmap
 
-from edgeroll.api.edgecluster import EdgeClusterSpec
-from edgeroll.api.routerconfig import RouterConfigStatus
-from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
-from edgeroll.publish.memory import InMemoryRevisionStore
-from edgeroll.publish.publisher import RevisionPublisher
+from edgeroll.clusters.registry import EdgeClusterInfo
 from edgeroll.publish.store import PublishError
-from edgeroll.render.mergepatch import merge_patch
 from edgeroll.render.signing import verify
-from edgeroll.rollout.controller import RouterConfigController
-from edgeroll.rollout.reconciler import EventNote, Reconciler, RouterConfigObject
-from edgeroll.settings import EdgeS3Credentials, OperatorSettings, S3Settings
 
 pytestmark = pytest.mark.unit
-
-COSMO = json.loads((Path(__file__).parents[1] / "render" / "data" / "cosmo-minimal.json").read_text())
-KEY = b"s" * 32
-EDGES = {
-    "edge-eu": {"tier": "edge", "region": "eu"},
-    "edge-us": {"tier": "edge", "region": "us"},
-    "edge-ap": {"tier": "edge", "region": "ap"},
-}
-
-
-class StatusStore:
-    """The hub's status subresource: merge patches applied to a stored status."""
-
-    def __init__(self) -> None:
-        self.status: dict[str, Any] = {}
-        self.patches = 0
-
-    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-        self.patches += 1
-        self.status = merge_patch(self.status, dict(patch))
-
-
-class World:
-    def __init__(self, spec: dict[str, Any] | None = None) -> None:
-        self.hub = FakeKube("hub", namespaces=("prod", "edgeroll-system"))
-        self.hub.put(secret("prod", "sign", {"key": KEY}))
-        self.edges = {name: FakeKube(name, namespaces=()) for name in EDGES}
-        self.clusters: dict[str, EdgeClusterInfo] = {}
-        for name, labels in EDGES.items():
-            self.hub.put(kubeconfig_secret("edgeroll-system", f"kc-{name}", f"https://127.0.0.1:1/{name}"))
-            self.clusters[name] = EdgeClusterInfo(
-                name,
-                labels,
-                EdgeClusterSpec.model_validate(
-                    {
-                        "kubeconfigSecretRef": {
-                            "namespace": "edgeroll-system",
-                            "name": f"kc-{name}",
-                            "key": "kubeconfig",
-                        }
-                    }
-                ),
-            )
-        self.store = InMemoryRevisionStore("bucket")
-        self.settings = OperatorSettings(
-            s3=S3Settings(bucket="bucket", endpoint="http://127.0.0.1:8333", prefix="edgeroll"),
-            edge_s3=EdgeS3Credentials("ro-id", "ro-secret", "http://127.0.0.1:8333", "us-east-1"),
-        )
-        self.statuses = StatusStore()
-        self.events: list[EventNote] = []
-        self.spec = spec or {
-            "format": "cosmo",
-            "config": copy.deepcopy(COSMO),
-            "targets": {"clusterSelector": {"matchLabels": {"tier": "edge"}}},
-            "signing": {"secretRef": {"name": "sign", "key": "key"}},
-            "cosmo": {"organizationId": "org", "federatedGraphId": "graph"},
-        }
-        self.generation = 1
-        self.restart()
-
-    def restart(self) -> None:
-        """A new operator process: fresh registry, publisher, controller; same clusters and S3."""
-
-        async def factory(kubeconfig: Mapping[str, Any], timeout: float, name: str) -> FakeKube:
-            return self.edges[name]
-
-        self.registry = ClusterRegistry(self.hub, timeout=1.0, factory=factory)
-        publisher = RevisionPublisher(self.store, "edgeroll")
-        self.reconciler = Reconciler(
-            self.hub, self.registry, publisher, self.settings, now=lambda: "2026-01-01T00:00:00Z"
-        )
-        self.controller = RouterConfigController(self.reconciler, self.statuses, self.settings)
-
-    def obj(self) -> RouterConfigObject:
-        return RouterConfigObject(
-            "prod", "graph", self.generation, copy.deepcopy(self.spec), dict(self.statuses.status)
-        )
-
-    def update(self, **spec: Any) -> None:
-        self.spec.update(spec)
-        self.generation += 1
-
-    async def reconcile(self, full: bool = True) -> RouterConfigStatus:
-        result = await self.controller.reconcile(self.obj(), self.clusters, self.events.append, full=full)
-        assert result is not None
-        return result.status
-
-    async def converge(self) -> RouterConfigStatus:
-        await self.reconcile()
-        for edge in self.edges.values():
-            edge.finish_rollouts()
-        return await self.reconcile(full=False)
-
-    def edge_writes(self) -> int:
-        return sum(e.writes for e in self.edges.values())
-
-    def template_digest(self, edge: str) -> str | None:
-        deps = self.edges[edge].deployments()
-        return deps[0]["spec"]["template"]["metadata"]["annotations"]["edgeroll.io/digest"] if deps else None
-
-    def reasons(self) -> Counter[str]:
-        return Counter(e.reason for e in self.events)
 
 
 async def test_first_rollout_publishes_signs_and_reaches_every_cluster() -> None:
