@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from edgeroll.api.rollout import RolloutState
 from edgeroll.api.routerconfig import RouterConfigStatus
 from edgeroll.clusters.registry import EdgeClusterInfo
 from edgeroll.render.mergepatch import merge_diff
@@ -123,14 +122,10 @@ class RouterConfigController:
                 return None
             started = self.clock()
 
-            async def persist(rollout: RolloutState, events: Sequence[EventNote]) -> None:
-                """status.rollout on record before the plan's actions run; then its events."""
-                before = memo.status if memo.status is not None else parse_status(obj.status).to_wire()
-                after = dict(before)
-                after["rollout"] = RouterConfigStatus(rollout=rollout).to_wire()["rollout"]
-                if after != before:
-                    await self.writer.patch_status(key[0], key[1], merge_diff(before, after))
-                    memo.status = after
+            async def persist(planned: RouterConfigStatus, events: Sequence[EventNote]) -> None:
+                """status.rollout (with the clusters as planned) on record before the plan's actions
+                run; then its events."""
+                await self._write(key, memo, obj.status, planned)
                 for event in events:
                     emit(event)
 

@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from edgeroll.api.rollout import RolloutState
 from edgeroll.api.routerconfig import ClusterPhase, RouterConfigSpec, RouterConfigStatus
 from edgeroll.api.selectors import selector_matches
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApi, KubeApiError
@@ -49,7 +48,6 @@ from edgeroll.rollout.planner import (
     Hold,
     Plan,
     PlanInput,
-    RemoveEdge,
     Rollback,
     plan_rollout,
 )
@@ -105,8 +103,9 @@ class RouterConfigObject:
     annotations: Mapping[str, str] = field(default_factory=dict)  # rollout commands (rollout/commands.py)
 
 
-# Persists status.rollout (and posts the plan's events) before the plan's actions run.
-PersistRollout = Callable[[RolloutState, Sequence[EventNote]], Awaitable[None]]
+# Persists the status as planned (status.rollout with the clusters' phases), then posts the plan's
+# events, before the plan's actions run.
+PersistRollout = Callable[[RouterConfigStatus, Sequence[EventNote]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -488,6 +487,45 @@ class Reconciler:
             wave=work.view.wave_name if work.view is not None else None,
         )
 
+    def _planned(
+        self,
+        work: _ClusterWork,
+        action: ClusterAction,
+        desired: DesiredState,
+        published: Mapping[str, DesiredRevision],
+        prev: RouterConfigStatus,
+    ) -> ClusterReport:
+        """The cluster's report as the plan sees it, before anything acts: what is persisted with
+        status.rollout, so that the two never disagree. `_execute` refines it after acting."""
+        health, view = work.state.health, work.view
+        if view is None:  # not a target any more: as it was until it is removed
+            old = next(c for c in prev.clusters if c.name == work.name)
+            return ClusterReport(
+                old.name,
+                old.phase,
+                old.digest,
+                old.desired_digest,
+                old.key,
+                old.ready_replicas,
+                old.replicas,
+                old.message or "",
+                targeted=False,
+                wave=old.wave,
+            )
+        phase = _cluster_phase(view.phase, desired.spec.rollout.strategy)
+        message = view.message
+        if not work.state.actionable:
+            if phase is ClusterPhase.PAUSED and health is not None:
+                want = desired.revisions.get(work.name)
+                if want is not None and phase_for(health, want.digest)[0] is ClusterPhase.READY:
+                    phase = ClusterPhase.READY  # a paused cluster that already serves what it should
+            return self._report(work, phase, health, desired, message)
+        if work.api is None:  # reachable, but its Deployment cannot be read: nothing can be done there
+            return self._report(work, ClusterPhase.FAILED, None, desired, work.state.message)
+        if isinstance(action, Rollback) and action.digest not in published:
+            message = f"{message}; cannot roll back: {short_digest(action.digest)} is not in the manifest"
+        return self._report(work, phase, health, desired, message)
+
     async def _execute(
         self,
         work: _ClusterWork,
@@ -497,23 +535,12 @@ class Reconciler:
         published: Mapping[str, DesiredRevision],
         full: bool,
     ) -> None:
-        health = work.state.health
-        view = work.view
-        if isinstance(action, RemoveEdge | Hold) and view is None:
+        """Carry out one cluster's action; `work.report` holds the planned report and is refined."""
+        view, planned = work.view, work.report
+        if view is None:
             await self._execute_removal(work, action, obj)
             return
-        assert view is not None
-        phase = _cluster_phase(view.phase, desired.spec.rollout.strategy)
-        message = view.message
-        if not work.state.actionable:
-            if phase is ClusterPhase.PAUSED and health is not None:
-                want = desired.revisions.get(work.name)
-                if want is not None and phase_for(health, want.digest)[0] is ClusterPhase.READY:
-                    phase = ClusterPhase.READY  # a paused cluster that already serves what it should
-            work.report = self._report(work, phase, health, desired, message)
-            return
-        if work.api is None:  # reachable, but its Deployment cannot be read: nothing can be done there
-            work.report = self._report(work, ClusterPhase.FAILED, None, desired, work.state.message)
+        if not work.state.actionable or work.api is None or planned is None:
             return
         if isinstance(action, ApplyRevision):
             rev: DesiredRevision | None = action.revision
@@ -521,17 +548,14 @@ class Reconciler:
         elif isinstance(action, Rollback):
             rev = published.get(action.digest)
             last_good, why = action.digest, " (rollback)"
-            if rev is None:
-                message = f"{message}; cannot roll back: {short_digest(action.digest)} is not in the manifest"
         else:  # Hold: keep the cluster on what it should hold now; drift correction follows the plan
             rev = published.get(view.digest) if view.digest is not None and work.live is not None else None
             last_good, why = view.digest, ""
-        after = health
-        if rev is not None:
-            after = await self._ensure(work, obj, desired, rev, last_good, full, why)
-            if after is None:
-                return
-        work.report = self._report(work, phase, after, desired, message)
+        if rev is None:
+            return
+        after = await self._ensure(work, obj, desired, rev, last_good, full, why)
+        if after is not None:
+            work.report = self._report(work, planned.phase, after, desired, planned.message)
 
     async def _execute_removal(
         self, work: _ClusterWork, action: ClusterAction, obj: RouterConfigObject
@@ -570,6 +594,7 @@ class Reconciler:
                 targeted=False,
             )
             return
+        work.report = None  # removed clusters leave the status
         if removed:
             work.events.append(EventNote("Normal", "Removed", f"{work.name}: removed the edge cache"))
 
@@ -667,16 +692,6 @@ class Reconciler:
             )
         )
         plan_events = [EventNote(e.type, e.reason, e.message) for e in plan.events]
-        if persist is not None:
-            try:
-                await persist(plan.state, plan_events)
-            except Exception as exc:  # nothing acts on a plan that is not on record
-                log.warning("persisting status.rollout of %s/%s failed: %s", obj.namespace, obj.name, exc)
-                result = ReconcileResult(prev, events, self.settings.progress_seconds, settled=False)
-                result.transient = True
-                return result
-        else:
-            events += plan_events
         for view in plan.clusters:
             by_name[view.name].view = view
         lookups = {a.digest for a in plan.rollbacks} | {
@@ -687,13 +702,32 @@ class Reconciler:
             log.warning(
                 "reading the revision manifest of %s/%s: %s", obj.namespace, obj.name, manifest_problem
             )
+        actions = {a.cluster: a for a in plan.cluster_actions}
+        for name, action in actions.items():
+            by_name[name].report = self._planned(by_name[name], action, desired, published, prev)
+        rollout = RolloutView(plan.state, plan.message)
+        if persist is not None:
+            planned = build_status(
+                prev,
+                generation=obj.generation,
+                now=now,
+                reports=[w.report for w in works if w.report is not None],
+                published=desired.base,
+                rollout=rollout,
+            )
+            try:
+                await persist(planned, plan_events)
+            except Exception as exc:  # nothing acts on a plan that is not on record
+                log.warning("persisting status.rollout of %s/%s failed: %s", obj.namespace, obj.name, exc)
+                result = ReconcileResult(prev, events, self.settings.progress_seconds, settled=False)
+                result.transient = True
+                return result
+        else:
+            events += plan_events
         await asyncio.gather(
             *(
-                self._guarded(
-                    by_name[a.cluster],
-                    self._execute(by_name[a.cluster], a, obj, desired, published, full),
-                )
-                for a in plan.cluster_actions
+                self._guarded(by_name[name], self._execute(by_name[name], a, obj, desired, published, full))
+                for name, a in actions.items()
             )
         )
         for w in works:
@@ -705,7 +739,7 @@ class Reconciler:
             now=now,
             reports=reports,
             published=desired.base,
-            rollout=RolloutView(plan.state, plan.message),
+            rollout=rollout,
         )
         requeue, settled = self._requeue(status, plan, clock)
         if manifest_problem is not None:

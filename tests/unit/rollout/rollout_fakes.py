@@ -198,6 +198,7 @@ class StatusStore:
         self.patches = 0
         self.journal = journal if journal is not None else []
         self.fail_with: Exception | None = None
+        self.history: list[dict[str, Any]] = []  # the stored status after every patch
 
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         if self.fail_with is not None:
@@ -205,6 +206,7 @@ class StatusStore:
         self.patches += 1
         self.journal.append("status.rollout" if "rollout" in patch else "status")
         self.status = merge_patch(self.status, dict(patch))
+        self.history.append(copy.deepcopy(self.status))
 
 
 class World:

@@ -153,6 +153,9 @@ async def test_a_failing_canary_is_rolled_back_and_the_rest_never_move() -> None
     reasons = w.reasons()
     assert reasons["ClusterFailed"] == 1 and reasons["RolloutFailed"] == 1 and reasons["RolledBack"] == 1
     assert reasons["HealthDeadlineExceeded"] == 0  # the Stalled condition is not told twice
+    for stored in w.statuses.history:  # every status ever stored agrees with its own status.rollout
+        if stored["rollout"].get("rolledBackAt"):
+            assert {c["name"]: c["phase"] for c in stored["clusters"]}[CANARY] == "RolledBack", stored
 
 
 async def test_drift_correction_follows_the_plan_not_the_new_revision() -> None:
