@@ -104,8 +104,8 @@ def test_1_cosmo_config_reaches_every_edge_signed_and_ready(ops: OperatorE2E) ->
             assert ops.edge_object(edge, kind, edge_name(ops.ns, "graph")) is not None
 
     table = ops.hub("-n", ops.ns, "get", "rtc", "graph").stdout
-    assert table.split()[:6] == ["NAME", "FORMAT", "DIGEST", "READY", "STATUS", "AGE"]
-    assert f"graph cosmo {digest[7:19]} 3/3 Ready" in " ".join(table.split())
+    assert table.split()[:8] == ["NAME", "FORMAT", "DIGEST", "READY", "WAVE", "ROLLOUT", "STATUS", "AGE"]
+    assert f"graph cosmo {digest[7:19]} 3/3 1/1 Completed Ready" in " ".join(table.split())
 
 
 # 2 ---------------------------------------------------------------------------------------------
@@ -330,11 +330,17 @@ def test_7_hand_edited_edge_deployment_is_put_back(ops: OperatorE2E) -> None:
         )
 
     wait_until(restored, timeout=60, message="the Deployment put back")
-    events = ops.hub(
-        "-n", ops.ns, "get", "events", "--field-selector", "involvedObject.name=drift", "-o", "json"
+
+    def reasons() -> set[str]:
+        events = ops.hub(
+            "-n", ops.ns, "get", "events", "--field-selector", "involvedObject.name=drift", "-o", "json"
+        )
+        return {e["reason"] for e in json.loads(events.stdout)["items"]}
+
+    # Events are posted after the status patch that follows the apply: poll for it.
+    wait_until(
+        lambda: "DriftCorrected" in reasons(), timeout=15, message=lambda: f"DriftCorrected in {reasons()}"
     )
-    reasons = {e["reason"] for e in json.loads(events.stdout)["items"]}
-    assert "DriftCorrected" in reasons
 
 
 # 8 ---------------------------------------------------------------------------------------------

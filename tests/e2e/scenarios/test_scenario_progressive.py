@@ -25,20 +25,12 @@ from scenario_kit import (
     expect,
     fetch_from_edges,
     phases,
-    progressive_in_crd,
 )
 from tests.polling import wait_until
 
 from edgeroll.api.routerconfig import ConfigFormat
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not progressive_in_crd(),
-        reason="spec.rollout.strategy Progressive is not in crds/edgeroll.io_routerconfigs.yaml yet "
-        "(issue 4: the progressive rollout is not wired into the RouterConfig API)",
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 POLICY = {
     "strategy": "Progressive",

@@ -1,0 +1,119 @@
+"""The `fleet` fixture: one `edgeroll operator` process per test module, and six EdgeClusters.
+
+Each module gets its own run id, hub namespace, operator and EdgeClusters (see rollout_e2e_kit.py), so
+its kills and broken kubeconfigs touch nothing else. The operator polls fast (progress 1 s, probe 2 s)
+so soaks and deadlines of a few seconds are observed on time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from rollout_e2e_kit import RolloutLab, Target
+from tests.e2e.operator.operator_e2e_kit import (
+    ROOT,
+    SIGNING_KEY,
+    OperatorE2E,
+    OperatorProcess,
+    _free_port,
+    _teardown,
+)
+from tests.polling import wait_until
+
+from edgeroll.lab import Lab
+
+
+@pytest.fixture(scope="module")
+def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RolloutLab]:
+    run = uuid.uuid4().hex[:6]
+    ns = f"e2e-ro-{run}"
+    for crd in sorted((ROOT / "crds").glob("*.yaml")):
+        lab.kubectl("hub", "apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    lab.kubectl(
+        "hub",
+        "wait",
+        "--for=condition=Established",
+        "crd/routerconfigs.edgeroll.io",
+        "crd/edgeclusters.edgeroll.io",
+        "--timeout=60s",
+    )
+    lab.kubectl("hub", "create", "namespace", ns)
+    lab.kubectl(
+        "hub", "-n", ns, "create", "secret", "generic", "signing", f"--from-literal=key={SIGNING_KEY}"
+    )
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEROLL_")}
+    env.update(lab.env())
+    env["EDGEROLL_S3_PREFIX"] = f"e2e-{run}"
+    log_path = tmp_path_factory.mktemp("rollout-operator") / "operator.log"
+    args = [
+        "--namespace",
+        ns,
+        "--liveness",
+        f"http://127.0.0.1:{port}/healthz",
+        "--resync-seconds",
+        "10",
+        "--progress-seconds",
+        "1",
+        "--probe-seconds",
+        "2",
+        "--edge-timeout-seconds",
+        "3",
+    ]
+    operator = OperatorProcess(env=env, args=args, log_path=log_path, port=port)
+    e2e = OperatorE2E(lab, run, ns, f"e2e-{run}", {}, operator)
+    fleet = RolloutLab(e2e, {})
+    try:
+        for edge, path in sorted(lab.edge_kubeconfigs.items()):
+            region = edge.removeprefix("edge-")
+            for half, namespace in (("a", ns), ("b", f"{ns}-b")):
+                name = f"r{run}-{region}-{half}"
+                labels = {**lab.edge_labels[edge], "tier": "edge", "e2e-run": run, "half": half}
+                kubeconfig = path.read_text()
+                add_edgecluster(e2e, name, labels, kubeconfig, namespace)
+                fleet.targets[name] = Target(name, edge, namespace, kubeconfig)
+        operator.start()
+        for name in fleet.names:
+            wait_until(
+                lambda n=name: e2e.edgecluster_ready(n) == "True",  # type: ignore[misc]
+                timeout=60,
+                message=f"EdgeCluster {name} Ready",
+            )
+        yield fleet
+    finally:
+        _teardown(e2e)
+        for edge in lab.edge_kubeconfigs:
+            lab.kubectl(edge, "delete", "namespace", f"{ns}-b", "--wait=false", check=False)
+        sys.stderr.write(f"\noperator log: {log_path}\n")
+
+
+def add_edgecluster(
+    e2e: OperatorE2E, name: str, labels: dict[str, str], kubeconfig: str, namespace: str
+) -> None:
+    secret = f"kubeconfig-{name}"
+    e2e.hub(
+        "-n",
+        e2e.ns,
+        "create",
+        "secret",
+        "generic",
+        secret,
+        "--from-file=kubeconfig=/dev/stdin",
+        input=kubeconfig,
+    )
+    e2e.apply(
+        {
+            "apiVersion": "edgeroll.io/v1alpha1",
+            "kind": "EdgeCluster",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "kubeconfigSecretRef": {"namespace": e2e.ns, "name": secret, "key": "kubeconfig"},
+                "namespace": namespace,
+            },
+        }
+    )
+    e2e.created_edgeclusters.append(name)
