@@ -38,10 +38,10 @@ PLURALS = {
 # Connections per client. Every reconcile of every RouterConfig targeting a cluster goes through
 # that cluster's one client; with the library default (100), 20 RouterConfigs x 50 clusters held
 # ~700 TLS connections at a cold start, each ~0.3 MiB in the operator plus a handshake on both
-# sides; with 4, 100 clusters still peaked at ~300 MiB (bench/fanout.py). Two connections per
-# cluster carry the load (the edge apiserver, not the client, is the limit); a request waits for
-# a free one within its own deadline.
-EDGE_CONNECTIONS = 2
+# sides (bench/fanout.py). 4 carry the load: with 2, the 20 reconciles sharing a cluster's client
+# queued past the reconciler's per-cluster bound (4 x the edge timeout) at load 14, and healthy
+# clusters were reported Unreachable; 2 saved only 10 MiB at 100 clusters.
+EDGE_CONNECTIONS = 4
 HUB_CONNECTIONS = 16
 
 
