@@ -42,14 +42,15 @@ integration: setup ## real S3 and real apiservers (starts or reuses the lab); no
 e2e: setup ## operator + lab end to end
 	$(PYTEST) -m e2e
 
-reliability: setup ## fault injection on the lab
+reliability: setup ## fault injection on the lab (over 10 minutes, so its own target; CI runs it after `make test`)
 	$(PYTEST) -m reliability
 
-test: setup ## the whole suite: ruff, mypy, unit, integration, e2e, reliability
+test: setup ## ruff, mypy, unit, integration and e2e (`make reliability` is the fault-injection suite)
 	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy
 	$(PYTEST) -m unit
-	$(PYTEST) -m "integration or e2e or reliability"
+	$(PYTEST) -m "(integration or e2e) and not reliability"
 
 lab-up: setup ## start (or reuse) the hub + 3 edge clusters + S3
 	$(PY) -m edgeroll.cli lab up
