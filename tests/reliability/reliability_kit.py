@@ -427,14 +427,33 @@ class EdgeFleet:
         with self.lock:
             return {e: (self.endpoint[e].digest if e in self.endpoint else None) for e in self.edges}
 
+    def answered(self) -> dict[str, str | None]:
+        """Per edge, the digest of the client's last good answer."""
+        last: dict[str, str | None] = dict.fromkeys(self.edges)
+        with self.lock:
+            for p in reversed(self.polls):
+                if last[p.edge] is None and not p.error:
+                    last[p.edge] = p.digest
+                if all(last.values()):
+                    break
+        return last
+
     def wait_serving(self, digest: str, timeout: float = 60, edges: list[str] | None = None) -> float:
-        """Until each edge's endpoint (default: every edge) is a ready cache of `digest`; returns when."""
+        """Until each edge (default: every edge) has a ready cache of `digest` as its endpoint and
+        the client got `digest` from it; returns when (monotonic)."""
         edges = edges or self.edges
+
+        def serving() -> bool:
+            endpoints, answers = self.serving(), self.answered()
+            return all(endpoints[e] == digest and answers[e] == digest for e in edges)
+
         wait_until(
-            lambda: all(self.serving()[e] == digest for e in edges),
+            serving,
             timeout=timeout,
-            interval=0.1,
-            message=lambda: f"{edges} serving {digest}: {self.serving()}; logs in {self.work}",
+            interval=0.05,
+            message=lambda: (
+                f"{edges} serving {digest}: {self.serving()} {self.answered()}; logs in {self.work}"
+            ),
         )
         return time.monotonic()
 

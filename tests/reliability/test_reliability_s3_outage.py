@@ -83,7 +83,10 @@ def test_s3_outage_mid_rollout_edges_keep_serving_and_the_rollout_resumes(rel: R
         def converged(s: dict[str, Any]) -> bool:
             return s.get("phase") == "Ready" and (s.get("revision") or {}).get("digest") == d3
 
-        rel.wait_status(rc, converged, timeout=60, what="Ready on v3 after S3 is back")
+        # Nothing tells the operator that S3 is back: it finds out at its next retry, and its retries
+        # back off (progress_seconds doubling, up to max_backoff_seconds = 300 s), so after an outage
+        # of T the next one can be up to about T away.
+        rel.wait_status(rc, converged, timeout=2 * OUTAGE_SECONDS + 30, what="Ready on v3 after S3 is back")
         ready_after = time.monotonic() - back_at
         served_after = fleet.wait_serving(d3, timeout=90) - back_at
 
