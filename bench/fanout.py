@@ -564,8 +564,11 @@ def main() -> int:
         "machine": machine,
         "loadavg_at_end": loadavg(),
     }
-    path = write_result(NAME, data)
-    print(f"wrote {path.relative_to(REPO)}")
+    if args.profile:  # a profiled operator is slower: its figures are not results
+        print(f"profile in {args.profile}; bench/results/{NAME}.json left as it was")
+    else:
+        path = write_result(NAME, data)
+        print(f"wrote {path.relative_to(REPO)}")
     for p in curve:
         print(
             f"{p['clusters']:4d} clusters: converge {p.get('converge_s')} s, "
