@@ -7,7 +7,7 @@ rounds alternating which goes first:
   target clusters without overlays, then `RevisionPublisher.publish` over the operator's own
   `S3RevisionStore` (HMAC-SHA256 signature, manifest read, HEAD, `PUT If-None-Match: *`, manifest
   write), exactly what a reconcile runs. Every round renders a config with a new digest, so the
-  timed path uploads a new object (`put` counter +1 per round).
+  timed path uploads a new object (two PUTs per round: the object, then the manifest).
 - baseline: a bare boto3 `put_object` of the same bytes to a fresh key.
 - re-publish (reported apart, not in the ratio): `publish` of a digest that is already in S3,
   which the store answers with a HEAD and a manifest read (304), no PUT.
