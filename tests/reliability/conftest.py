@@ -10,7 +10,6 @@ Run it on a lab of your own when others use the shared one (docs/reliability.md,
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 # The e2e kit is a plain module in a folder without __init__.py; make it importable from here.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e" / "operator"))
 
-from operator_e2e_kit import ROOT, SIGNING_KEY, OperatorProcess, _free_port, _teardown
+from operator_e2e_kit import OperatorProcess, _free_port, _teardown, operator_env, prepare_hub
 from reliability_kit import FIGURES, Reliability
 from tests.polling import wait_until
 
@@ -43,24 +42,9 @@ OPERATOR_ARGS = [
 def rel(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reliability]:
     run = uuid.uuid4().hex[:6]
     ns = f"rel-{run}"
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        lab.kubectl("hub", "apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    lab.kubectl(
-        "hub",
-        "wait",
-        "--for=condition=Established",
-        "crd/routerconfigs.edgeroll.io",
-        "crd/edgeclusters.edgeroll.io",
-        "--timeout=60s",
-    )
-    lab.kubectl("hub", "create", "namespace", ns)
-    lab.kubectl(
-        "hub", "-n", ns, "create", "secret", "generic", "signing", f"--from-literal=key={SIGNING_KEY}"
-    )
+    prepare_hub(lab, ns)
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEROLL_")}
-    env.update(lab.env())
-    env["EDGEROLL_S3_PREFIX"] = f"rel-{run}"
+    env = operator_env(lab, f"rel-{run}")
     work = tmp_path_factory.mktemp("reliability")
     args = ["--namespace", ns, "--liveness", f"http://127.0.0.1:{port}/healthz", *OPERATOR_ARGS]
     operator = OperatorProcess(env=env, args=args, log_path=work / "operator.log", port=port)

@@ -33,6 +33,32 @@ DATA = Path(__file__).parent / "data"
 SIGNING_KEY = "e2e-signing-key-of-32-bytes-long"  # a Cosmo router wants exactly 32 bytes
 
 
+def prepare_hub(lab: Lab, ns: str) -> None:
+    """CRDs applied and Established, the run's namespace, and its signing-key Secret."""
+    for crd in sorted((ROOT / "crds").glob("*.yaml")):
+        lab.kubectl("hub", "apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    lab.kubectl(
+        "hub",
+        "wait",
+        "--for=condition=Established",
+        "crd/routerconfigs.edgeroll.io",
+        "crd/edgeclusters.edgeroll.io",
+        "--timeout=60s",
+    )
+    lab.kubectl("hub", "create", "namespace", ns)
+    lab.kubectl(
+        "hub", "-n", ns, "create", "secret", "generic", "signing", f"--from-literal=key={SIGNING_KEY}"
+    )
+
+
+def operator_env(lab: Lab, s3_prefix: str) -> dict[str, str]:
+    """This process's environment without stray EDGEROLL_* settings, plus the lab's, under a run prefix."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEROLL_")}
+    env.update(lab.env())
+    env["EDGEROLL_S3_PREFIX"] = s3_prefix
+    return env
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,7 +7,6 @@ so soaks and deadlines of a few seconds are observed on time.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -15,12 +14,12 @@ from collections.abc import Iterator
 import pytest
 from rollout_e2e_kit import RolloutLab, Target
 from tests.e2e.operator.operator_e2e_kit import (
-    ROOT,
-    SIGNING_KEY,
     OperatorE2E,
     OperatorProcess,
     _free_port,
     _teardown,
+    operator_env,
+    prepare_hub,
 )
 from tests.polling import wait_until
 
@@ -31,24 +30,9 @@ from edgeroll.lab import Lab
 def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RolloutLab]:
     run = uuid.uuid4().hex[:6]
     ns = f"e2e-ro-{run}"
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        lab.kubectl("hub", "apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    lab.kubectl(
-        "hub",
-        "wait",
-        "--for=condition=Established",
-        "crd/routerconfigs.edgeroll.io",
-        "crd/edgeclusters.edgeroll.io",
-        "--timeout=60s",
-    )
-    lab.kubectl("hub", "create", "namespace", ns)
-    lab.kubectl(
-        "hub", "-n", ns, "create", "secret", "generic", "signing", f"--from-literal=key={SIGNING_KEY}"
-    )
+    prepare_hub(lab, ns)
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEROLL_")}
-    env.update(lab.env())
-    env["EDGEROLL_S3_PREFIX"] = f"e2e-{run}"
+    env = operator_env(lab, f"e2e-{run}")
     log_path = tmp_path_factory.mktemp("rollout-operator") / "operator.log"
     args = [
         "--namespace",
