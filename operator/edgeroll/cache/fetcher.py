@@ -1,8 +1,11 @@
 """Getting the wanted revision: last-known-good first, then the origin, until it verifies.
 
 `load_last_known_good` and `fetch_wanted` do the I/O; `backoff_delay` is the
-pure retry policy. Every refusal is counted and logged with the reason and the
-S3 key, never with key material.
+pure retry policy. Within one attempt S3 comes first; only when it fails is
+the peer (a sibling pod, EDGEROLL_CACHE_PEER_URL) asked, and its answer goes
+through the same `verify_revision` against the wanted digest. Every refusal is
+counted and logged with the source, the reason and the S3 key or peer URL,
+never with key material.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import contextlib
 import logging
 import random
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
 from edgeroll.cache.metrics import Metrics
-from edgeroll.cache.origin import Origin, OriginError
+from edgeroll.cache.origin import Origin, OriginError, OriginObject
+from edgeroll.cache.peer import PeerOrigin
 from edgeroll.cache.revision import Revision, VerificationError, verify_revision
 from edgeroll.cache.state import StateDir, StateError
 
@@ -88,6 +91,68 @@ def load_last_known_good(state: StateDir, signing_key: bytes, metrics: Metrics) 
     return revision
 
 
+@dataclass(frozen=True)
+class Source:
+    """One place the wanted revision may come from; each attempt tries them in order."""
+
+    name: str  # the metrics label: "origin" (S3) or "peer" (a sibling pod, through the Service)
+    what: str  # for logs: "S3 object <key>" or "peer <url>"
+    get: Callable[[], OriginObject]  # blocking: runs in a daemon thread
+    deadline: float | None = None  # a bound on the whole call; None: the client's own timeouts
+
+
+def sources(origin: Origin, key: str, peer: PeerOrigin | None, digest: str) -> list[Source]:
+    """S3 first, always; the peer only after S3 failed in the same attempt."""
+    found = [Source("origin", f"S3 object {key}", lambda: origin.get(key))]
+    if peer is not None:
+        # Outer bound too: name resolution is not covered by socket timeouts.
+        bound = peer.deadline + peer.timeout + 1.0
+        found.append(Source("peer", f"peer {peer.where}", lambda: peer.get(digest), bound))
+    return found
+
+
+async def try_source(
+    source: Source, *, digest: str, signing_key: bytes, metrics: Metrics, attempt: int
+) -> Revision | None:
+    """The verified revision from `source`, or None after counting and logging why not."""
+    try:
+        obj = await asyncio.wait_for(in_daemon_thread(source.get), timeout=source.deadline)
+        # The one verification path for every source: wanted digest, then HMAC.
+        return verify_revision(
+            obj.body,
+            expected_digest=digest,
+            signature=obj.signature,
+            signing_key=signing_key,
+            published_at=obj.last_modified,
+        )
+    except OriginError as exc:
+        metrics.count_fetch_failure(source.name, exc.reason)
+        log.warning("fetch of the wanted revision failed (attempt %d): %s", attempt + 1, exc)
+    except TimeoutError:
+        metrics.count_fetch_failure(source.name, "unreachable")
+        log.warning("fetch from %s timed out (attempt %d)", source.what, attempt + 1)
+    except VerificationError as exc:
+        metrics.count_verify_failure(source.name, exc.reason)
+        log.error("refusing %s (%s): %s; keeping the last-known-good revision", source.what, exc.reason, exc)
+    except Exception as exc:  # a bug or an unexpected library error must not end the loop
+        metrics.count_fetch_failure(source.name, "error")
+        log.warning("fetch of the wanted revision failed (attempt %d): %r", attempt + 1, type(exc).__name__)
+    return None
+
+
+async def keep(
+    revision: Revision, state: StateDir | None, install: Callable[[Revision], Awaitable[None]]
+) -> None:
+    """Store, then serve: a restart then starts from it, whichever source it came from."""
+    if state is not None:
+        try:
+            await asyncio.to_thread(state.store, revision)
+        except OSError as exc:
+            # Serving the verified revision matters more than persisting it.
+            log.error("could not store revision %s in %s: %s", revision.digest, state.root, exc)
+    await install(revision)
+
+
 async def fetch_wanted(
     *,
     origin: Origin,
@@ -99,44 +164,22 @@ async def fetch_wanted(
     install: Callable[[Revision], Awaitable[None]],
     backoff: Backoff,
     stop: asyncio.Event,
+    peer: PeerOrigin | None = None,
 ) -> bool:
     """Retry until the wanted revision is fetched, verified, stored and installed (True),
-    or `stop` is set (False)."""
+    or `stop` is set (False). Each attempt asks S3, then (if S3 failed) the peer."""
     attempt = 0
+    ordered = sources(origin, key, peer, digest)
     while not stop.is_set():
-        try:
-            obj = await in_daemon_thread(lambda: origin.get(key))
-            revision = verify_revision(
-                obj.body,
-                expected_digest=digest,
-                signature=obj.signature,
-                signing_key=signing_key,
-                published_at=obj.last_modified if obj.last_modified is not None else time.time(),
+        for source in ordered:
+            revision = await try_source(
+                source, digest=digest, signing_key=signing_key, metrics=metrics, attempt=attempt
             )
-        except OriginError as exc:
-            metrics.count_fetch_failure(exc.reason)
-            log.warning("fetch of the wanted revision failed (attempt %d): %s", attempt + 1, exc)
-        except VerificationError as exc:
-            metrics.count_verify_failure("origin", exc.reason)
-            log.error(
-                "refusing S3 object %s (%s): %s; keeping the last-known-good revision", key, exc.reason, exc
-            )
-        except Exception as exc:  # a bug or an unexpected library error must not end the loop
-            metrics.count_fetch_failure("error")
-            log.warning(
-                "fetch of the wanted revision failed (attempt %d): %r", attempt + 1, type(exc).__name__
-            )
-        else:
-            metrics.count_fetch_success()
-            if state is not None:
-                try:
-                    await asyncio.to_thread(state.store, revision)
-                except OSError as exc:
-                    # Serving the verified revision matters more than persisting it.
-                    log.error("could not store revision %s in %s: %s", revision.digest, state.root, exc)
-            await install(revision)
-            log.info("serving the wanted revision %s from %s", revision.digest, key)
-            return True
+            if revision is not None:
+                metrics.count_fetch_success(source.name)
+                await keep(revision, state, install)
+                log.info("serving the wanted revision %s from %s", revision.digest, source.what)
+                return True
         delay = backoff_delay(attempt, backoff)
         attempt += 1
         with contextlib.suppress(TimeoutError):

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 ROUTES: tuple[str, ...] = ("configs", "cosmo", "healthz", "readyz", "metrics", "other")
 CODES: tuple[int, ...] = (200, 304, 400, 401, 404, 405, 408, 413, 414, 431, 500, 501, 503, 505)
+# Where a revision came from: S3, or a sibling pod of the same Deployment (peer fill).
+FETCH_SOURCES: tuple[str, ...] = ("origin", "peer")
 FETCH_REASONS: tuple[str, ...] = ("unreachable", "not_found", "denied", "too_large", "error")
-VERIFY_SOURCES: tuple[str, ...] = ("origin", "state")
+VERIFY_SOURCES: tuple[str, ...] = ("origin", "state", "peer")
 VERIFY_REASONS: tuple[str, ...] = ("digest_mismatch", "missing_signature", "bad_signature", "malformed")
 
 ROUTE_INDEX = {route: i for i, route in enumerate(ROUTES)}
@@ -26,8 +28,8 @@ CODE_INDEX = {code: i for i, code in enumerate(CODES)}
 _N_REQ = len(ROUTES) * len(CODES)
 _BYTES_BASE = _N_REQ
 _FETCH_FAIL_BASE = _BYTES_BASE + len(ROUTES)
-_FETCH_OK = _FETCH_FAIL_BASE + len(FETCH_REASONS)
-_VERIFY_BASE = _FETCH_OK + 1
+_FETCH_OK_BASE = _FETCH_FAIL_BASE + len(FETCH_SOURCES) * len(FETCH_REASONS)
+_VERIFY_BASE = _FETCH_OK_BASE + len(FETCH_SOURCES)
 _ROW_SLOTS = _VERIFY_BASE + len(VERIFY_SOURCES) * len(VERIFY_REASONS)
 ROW_BYTES = _ROW_SLOTS * 8
 
@@ -38,6 +40,14 @@ def request_slot(route: str, code: int) -> int:
 
 def bytes_slot(route: str) -> int:
     return _BYTES_BASE + ROUTE_INDEX[route]
+
+
+def _fetch_fail_slot(source: str, reason: str) -> int:
+    return _FETCH_FAIL_BASE + FETCH_SOURCES.index(source) * len(FETCH_REASONS) + FETCH_REASONS.index(reason)
+
+
+def _fetch_ok_slot(source: str) -> int:
+    return _FETCH_OK_BASE + FETCH_SOURCES.index(source)
 
 
 def _verify_slot(source: str, reason: str) -> int:
@@ -78,11 +88,11 @@ class Metrics:
         row[request_slot(route, code if code in CODE_INDEX else 500)] += 1
         row[bytes_slot(route)] += nbytes
 
-    def count_fetch_failure(self, reason: str) -> None:
-        self.row[_FETCH_FAIL_BASE + FETCH_REASONS.index(reason)] += 1
+    def count_fetch_failure(self, source: str, reason: str) -> None:
+        self.row[_fetch_fail_slot(source, reason)] += 1
 
-    def count_fetch_success(self) -> None:
-        self.row[_FETCH_OK] += 1
+    def count_fetch_success(self, source: str) -> None:
+        self.row[_fetch_ok_slot(source)] += 1
 
     def count_verify_failure(self, source: str, reason: str) -> None:
         self.row[_verify_slot(source, reason)] += 1
@@ -90,11 +100,11 @@ class Metrics:
     def total(self, slot: int) -> int:
         return sum(self._all[r * _ROW_SLOTS + slot] for r in range(self.rows))
 
-    def total_fetches(self) -> int:
-        return self.total(_FETCH_OK)
+    def total_fetches(self, source: str) -> int:
+        return self.total(_fetch_ok_slot(source))
 
-    def fetch_failures(self, reason: str) -> int:
-        return self.total(_FETCH_FAIL_BASE + FETCH_REASONS.index(reason))
+    def fetch_failures(self, source: str, reason: str) -> int:
+        return self.total(_fetch_fail_slot(source, reason))
 
     def verify_failures(self, source: str, reason: str) -> int:
         return self.total(_verify_slot(source, reason))
@@ -129,14 +139,18 @@ class Metrics:
         family(
             "edgeroll_cache_fetches_total",
             "counter",
-            "Successful fetches of the wanted revision from S3.",
-            [("", self.total(_FETCH_OK))],
+            "Successful fetches of the wanted revision, by source (origin: S3; peer: a sibling pod).",
+            ((f'{{source="{source}"}}', self.total_fetches(source)) for source in FETCH_SOURCES),
         )
         family(
             "edgeroll_cache_fetch_failures_total",
             "counter",
-            "Failed fetches from S3, by reason.",
-            ((f'{{reason="{reason}"}}', self.fetch_failures(reason)) for reason in FETCH_REASONS),
+            "Failed fetches of the wanted revision, by source and reason.",
+            (
+                (f'{{source="{source}",reason="{reason}"}}', self.fetch_failures(source, reason))
+                for source in FETCH_SOURCES
+                for reason in FETCH_REASONS
+            ),
         )
         family(
             "edgeroll_cache_verify_failures_total",

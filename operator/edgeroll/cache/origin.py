@@ -7,6 +7,7 @@ the credentials nor the signing key ever appear in an error message.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -30,6 +31,7 @@ class OriginError(Exception):
 class OriginObject:
     body: bytes = field(repr=False)
     signature: str | None
+    # When S3 says the object was written (unix seconds); None when the source cannot say (a peer).
     last_modified: float | None
 
 
@@ -97,5 +99,6 @@ class S3Origin:
         return OriginObject(
             body=body,
             signature=metadata.get(SIGNATURE_METADATA_KEY),
-            last_modified=modified.timestamp() if modified is not None else None,
+            # S3 always sends Last-Modified; should one not, the fetch time bounds it from above.
+            last_modified=modified.timestamp() if modified is not None else time.time(),
         )

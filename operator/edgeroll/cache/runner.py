@@ -17,6 +17,7 @@ from edgeroll.cache import cosmo
 from edgeroll.cache.fetcher import Backoff, fetch_wanted, load_last_known_good
 from edgeroll.cache.metrics import Metrics, ServingStatus
 from edgeroll.cache.origin import S3Origin
+from edgeroll.cache.peer import PeerOrigin
 from edgeroll.cache.responses import prepare
 from edgeroll.cache.revision import Revision
 from edgeroll.cache.server import CosmoRoute, HttpConnection, ServerState, run_ticker
@@ -40,6 +41,13 @@ def make_state_dir(settings: CacheSettings) -> StateDir | None:
         log.error("state directory %s is unusable, running without last-known-good: %s", state.root, exc)
         return None
     return state
+
+
+def make_peer(settings: CacheSettings) -> PeerOrigin | None:
+    """The sibling pods (through the Service) to fill from when S3 fails; None without a peer URL."""
+    if settings.peer_url is None:
+        return None
+    return PeerOrigin(settings.peer_url, settings.config_path)
 
 
 def make_server_state(settings: CacheSettings, metrics: Metrics) -> ServerState:
@@ -142,6 +150,7 @@ async def serve_single(settings: CacheSettings, options: RunOptions) -> int:
                 install=install,
                 backoff=options.backoff,
                 stop=stop,
+                peer=make_peer(settings),
             )
         )
     else:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeroll.cache.peer import parse_peer_url
 from edgeroll.render.canonical import digest_hex
 
 DEFAULT_PORT = 8080
@@ -40,6 +41,8 @@ class CacheSettings:
     host: str = "0.0.0.0"
     state_dir: Path = Path(DEFAULT_STATE_DIR)
     workers: int = 1
+    # The cache's own Service, asked when S3 fails (peer fill); None: S3 only.
+    peer_url: str | None = None
 
     @property
     def config_path(self) -> str:
@@ -73,6 +76,16 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _peer_url(env: Mapping[str, str]) -> str | None:
+    url = _optional(env, "EDGEROLL_CACHE_PEER_URL")
+    if url is not None:
+        try:
+            parse_peer_url(url)
+        except ValueError as exc:
+            raise SettingsError(f"EDGEROLL_CACHE_PEER_URL {exc}") from None
+    return url
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> CacheSettings:
@@ -115,4 +128,5 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> CacheSettings:
         host=_optional(env, "EDGEROLL_CACHE_HOST") or "0.0.0.0",
         state_dir=Path(_optional(env, "EDGEROLL_STATE_DIR") or DEFAULT_STATE_DIR),
         workers=_int(env, "EDGEROLL_CACHE_WORKERS", 1, 1, MAX_WORKERS),
+        peer_url=_peer_url(env),
     )

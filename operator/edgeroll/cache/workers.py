@@ -1,7 +1,8 @@
 """EDGEROLL_CACHE_WORKERS > 1: a supervisor that fetches, and N workers that serve.
 
-- The supervisor loads last-known-good, fetches the wanted revision from S3,
-  verifies it and stores it in the state directory. It serves no HTTP.
+- The supervisor loads last-known-good, fetches the wanted revision from S3
+  (or, when S3 fails, from a peer), verifies it and stores it in the state
+  directory. It serves no HTTP.
 - Each worker is `python -m edgeroll.cache.workers` with its own SO_REUSEPORT
   socket on the same port, so the kernel spreads connections across them.
   Workers read revisions only from the state directory and verify them again.
@@ -36,6 +37,7 @@ from edgeroll.cache.runner import (
     install_stop_signals,
     installer,
     listen_socket,
+    make_peer,
     make_server_state,
     make_state_dir,
     serve_until_stopped,
@@ -164,6 +166,7 @@ class Supervisor:
                     install=install,
                     backoff=self.options.backoff,
                     stop=stop,
+                    peer=make_peer(settings),
                 )
             )
         code = 0

@@ -185,6 +185,11 @@ def service(p: EdgeCacheParams) -> dict[str, Any]:
     }
 
 
+def peer_url(p: EdgeCacheParams) -> str:
+    """The cache's own Service (`service()`), namespace-qualified: resolves in any cluster domain."""
+    return f"http://{p.name}.{p.namespace}.svc:{p.port}"
+
+
 def _env(p: EdgeCacheParams) -> list[dict[str, Any]]:
     def plain(name: str, value: str) -> dict[str, Any]:
         return {"name": name, "value": value}
@@ -212,7 +217,13 @@ def _env(p: EdgeCacheParams) -> list[dict[str, Any]]:
             plain("EDGEROLL_COSMO_ORGANIZATION_ID", p.cosmo_organization_id),
             plain("EDGEROLL_COSMO_FEDERATED_GRAPH_ID", p.cosmo_federated_graph_id),
         ]
-    env += [plain("EDGEROLL_CACHE_PORT", str(p.port)), plain("EDGEROLL_STATE_DIR", STATE_DIR)]
+    env += [
+        plain("EDGEROLL_CACHE_PORT", str(p.port)),
+        plain("EDGEROLL_STATE_DIR", STATE_DIR),
+        # Peer fill: a pod that cannot reach S3 asks its ready siblings through this Service (an
+        # unready pod is not in its endpoints, so never itself); it verifies the answer like S3's.
+        plain("EDGEROLL_CACHE_PEER_URL", peer_url(p)),
+    ]
     return env
 
 

@@ -79,7 +79,7 @@ async def test_first_try_stores_and_installs(tmp_path: Path) -> None:
     assert installed[0].published_at == 1_700_000_000.0
     stored = state.load(SIGNING_KEY)
     assert stored is not None and stored.digest == WANTED.digest
-    assert metrics.total_fetches() == 1
+    assert metrics.total_fetches("origin") == 1
 
 
 async def test_origin_down_is_counted_and_retried(tmp_path: Path) -> None:
@@ -87,8 +87,8 @@ async def test_origin_down_is_counted_and_retried(tmp_path: Path) -> None:
     origin = ScriptedOrigin([down, down, OriginError("not_found", "missing"), good()])
     done, installed, metrics, _ = await run(origin, tmp_path)
     assert done and len(installed) == 1 and origin.calls == 4
-    assert metrics.fetch_failures("unreachable") == 2
-    assert metrics.fetch_failures("not_found") == 1
+    assert metrics.fetch_failures("origin", "unreachable") == 2
+    assert metrics.fetch_failures("origin", "not_found") == 1
 
 
 async def test_tampered_object_is_refused_and_never_installed(tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ async def test_unexpected_errors_do_not_end_the_loop(tmp_path: Path) -> None:
 
     done, installed, metrics, _ = await run(Flaky([good()]), tmp_path)
     assert done and len(installed) == 1
-    assert metrics.fetch_failures("error") == 1
+    assert metrics.fetch_failures("origin", "error") == 1
 
 
 async def test_state_write_failure_still_serves_the_verified_revision(

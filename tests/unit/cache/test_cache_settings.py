@@ -35,6 +35,7 @@ def test_minimal_environment_and_defaults() -> None:
     assert settings.signing_key == b"the-signing-key"
     assert not settings.cosmo_enabled
     assert settings.s3_endpoint == "http://127.0.0.1:8333"
+    assert settings.peer_url is None  # no peer fill unless the operator asks for it
 
 
 def test_listen_address_can_be_loopback() -> None:
@@ -56,6 +57,12 @@ def test_cosmo_route_and_token_secret() -> None:
     )
     assert settings.cosmo_enabled
     assert settings.cosmo_token_secret == b"s3cr3t"
+
+
+def test_peer_url_is_the_service() -> None:
+    url = "http://edgeroll-ns-router.edgeroll-system.svc:8080"
+    assert settings_from_env({**BASE, "EDGEROLL_CACHE_PEER_URL": url}).peer_url == url
+    assert settings_from_env({**BASE, "EDGEROLL_CACHE_PEER_URL": "http://[::1]:80/"}).peer_url
 
 
 def test_secrets_never_appear_in_repr() -> None:
@@ -92,6 +99,11 @@ def test_missing_required_variable_is_named(missing: str) -> None:
         ("EDGEROLL_CACHE_WORKERS", "0"),
         ("EDGEROLL_CONFIG_NAME", "a/b"),
         ("EDGEROLL_COSMO_ORGANIZATION_ID", "org-without-graph"),
+        ("EDGEROLL_CACHE_PEER_URL", "https://peer.ns.svc:8080"),
+        ("EDGEROLL_CACHE_PEER_URL", "http://peer.ns.svc:8080/configs/ns/router"),
+        ("EDGEROLL_CACHE_PEER_URL", "http://user:pw@peer:8080"),
+        ("EDGEROLL_CACHE_PEER_URL", "http://peer:99999"),
+        ("EDGEROLL_CACHE_PEER_URL", "peer.ns.svc:8080"),
     ],
 )
 def test_malformed_values_are_named(name: str, value: str) -> None:

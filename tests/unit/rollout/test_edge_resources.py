@@ -70,6 +70,14 @@ def test_env_follows_the_cache_contract() -> None:
     assert not any("secret" in str(v).lower() and isinstance(v, str) for v in env.values())
 
 
+def test_peer_url_is_the_caches_own_service() -> None:
+    p = params(port=9090)
+    svc = service(p)
+    url = f"http://{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc:{svc['spec']['ports'][0]['port']}"
+    assert env_of(deployment(p))["EDGEROLL_CACHE_PEER_URL"] == url
+    assert url == "http://edgeroll-prod-graph.edgeroll-system.svc:9090"
+
+
 def test_no_endpoint_or_cosmo_means_no_variable() -> None:
     env = env_of(deployment(params(s3=EdgeS3("b", None, None, "i", "s"), cosmo_organization_id=None)))
     assert "EDGEROLL_S3_ENDPOINT" not in env and "AWS_DEFAULT_REGION" not in env
