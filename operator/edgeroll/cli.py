@@ -3,6 +3,8 @@
 Each subcommand lives next to the code it drives and exposes
 `add_arguments(parser)` and `run(args) -> int`; they are imported lazily so
 that `edgeroll cache` does not pay for kopf and `edgeroll lab` for boto3.
+The container image leaves the lab out (pyproject.toml excludes `edgeroll.lab`),
+so a subcommand whose own module is missing ends with one line, not a traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("edgeroll.operator_main", "run the kopf operator against the hub cluster"),
@@ -20,18 +23,47 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "crds": ("edgeroll.api.crds", "print or write the CRDs generated from the models"),
 }
 
+# Why a subcommand's module can be missing by design, said instead of a traceback.
+MISSING: dict[str, str] = {
+    "lab": "the lab is a development tool and is not installed in this image (run it from a source checkout)",
+}
+
+
+class SubcommandUnavailable(Exception):
+    """The module that implements a subcommand is not installed."""
+
+
+def load(command: str) -> ModuleType:
+    """Import the module behind `command`; SubcommandUnavailable if that module itself is missing.
+
+    A ModuleNotFoundError for anything else (a dependency the module imports) propagates.
+    """
+    module_name = SUBCOMMANDS[command][0]
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if not missing or not (module_name == missing or module_name.startswith(missing + ".")):
+            raise
+        reason = MISSING.get(command, f"{module_name} is not installed")
+        raise SubcommandUnavailable(f"edgeroll {command}: {reason}") from None
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="edgeroll", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = argv[0] if argv and argv[0] in SUBCOMMANDS else None
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sp = sub.add_parser(name, help=help_text)
-        if name == chosen:  # only import the module that will run
-            importlib.import_module(module_name).add_arguments(sp)
-    args, _ = parser.parse_known_args(argv) if chosen is None else (parser.parse_args(argv), None)
-    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    try:
+        for name, (_, help_text) in SUBCOMMANDS.items():
+            sp = sub.add_parser(name, help=help_text)
+            if name == chosen:  # only import the module that will run
+                load(name).add_arguments(sp)
+        args, _ = parser.parse_known_args(argv) if chosen is None else (parser.parse_args(argv), None)
+        module = load(args.command)
+    except SubcommandUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 2
     return int(module.run(args))
 
 
