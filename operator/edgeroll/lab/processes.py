@@ -164,23 +164,22 @@ def port_free(port: int, host: str = LOOPBACK) -> bool:
     return True
 
 
-# A throwaway interpreter starts the real process in its own session and exits,
-# so the process is reparented to PID 1 and outlives the caller (a CLI run or a
-# pytest session), just like kwokctl's components.
-_LAUNCHER = """\
-import subprocess, sys
-log = open(sys.argv[1], "ab")
-p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                     start_new_session=True)
-print(p.pid)
-"""
+# A throwaway interpreter starts the real process in its own session and exits, so the process
+# is reparented to PID 1 and outlives the caller (a CLI run or a pytest session), just like
+# kwokctl's components. `-I`: no user site, no PYTHON* settings, not even the script's directory
+# on sys.path (the lab modules next to it are not for it).
+_LAUNCHER = Path(__file__).with_name("launcher.py")
 
 
 def spawn_detached(argv: Sequence[str], *, env: Mapping[str, str], log: Path, cwd: Path) -> int:
-    """Start `argv` detached, output appended to `log`; returns its PID."""
+    """Start `argv` detached, output appended to `log`; returns its PID.
+
+    The PID comes back only once the exec is complete, when /proc/<pid>/cmdline shows `argv`
+    (see launcher.py), so an ownership check by command line holds from the first look.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     out = subprocess.run(
-        [sys.executable, "-c", _LAUNCHER, str(log), *argv],
+        [sys.executable, "-I", str(_LAUNCHER), str(log), *argv],
         env=dict(env),
         cwd=cwd,
         capture_output=True,

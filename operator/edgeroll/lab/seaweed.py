@@ -11,6 +11,7 @@ from edgeroll.lab.layout import LOOPBACK, S3_ACCESS_KEY, S3_BUCKET, S3_REGION, L
 from edgeroll.lab.processes import (
     LabError,
     OwnedProcess,
+    pid_alive,
     pid_cmdline,
     port_free,
     port_listening,
@@ -83,13 +84,18 @@ class SeaweedServer:
         env = weed_environment(
             dict(os.environ), access_key=self.state.access_key, secret_key=self.state.secret_key
         )
+        # Returns once the exec is complete, so `owns` recognises the PID from the first look.
         pid = spawn_detached(argv, env=env, log=self.state.log, cwd=self.state.data_dir)
         self.state = self.state.model_copy(update={"pid": pid})
-        process = OwnedProcess(pid, "SeaweedFS", self.owns)
 
         def up() -> bool:
-            if not process.running():
+            if not pid_alive(pid):
                 raise LabError(f"SeaweedFS exited during start-up; see {self.state.log}")
+            if not self.owns(pid):
+                running = " ".join(pid_cmdline(pid)[:2]) or "nothing recognisable"
+                raise LabError(
+                    f"SeaweedFS pid {pid} now runs {running}, not weed mini on {self.state.data_dir}"
+                )
             return self.healthy() and self.bucket_exists()
 
         wait_for(up, timeout=START_TIMEOUT, interval=0.2, what=f"SeaweedFS at {self.state.endpoint}")
