@@ -10,7 +10,7 @@ export EDGEROLL_NPM_BIN := $(HOME)/.cache/edgeroll/npm/node_modules/.bin
 export PATH := $(abspath $(VENV))/bin:$(BIN_DIR):$(PATH)
 PYTEST     := $(PY) -m pytest
 
-.PHONY: help setup lint typecheck crds crds-check unit integration e2e reliability test \
+.PHONY: help setup kind-setup image lint typecheck crds crds-check unit integration e2e e2e-kind reliability test \
         lab-up lab-down lab-status demo demo-down bench bench-edge bench-publish bench-propagation bench-fanout
 
 help: ## list targets
@@ -18,6 +18,12 @@ help: ## list targets
 
 setup: ## install everything: venv, k8s/etcd/kwok/helm built from the Go proxy, SeaweedFS, nginx, wrk, wgc
 	@hack/setup.sh
+
+kind-setup: setup ## Docker engine, kind and its node image (stock, or built here from the registries)
+	@hack/kind-setup.sh
+
+image: ## the container image: wheels built here, `docker build` offline; EDGEROLL_IMAGE (localhost:5000/edgeroll:dev)
+	@hack/build-image.sh
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check operator tests bench
@@ -40,7 +46,10 @@ integration: setup ## real S3 and real apiservers (starts or reuses the lab); no
 	$(PYTEST) -m "integration and not reliability"
 
 e2e: setup ## operator + lab end to end
-	$(PYTEST) -m e2e
+	$(PYTEST) -m "e2e and not kind"
+
+e2e-kind: kind-setup image ## the scenarios on a hub + 3 edge kind clusters with real pods (docs/e2e.md)
+	@hack/e2e-kind.sh
 
 reliability: setup ## fault injection on the lab (over 10 minutes, so its own target; CI runs it after `make test`)
 	$(PYTEST) -m reliability
@@ -50,7 +59,7 @@ test: setup ## ruff, mypy, unit, integration and e2e (`make reliability` is the 
 	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy
 	$(PYTEST) -m unit
-	$(PYTEST) -m "(integration or e2e) and not reliability"
+	$(PYTEST) -m "(integration or e2e) and not reliability and not kind"
 
 lab-up: setup ## start (or reuse) the hub + 3 edge clusters + S3
 	$(PY) -m edgeroll.cli lab up

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the lab's Kubernetes toolchain from the Go module proxy with the
 # machine's Go, and caches it under ~/.cache/edgeroll/<versions>/bin.
-# There is no Docker here, so kind images are not an option: we run the real
-# control-plane binaries as processes under `kwokctl --runtime binary`.
+# The lab runs the real control-plane binaries as processes under
+# `kwokctl --runtime binary`; `--node` adds kubelet, kubeadm and kube-proxy for the
+# kind node image that hack/kind-setup.sh builds.
 # Idempotent: a binary that already exists in the cache is not rebuilt.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ STAMP="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_
 BIN="${CACHE_ROOT}/${STAMP}/bin"
 WORK="${CACHE_ROOT}/${STAMP}/build"
 if [[ "${1:-}" == "--print-bin" ]]; then echo "$BIN"; exit 0; fi
+# --node adds what a kind node image needs on top of the lab's binaries (hack/kind-setup.sh).
+NODE=0; [[ "${1:-}" == "--node" ]] && NODE=1
 mkdir -p "$BIN" "$WORK"
 
 export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -27,8 +30,11 @@ step() { # step <name> <command...>: run, time and report one build step
 
 have() { for b in "$@"; do [[ -x "$BIN/$b" ]] || return 1; done; }
 
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+((NODE)) && K8S_CMDS+=(kubelet kubeadm kube-proxy)
+
 build_kubernetes() {
-  have kube-apiserver kube-controller-manager kube-scheduler kubectl && { echo "setup: kubernetes ${K8S_VERSION} cached"; return; }
+  have "${K8S_CMDS[@]}" && { echo "setup: kubernetes ${K8S_VERSION} cached"; return; }
   local dir="$WORK/kubernetes" minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
   local staging_version="v0.${K8S_VERSION#v1.}"
   mkdir -p "$dir"
@@ -46,18 +52,11 @@ build_kubernetes() {
     echo
     grep -E '^\s*k8s.io/[a-z0-9-]+ => \./staging/' "$gomod" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}'
   } > "$dir/go.mod"
-  cat > "$dir/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for cmd in "${K8S_CMDS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; done
+    printf ')\n'
+  } > "$dir/tools.go"
   (cd "$dir" && go mod tidy >/dev/null)
   local ld="" pkg
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -65,8 +64,7 @@ GO
     ld+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
   done
   (cd "$dir" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "-s -w${ld}" -o "$BIN/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+    "${K8S_CMDS[@]/#/k8s.io/kubernetes/cmd/}")
 }
 
 build_etcd() {
@@ -84,6 +82,7 @@ go_install() { # go_install <binary> <package@version>
 }
 
 step "kubernetes ${K8S_VERSION}" build_kubernetes
+((NODE)) && exit 0
 step "etcd ${ETCD_VERSION}" build_etcd
 step "kwok ${KWOK_VERSION}" go_install kwok "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
 step "kwokctl ${KWOK_VERSION}" go_install kwokctl "sigs.k8s.io/kwok/cmd/kwokctl@${KWOK_VERSION}"

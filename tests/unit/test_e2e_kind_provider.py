@@ -1,9 +1,10 @@
-"""The kind e2e provider cannot run here (no Docker in CI): its pure pieces are checked without it."""
+"""The kind e2e provider's pure pieces, checked without Docker (the suite itself: `make e2e-kind`)."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
-from string import Template
+from types import ModuleType
 
 import pytest
 import yaml
@@ -12,21 +13,50 @@ from tests.e2e.providers import kind_provider as kp
 pytestmark = pytest.mark.unit
 
 
-def test_hub_cluster_config_maps_the_s3_node_port_to_a_loopback_host_port() -> None:
-    config = yaml.safe_load(Template((kp.HERE / "hub-cluster.yaml").read_text()).substitute(HOST_PORT=41234))
+def _proxy() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("s3_edge_proxy", kp.HERE / "s3_edge_proxy.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("path", "cni_disabled"), [("local", True), ("stock", False)])
+def test_cluster_config_is_one_node_and_drops_kindnet_only_for_the_local_node_image(
+    path: str, cni_disabled: bool
+) -> None:
+    config = yaml.safe_load(kp.cluster_config(path))
     assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
-    (mapping,) = config["nodes"][0]["extraPortMappings"]
-    assert mapping == {"containerPort": kp.S3_NODE_PORT, "hostPort": 41234, "listenAddress": "127.0.0.1"}
+    assert config["nodes"] == [{"role": "control-plane"}]
+    assert config.get("networking", {}).get("disableDefaultCNI", False) is cni_disabled
 
 
-def test_minio_manifests_expose_s3_on_the_node_port_with_the_test_credentials() -> None:
-    docs = list(yaml.safe_load_all(Template((kp.HERE / "minio.yaml").read_text()).substitute(kp.S3)))
-    assert [d["kind"] for d in docs] == ["Namespace", "Deployment", "Service"]
-    (container,) = docs[1]["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == kp.S3["S3_IMAGE"]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    assert env == {"MINIO_ROOT_USER": kp.S3["S3_USER"], "MINIO_ROOT_PASSWORD": kp.S3["S3_PASSWORD"]}
-    assert docs[2]["spec"]["ports"][0]["nodePort"] == kp.S3_NODE_PORT
+def test_kind_setup_env_file_is_read_as_key_value_lines() -> None:
+    text = "EDGEROLL_KIND=/c/kind\nEDGEROLL_KIND_PATH=local\n# comment\n\nEDGEROLL_IMAGE_BASE=a=b\n"
+    assert kp.read_env_file(text) == {
+        "EDGEROLL_KIND": "/c/kind",
+        "EDGEROLL_KIND_PATH": "local",
+        "EDGEROLL_IMAGE_BASE": "a=b",
+    }
+
+
+def test_seaweed_in_its_container_listens_on_every_interface_with_s3_on_8333() -> None:
+    s3 = kp.SeaweedContainer("edgeroll-e2e-s3", "localhost:5000/seaweedfs:x", 41234)
+    argv = s3.command()
+    assert argv[0] == "mini"
+    assert "-ip.bind=0.0.0.0" in argv and "-ip.bind=127.0.0.1" not in argv
+    assert f"-s3.port={kp.S3_PORT}" in argv and f"-bucket={kp.S3_BUCKET}" in argv
+    assert s3.endpoint == "http://127.0.0.1:41234"
+    assert s3.internal_endpoint == "http://edgeroll-e2e-s3:8333"
+
+
+def test_edge_proxy_alters_one_byte_and_keeps_the_length() -> None:
+    altered = _proxy().altered
+    body = b'{"version":"abc","engineConfig":{}}'
+    changed = altered(body)
+    assert len(changed) == len(body) and changed != body
+    assert sum(a != b for a, b in zip(body, changed, strict=True)) == 1
+    assert altered(b"") == b""
 
 
 @pytest.mark.parametrize(
@@ -41,12 +71,14 @@ def test_forwarded_port_is_read_from_kubectls_first_line(line: str, port: int | 
     assert kp.forwarded_port(line) == port
 
 
-def test_without_docker_the_provider_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_without_a_docker_engine_the_provider_fails_with_the_engines_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     assert kp.docker_problem() == "the `docker` command is not installed"
     docker = tmp_path / "docker"
     docker.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
     docker.chmod(0o755)
     assert kp.docker_problem() == "`docker info` failed: Cannot connect to the Docker daemon"
-    with pytest.raises(pytest.skip.Exception, match="needs Docker: `docker info` failed"):
+    with pytest.raises(pytest.fail.Exception, match="needs a Docker engine: `docker info` failed"):
         kp.KindProvider.create(tmp_path)

@@ -29,6 +29,19 @@ from tests.polling import wait_until
 PROVIDERS = ("local", "kind")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Scenarios that uninstall the session's release run after all the others."""
+    items.sort(key=lambda item: item.get_closest_marker("uninstalls") is not None)
+
+
+@pytest.fixture(autouse=True)
+def real_pods_only_on_kind(request: pytest.FixtureRequest) -> None:
+    """`kind` scenarios read real pods; `make test` deselects them, a bare pytest run says why."""
+    provider = os.environ.get("EDGEROLL_E2E_PROVIDER", "local")
+    if request.node.get_closest_marker("kind") is not None and provider != "kind":
+        pytest.skip("needs real pods: run with EDGEROLL_E2E_PROVIDER=kind (make e2e-kind)")
+
+
 @pytest.fixture(scope="session")
 def provider(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -1,0 +1,74 @@
+"""`helm upgrade` to a changed value, then `helm uninstall`, with real pods (kind; `make e2e-kind`).
+
+Runs after every other scenario (marker `uninstalls`): it removes the session's release. What
+uninstall means is in docs/architecture.md (Uninstall): the operator and everything the chart
+made leave the hub; RouterConfigs, EdgeClusters and the CRDs are the user's and stay; the edge
+caches keep serving the last revision they verified, since nothing is left to move them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kind_kit import cache_pods, kind, ready, run_client
+from scenario_kit import ComposedGraph, Fleet, cosmo_variant, expect
+from test_kind_data_plane import assert_client_served
+from tests.e2e.providers.e2e_provider import CHART, helm
+from tests.polling import wait_until
+
+from edgeroll.api.routerconfig import ConfigFormat
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kind, pytest.mark.uninstalls]
+
+CHART_KINDS = "deployments,replicasets,pods,serviceaccounts,secrets,roles,rolebindings,services"
+
+
+def test_helm_upgrade_then_uninstall(fleet: Fleet, composed_graph: ComposedGraph) -> None:
+    e2e, clusters, scope = fleet.e2e, kind(fleet).clusters, fleet.scope
+    operator = e2e.operator
+    v1, v2 = (cosmo_variant(composed_graph.config, f"lifecycle-{v}") for v in ("v1", "v2"))
+    e2e.apply(e2e.routerconfig("lifecycle", v1))
+    e2e.wait_ready("lifecycle", timeout=240)
+    (before,) = [p["metadata"]["name"] for p in operator.pods()]  # type: ignore[attr-defined]
+
+    # Upgrade: a changed value rolls the operator (Recreate), and the new pod takes over.
+    helm(clusters, "upgrade", scope.release, str(CHART), "-n", scope.system_ns, "--reuse-values",
+         "--set", "timings.probeSeconds=3", "--wait", "--timeout", "180s")  # fmt: skip
+    dep = clusters.get_json("hub", "-n", scope.system_ns, "deployment", scope.service_account)
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["EDGEROLL_PROBE_SECONDS"] == "3"
+    wait_until(
+        lambda: [p["metadata"]["name"] for p in operator.pods() if ready(p)] not in ([], [before]),  # type: ignore[attr-defined]
+        timeout=120,
+        message="the upgraded operator pod Ready",
+    )
+    want = expect(ConfigFormat.COSMO, v2)
+    e2e.apply(e2e.routerconfig("lifecycle", v2))
+    e2e.wait_status(
+        "lifecycle",
+        lambda st: st.get("phase") == "Ready" and st.get("revision", {}).get("digest") == want.digest,
+        timeout=240,
+        what="the upgraded operator rolled out v2",
+    )
+
+    # Uninstall: nothing of the chart stays in the hub; the edges keep serving v2.
+    helm(clusters, "uninstall", scope.release, "-n", scope.system_ns, "--wait", "--timeout", "180s")
+    selector = f"app.kubernetes.io/instance={scope.release}"
+
+    def left() -> list[str]:
+        names = clusters.kubectl("hub", "get", CHART_KINDS, "-A", "-l", selector, "-o", "name").stdout.split()
+        cluster_wide = "clusterroles,clusterrolebindings"
+        return (
+            names + clusters.kubectl("hub", "get", cluster_wide, "-l", selector, "-o", "name").stdout.split()
+        )
+
+    # `--wait` covers what helm deleted; the operator pod is garbage-collected after its ReplicaSet
+    # and shuts down gracefully, so the hub is polled until nothing of the release is left.
+    wait_until(lambda: left() == [], timeout=120, message=lambda: f"helm uninstall left {left()}")
+    listed = json.loads(helm(clusters, "list", "-A", "-o", "json").stdout)
+    assert scope.release not in [r["name"] for r in listed]
+    assert e2e.get("lifecycle")["metadata"]["name"] == "lifecycle", "the RouterConfig is the user's"
+    for edge in sorted(e2e.edges):
+        assert all(ready(p) for p in cache_pods(fleet, edge, "lifecycle"))
+        assert_client_served(run_client(fleet, edge, "lifecycle"), want.digest, f"client pod in {edge}")
