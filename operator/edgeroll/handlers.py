@@ -21,7 +21,7 @@ from edgeroll.api.common import GROUP, VERSION
 from edgeroll.api.edgecluster import PLURAL as EC_PLURAL
 from edgeroll.api.edgecluster import EdgeClusterSpec
 from edgeroll.api.routerconfig import PLURAL as RC_PLURAL
-from edgeroll.clusters.hub import HubStatusWriter
+from edgeroll.clusters.hub import HUB_TIMEOUT, HubNotReady, HubStatusWriter, connect_hub
 from edgeroll.clusters.kube import KubeClient
 from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
@@ -77,13 +77,11 @@ class OperatorContext:
 
     @classmethod
     async def create(cls, settings: OperatorSettings) -> OperatorContext:
-        hub = await KubeClient.from_environment(settings.hub_kubeconfig, timeout=30.0)
+        try:
+            hub = await connect_hub(settings.hub_kubeconfig, timeout=HUB_TIMEOUT)
+        except HubNotReady as exc:
+            raise kopf.PermanentError(str(exc)) from None
         writer = HubStatusWriter(hub)
-        if not await writer.served():
-            await hub.close()
-            raise kopf.PermanentError(
-                f"the {GROUP}/{VERSION} CRDs are not installed on the hub: apply crds/ first"
-            )
         store = S3RevisionStore(settings.s3)
         registry = ClusterRegistry(hub, timeout=settings.edge_timeout_seconds)
         reconciler = Reconciler(hub, registry, RevisionPublisher(store, settings.s3.prefix), settings)

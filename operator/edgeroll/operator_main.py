@@ -23,6 +23,7 @@ _FLAG_ENV = {
     "s3_bucket": "EDGEROLL_S3_BUCKET",
     "s3_prefix": "EDGEROLL_S3_PREFIX",
     "cache_image": "EDGEROLL_CACHE_IMAGE",
+    "allowed_cache_image": "EDGEROLL_ALLOWED_CACHE_IMAGES",
     "hub_kubeconfig": "EDGEROLL_HUB_KUBECONFIG",
     "resync_seconds": "EDGEROLL_RESYNC_SECONDS",
     "progress_seconds": "EDGEROLL_PROGRESS_SECONDS",
@@ -57,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--s3-prefix", help="key prefix (EDGEROLL_S3_PREFIX, default edgeroll)")
     parser.add_argument("--cache-image", help="default edge cache image (EDGEROLL_CACHE_IMAGE)")
     parser.add_argument(
+        "--allowed-cache-image",
+        action="append",
+        metavar="IMAGE",
+        help="an image a RouterConfig may set in spec.cache.image (repeatable; "
+        "EDGEROLL_ALLOWED_CACHE_IMAGES, comma-separated); the default cache image is always allowed",
+    )
+    parser.add_argument(
         "--resync-seconds", type=float, help="full resync period (EDGEROLL_RESYNC_SECONDS, 60)"
     )
     parser.add_argument(
@@ -82,7 +90,7 @@ def load_settings(args: argparse.Namespace, env: dict[str, str] | None = None) -
     for attr, var in _FLAG_ENV.items():
         value = getattr(args, attr, None)
         if value is not None:
-            merged[var] = str(value)
+            merged[var] = ",".join(value) if isinstance(value, list) else str(value)
     return settings_from_env(merged)
 
 
@@ -130,7 +138,24 @@ def run(args: argparse.Namespace) -> int:
         pass
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
+            problem = runner.run(hub_problem(settings))
+            if problem is not None:
+                # One plain line and an exit code, rather than a traceback from kopf's startup handler.
+                print(f"edgeroll operator: {problem}", file=sys.stderr)
+                return 1
             runner.run(kopf.operator(**kwargs))
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+async def hub_problem(settings: OperatorSettings) -> str | None:
+    """Why the operator cannot start against its hub (credentials, RBAC, network, CRDs), or None."""
+    from edgeroll.clusters.hub import HUB_TIMEOUT, HubNotReady, connect_hub
+
+    try:
+        hub = await connect_hub(settings.hub_kubeconfig, timeout=HUB_TIMEOUT)
+    except HubNotReady as exc:
+        return str(exc)
+    await hub.close()
+    return None

@@ -43,6 +43,8 @@ class OperatorSettings:
     s3: S3Settings
     edge_s3: EdgeS3Credentials
     cache_image: str = DEFAULT_CACHE_IMAGE
+    # Images a RouterConfig may set in spec.cache.image, besides `cache_image` (always allowed).
+    allowed_cache_images: tuple[str, ...] = ()
     hub_kubeconfig: str | None = None
     # Full reconcile (drift check, publish verification) of every RouterConfig this often.
     resync_seconds: float = 60.0
@@ -67,6 +69,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if value < 0:
         raise SettingsError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+def _images(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of image references; blanks are dropped."""
+    images = tuple(i.strip() for i in env.get(name, "").split(",") if i.strip())
+    for image in images:
+        if any(c.isspace() for c in image):
+            raise SettingsError(f"{name} must be image references separated by commas, got {image!r}")
+    return images
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -102,6 +113,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         s3=s3,
         edge_s3=edge_s3,
         cache_image=opt("EDGEROLL_CACHE_IMAGE") or DEFAULT_CACHE_IMAGE,
+        allowed_cache_images=_images(env, "EDGEROLL_ALLOWED_CACHE_IMAGES"),
         hub_kubeconfig=opt("EDGEROLL_HUB_KUBECONFIG") or opt("KUBECONFIG"),
         resync_seconds=_float(env, "EDGEROLL_RESYNC_SECONDS", 60.0),
         progress_seconds=_float(env, "EDGEROLL_PROGRESS_SECONDS", 2.0),

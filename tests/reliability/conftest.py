@@ -20,7 +20,14 @@ import pytest
 # The e2e kit is a plain module in a folder without __init__.py; make it importable from here.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e" / "operator"))
 
-from operator_e2e_kit import OperatorProcess, _free_port, _teardown, operator_env, prepare_hub
+from operator_e2e_kit import (
+    OperatorProcess,
+    _free_port,
+    _teardown,
+    kubeconfig_text,
+    operator_env,
+    prepare_hub,
+)
 from reliability_kit import FIGURES, Reliability
 from tests.polling import wait_until
 
@@ -53,7 +60,7 @@ def rel(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reliabil
         for cluster, path in lab.edge_kubeconfigs.items():
             name = f"rel-{run}-{cluster.removeprefix('edge-')}"
             labels = {**lab.edge_labels[cluster], "tier": "edge", "e2e-run": run}
-            rel.add_edgecluster(name, labels, path.read_text())
+            rel.add_edgecluster(name, labels, kubeconfig_text(path))
             rel.edges[cluster] = name
         operator.start()
         for name in rel.edges.values():

@@ -88,6 +88,15 @@ def _peer_url(env: Mapping[str, str]) -> str | None:
     return url
 
 
+def _utf8(name: str, value: str) -> bytes:
+    """The variable's bytes. A value that is not UTF-8 reaches Python with surrogate escapes, which
+    cannot be encoded: say so, naming the variable, rather than fail later with a traceback."""
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SettingsError(f"{name} is not valid UTF-8 text") from None
+
+
 def settings_from_env(env: Mapping[str, str] | None = None) -> CacheSettings:
     env = os.environ if env is None else env
     digest = _required(env, "EDGEROLL_CONFIG_DIGEST")
@@ -99,6 +108,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> CacheSettings:
     signing_key = env.get("EDGEROLL_SIGNING_KEY", "")
     if not signing_key:
         raise SettingsError("EDGEROLL_SIGNING_KEY is required but not set")
+    signing_key_bytes = _utf8("EDGEROLL_SIGNING_KEY", signing_key)
     namespace = _required(env, "EDGEROLL_CONFIG_NAMESPACE")
     name = _required(env, "EDGEROLL_CONFIG_NAME")
     for var, value in (("EDGEROLL_CONFIG_NAMESPACE", namespace), ("EDGEROLL_CONFIG_NAME", name)):
@@ -110,19 +120,19 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> CacheSettings:
         raise SettingsError(
             "EDGEROLL_COSMO_ORGANIZATION_ID and EDGEROLL_COSMO_FEDERATED_GRAPH_ID must be set together"
         )
-    token_secret = env.get("EDGEROLL_COSMO_TOKEN_SECRET", "")
+    token_secret = _utf8("EDGEROLL_COSMO_TOKEN_SECRET", env.get("EDGEROLL_COSMO_TOKEN_SECRET", ""))
     return CacheSettings(
         namespace=namespace,
         name=name,
         config_key=_required(env, "EDGEROLL_CONFIG_KEY"),
         config_digest=digest,
-        signing_key=signing_key.encode("utf-8"),
+        signing_key=signing_key_bytes,
         s3_bucket=_required(env, "EDGEROLL_S3_BUCKET"),
         s3_endpoint=_optional(env, "EDGEROLL_S3_ENDPOINT"),
         s3_region=_optional(env, "AWS_DEFAULT_REGION"),
         cosmo_organization_id=org,
         cosmo_federated_graph_id=graph,
-        cosmo_token_secret=token_secret.encode("utf-8") if token_secret else None,
+        cosmo_token_secret=token_secret or None,
         port=_int(env, "EDGEROLL_CACHE_PORT", DEFAULT_PORT, 1, 65535),
         # A pod listens on all its addresses; the lab and tests bind loopback only.
         host=_optional(env, "EDGEROLL_CACHE_HOST") or "0.0.0.0",

@@ -1,4 +1,5 @@
-"""Status writes to the hub: merge patches on the status subresource, nothing else."""
+"""The hub: status writes (merge patches on the status subresource), and the startup check that says
+why the operator cannot start against it (credentials, RBAC, network, missing CRDs)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from typing import Any
 from edgeroll.api.common import GROUP, VERSION
 from edgeroll.api.edgecluster import PLURAL as EC_PLURAL
 from edgeroll.api.routerconfig import PLURAL as RC_PLURAL
-from edgeroll.clusters.kube import KubeClient
+from edgeroll.clusters.kube import ClusterUnreachable, CredentialsRefused, KubeApiError, KubeClient
+
+HUB_TIMEOUT = 30.0  # seconds per hub request
+CRDS_MISSING = f"the {GROUP}/{VERSION} CRDs are not installed on the hub: apply crds/ first"
+
+
+class HubNotReady(Exception):
+    """The operator cannot start against this hub; the message says why."""
 
 
 class HubStatusWriter:
@@ -23,11 +31,44 @@ class HubStatusWriter:
         path = f"/apis/{GROUP}/{VERSION}/{EC_PLURAL}/{name}/status"
         await self.hub.patch_merge(path, {"status": dict(patch)})
 
-    async def served(self) -> bool:
-        """Are our CRDs installed? kopf only serves resources that exist at startup."""
+    async def check_served(self) -> None:
+        """Our CRDs must be installed: kopf only serves resources that exist at startup.
+
+        Raises HubNotReady with the cause a user can act on (credentials, RBAC, network, CRDs).
+        """
         try:
             found = await self.hub.get_path(f"/apis/{GROUP}/{VERSION}")
-        except Exception:
-            return False
+        except (ClusterUnreachable, KubeApiError) as exc:
+            raise HubNotReady(startup_problem(exc, self.hub.server)) from None
         names = {r.get("name") for r in (found or {}).get("resources", [])}
-        return {RC_PLURAL, EC_PLURAL} <= names
+        if not {RC_PLURAL, EC_PLURAL} <= names:
+            raise HubNotReady(CRDS_MISSING)
+
+
+def startup_problem(exc: BaseException, server: str) -> str:
+    """What a failed startup call to the hub means, in words that point at the fix."""
+    if isinstance(exc, CredentialsRefused):
+        return f"the hub refused the operator's credentials (401) at {server}"
+    if isinstance(exc, ClusterUnreachable):
+        return f"cannot reach the hub at {server}: {exc}"
+    if isinstance(exc, KubeApiError) and exc.status == 403:
+        return f"forbidden: {exc.message or exc.reason} (403)"
+    if isinstance(exc, KubeApiError) and exc.status == 404:
+        return CRDS_MISSING
+    if isinstance(exc, KubeApiError):
+        return f"the hub answered {exc.status} {exc.reason}: {exc.message}"
+    return f"cannot load the hub's kubeconfig: {type(exc).__name__}: {exc}"
+
+
+async def connect_hub(kubeconfig: str | None, timeout: float) -> KubeClient:
+    """A hub client whose CRDs are served, or HubNotReady naming the cause."""
+    try:
+        hub = await KubeClient.from_environment(kubeconfig, timeout=timeout)
+    except Exception as exc:  # the loader raises many kinds (ConfigException, OSError, YAML errors)
+        raise HubNotReady(startup_problem(exc, kubeconfig or "")) from None
+    try:
+        await HubStatusWriter(hub).check_served()
+    except HubNotReady:
+        await hub.close()
+        raise
+    return hub

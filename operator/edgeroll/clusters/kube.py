@@ -9,17 +9,21 @@ Response bodies are never logged: they may hold Secrets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import aiohttp
+import yaml
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from edgeroll.clusters.kubeconfig import EdgeCredentials, KubeconfigRefused, edge_credentials
 from edgeroll.clusters.objects import FIELD_MANAGER, ObjectRef, ref_of
 
 # kubernetes_asyncio logs response bodies (Secrets included) at DEBUG: never let it.
@@ -47,6 +51,10 @@ HUB_CONNECTIONS = 16
 
 class ClusterUnreachable(Exception):
     """No answer: connection refused, TLS or credential failure, timeout, unusable kubeconfig."""
+
+
+class CredentialsRefused(ClusterUnreachable):
+    """The apiserver answered 401: it does not accept the credentials."""
 
 
 class KubeApiError(Exception):
@@ -79,6 +87,62 @@ def object_path(ref: ObjectRef) -> str:
     return f"{base}/namespaces/{ref.namespace}/{plural}/{ref.name}"
 
 
+@contextlib.contextmanager
+def _memory_files(*blobs: bytes | None) -> Iterator[list[str | None]]:
+    """Paths to anonymous in-memory files (memfd) holding `blobs`, closed on exit.
+
+    `ssl` loads a client certificate only from a path. A memfd is a path that is
+    never on a disk and vanishes with its last descriptor, so no key material is
+    left behind even by a kill -9 (a temp file would be, as the library's are).
+    """
+    fds: list[int] = []
+    try:
+        paths: list[str | None] = []
+        for blob in blobs:
+            if blob is None:
+                paths.append(None)
+                continue
+            if not hasattr(os, "memfd_create"):  # Linux only; a temp file is what this avoids
+                raise ClusterUnreachable("inline certificates need Linux (memfd_create)")
+            fd = os.memfd_create("edgeroll-tls", os.MFD_CLOEXEC)
+            fds.append(fd)
+            os.write(fd, blob)
+            paths.append(f"/proc/self/fd/{fd}")
+        yield paths
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def api_client(creds: EdgeCredentials, connections: int) -> k8s_client.ApiClient:
+    """An ApiClient whose TLS context is loaded from memory; the library's kubeconfig loader is not used."""
+    cfg = k8s_client.Configuration(host=creds.server)
+    cfg.connection_pool_maxsize = connections
+    cfg.verify_ssl = creds.verify
+    cfg.tls_server_name = creds.tls_server_name
+    if creds.token:
+        cfg.api_key["BearerToken"] = f"Bearer {creds.token}"
+    with _memory_files(creds.ca_pem, creds.cert_pem, creds.key_pem) as (ca, cert, key):
+        cfg.ssl_ca_cert, cfg.cert_file, cfg.key_file = ca, cert, key
+        try:
+            # The SSL context is built (and the files read) right here, in the REST client's constructor.
+            return k8s_client.ApiClient(configuration=cfg)
+        except (ssl.SSLError, ValueError, OSError) as exc:
+            what = type(exc).__name__
+            raise ClusterUnreachable(f"kubeconfig refused: its certificates do not load ({what})") from None
+        finally:
+            cfg.ssl_ca_cert = cfg.cert_file = cfg.key_file = None
+
+
+def _self_contained(path: str) -> EdgeCredentials | None:
+    """The hub kubeconfig's credentials when it is self-contained; then its keys stay in memory too."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return edge_credentials(yaml.safe_load(f) or {})
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KubeconfigRefused, AttributeError):
+        return None  # the library's loader reports what is wrong with it
+
+
 def _api_error(exc: ApiException) -> KubeApiError:
     reason, message = str(exc.reason or ""), ""
     try:
@@ -109,24 +173,25 @@ class KubeClient:
         name: str = "",
         connections: int = EDGE_CONNECTIONS,
     ) -> KubeClient:
+        """A client from a self-contained kubeconfig; refused fields raise ClusterUnreachable naming them."""
         try:
-            cfg = k8s_client.Configuration()
-            cfg.connection_pool_maxsize = connections
-            await k8s_config.load_kube_config_from_dict(
-                config_dict=dict(kubeconfig), client_configuration=cfg
-            )
-        except Exception as exc:  # the loader raises many kinds; none of them may leak the content
-            raise ClusterUnreachable(f"unusable kubeconfig ({type(exc).__name__})") from None
-        return cls(k8s_client.ApiClient(configuration=cfg), timeout, name, connections)
+            creds = edge_credentials(kubeconfig)
+        except KubeconfigRefused as exc:
+            raise ClusterUnreachable(f"kubeconfig refused: {exc}") from None
+        return cls(api_client(creds, connections), timeout, name, connections)
 
     @classmethod
     async def from_environment(
         cls, kubeconfig: str | None, timeout: float, name: str = "hub", connections: int = HUB_CONNECTIONS
     ) -> KubeClient:
         """The hub: a kubeconfig file when given, else in-cluster credentials, else ~/.kube/config."""
+        creds = _self_contained(kubeconfig) if kubeconfig else None
+        if creds is not None:
+            return cls(api_client(creds, connections), timeout, name, connections)
         cfg = k8s_client.Configuration()
         cfg.connection_pool_maxsize = connections
         if kubeconfig:
+            # The admin's own file, which may use exec or paths: the library loads it as kubectl would.
             await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
         else:
             try:
@@ -134,6 +199,10 @@ class KubeClient:
             except k8s_config.ConfigException:
                 await k8s_config.load_kube_config(client_configuration=cfg)
         return cls(k8s_client.ApiClient(configuration=cfg), timeout, name, connections)
+
+    @property
+    def server(self) -> str:
+        return str(self._api.configuration.host)
 
     async def close(self) -> None:
         await self._api.close()
@@ -180,7 +249,7 @@ class KubeClient:
             if exc.status in (None, 0):
                 raise ClusterUnreachable(f"no answer: {exc.reason}") from None
             if exc.status == 401:
-                raise ClusterUnreachable("the apiserver refused the credentials (401)") from None
+                raise CredentialsRefused("the apiserver refused the credentials (401)") from None
             raise _api_error(exc) from None
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             # Stable wording (no addresses, no object ids): status messages must not churn.

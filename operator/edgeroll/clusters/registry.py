@@ -4,7 +4,7 @@ The Secret is read when a client is first needed and again on every probe;
 a new resourceVersion (or a different secretRef) rebuilds the client, so a
 rotated kubeconfig takes effect within one probe interval. Kubeconfig
 contents never reach a log, an event or a status: errors only name the
-Secret.
+Secret and, for a refused field (`exec`, file paths: see kubeconfig.py), its path.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import yaml
 
 from edgeroll.api.edgecluster import EdgeClusterSpec
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApi, KubeApiError, KubeClient
+from edgeroll.clusters.kubeconfig import KubeconfigRefused, check_kubeconfig
 from edgeroll.clusters.objects import ObjectRef
 
 log = logging.getLogger(__name__)
@@ -154,4 +155,8 @@ def _kubeconfig_from_secret(secret: Mapping[str, Any], key: str, where: str) -> 
         raise ClusterUnreachable(f"kubeconfig {where} key {key!r} is not a YAML kubeconfig") from None
     if not isinstance(parsed, dict) or not parsed.get("clusters"):
         raise ClusterUnreachable(f"kubeconfig {where} key {key!r} is not a kubeconfig (no clusters)")
+    try:
+        check_kubeconfig(parsed)  # before any client exists: nothing in it may run or read a file
+    except KubeconfigRefused as exc:
+        raise ClusterUnreachable(f"kubeconfig {where} key {key!r} refused: {exc}") from None
     return parsed

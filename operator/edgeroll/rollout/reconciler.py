@@ -36,9 +36,11 @@ from edgeroll.publish.store import PublishError
 from edgeroll.render.errors import RenderError
 from edgeroll.render.overlays import ClusterFacts
 from edgeroll.render.revision import decode_binary_data, decode_config, render_set
+from edgeroll.render.signing import signing_key_problem
 from edgeroll.rollout.commands import parse_commands
 from edgeroll.rollout.executor import ensure_edge, remove_edge
 from edgeroll.rollout.health import DeploymentHealth, phase_for, read_health
+from edgeroll.rollout.image_policy import allowed_cache_images, cache_image_problem
 from edgeroll.rollout.planner import (
     ApplyRevision,
     ClusterAction,
@@ -276,11 +278,18 @@ class Reconciler:
             raise _Stall("InvalidSigningKey", f"{where} key {ref.key!r} is not base64") from None
         if not key:
             raise _Stall("InvalidSigningKey", f"{where} key {ref.key!r} is empty (spec.signing.secretRef)")
+        problem = signing_key_problem(key)
+        if problem is not None:  # a cache given this key could not start, nor a router verify with it
+            raise _Stall("InvalidSigningKey", f"{where} key {ref.key!r} {problem} (spec.signing.secretRef)")
         return key
 
     async def _desired(
         self, obj: RouterConfigObject, spec: RouterConfigSpec, targets: list[EdgeClusterInfo], fp: str
     ) -> tuple[DesiredState, list[EventNote]]:
+        allowed = allowed_cache_images(self.settings.cache_image, self.settings.allowed_cache_images)
+        image_problem = cache_image_problem(spec.cache.image, allowed)
+        if image_problem is not None:  # before anything is read, published or applied
+            raise _Stall("CacheImageNotAllowed", image_problem)
         config, source = await self._config(obj.namespace, spec)
         signing_key = await self._signing_key(obj.namespace, spec)
         facts = [ClusterFacts(t.name, dict(t.labels)) for t in targets]

@@ -11,7 +11,15 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from operator_e2e_kit import OperatorE2E, OperatorProcess, _free_port, _teardown, operator_env, prepare_hub
+from operator_e2e_kit import (
+    OperatorE2E,
+    OperatorProcess,
+    _free_port,
+    _teardown,
+    kubeconfig_text,
+    operator_env,
+    prepare_hub,
+)
 from tests.polling import wait_until
 
 from edgeroll.lab import Lab
@@ -46,7 +54,7 @@ def ops(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator
         for cluster, path in lab.edge_kubeconfigs.items():
             name = f"e2e-{run}-{cluster.removeprefix('edge-')}"
             labels = {**lab.edge_labels[cluster], "tier": "edge", "e2e-run": run}
-            e2e.add_edgecluster(name, labels, path.read_text())
+            e2e.add_edgecluster(name, labels, kubeconfig_text(path))
             e2e.edges[cluster] = name
         operator.start()
         for name in e2e.edges.values():

@@ -10,6 +10,7 @@ S3 prefix. The operator only watches that hub namespace.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -330,10 +331,22 @@ def _teardown(e2e: OperatorE2E) -> None:
 
 
 def kubeconfig_text(path: Path) -> str:
-    return path.read_text()
+    """The kubeconfig with its certificate files inlined: the operator refuses file paths in a Secret."""
+    cfg = yaml.safe_load(path.read_text())
+    for section, body, fields in (
+        ("clusters", "cluster", ("certificate-authority",)),
+        ("users", "user", ("client-certificate", "client-key")),
+    ):
+        for entry in cfg.get(section) or []:
+            for key in fields:
+                if key in entry[body]:
+                    file = Path(entry[body].pop(key))
+                    data = (file if file.is_absolute() else path.parent / file).read_bytes()
+                    entry[body][f"{key}-data"] = base64.b64encode(data).decode()
+    return str(yaml.safe_dump(cfg))
 
 
 def broken_kubeconfig(path: Path) -> str:
-    cfg = yaml.safe_load(path.read_text())
+    cfg = yaml.safe_load(kubeconfig_text(path))
     cfg["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"  # nothing listens there
     return str(yaml.safe_dump(cfg))

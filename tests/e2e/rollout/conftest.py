@@ -18,6 +18,7 @@ from tests.e2e.operator.operator_e2e_kit import (
     OperatorProcess,
     _free_port,
     _teardown,
+    kubeconfig_text,
     operator_env,
     prepare_hub,
 )
@@ -57,7 +58,7 @@ def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rollou
             for half, namespace in (("a", ns), ("b", f"{ns}-b")):
                 name = f"r{run}-{region}-{half}"
                 labels = {**lab.edge_labels[edge], "tier": "edge", "e2e-run": run, "half": half}
-                kubeconfig = path.read_text()
+                kubeconfig = kubeconfig_text(path)
                 add_edgecluster(e2e, name, labels, kubeconfig, namespace)
                 fleet.targets[name] = Target(name, edge, namespace, kubeconfig)
         operator.start()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.e2e.operator.operator_e2e_kit import kubeconfig_text
 
 from edgeroll.clusters.kube import ClusterUnreachable, KubeClient
 from edgeroll.clusters.objects import ObjectRef
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 async def client_for(path: Path, timeout: float = 5.0) -> KubeClient:
-    return await KubeClient.from_kubeconfig_dict(yaml.safe_load(path.read_text()), timeout, "edge")
+    return await KubeClient.from_kubeconfig_dict(yaml.safe_load(kubeconfig_text(path)), timeout, "edge")
 
 
 async def test_server_side_apply_get_and_delete(lab: Lab) -> None:
@@ -47,7 +48,7 @@ async def test_server_side_apply_get_and_delete(lab: Lab) -> None:
 
 
 async def test_unreachable_and_refused_credentials_fail_fast(lab: Lab) -> None:
-    cfg = yaml.safe_load(lab.edge_kubeconfigs["edge-us"].read_text())
+    cfg = yaml.safe_load(kubeconfig_text(lab.edge_kubeconfigs["edge-us"]))
     cfg["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"  # nothing listens
     dead = await KubeClient.from_kubeconfig_dict(cfg, 2.0, "dead")
     started = time.monotonic()
@@ -56,7 +57,7 @@ async def test_unreachable_and_refused_credentials_fail_fast(lab: Lab) -> None:
     assert time.monotonic() - started < 5
     await dead.close()
 
-    cfg = yaml.safe_load(lab.edge_kubeconfigs["edge-us"].read_text())
+    cfg = yaml.safe_load(kubeconfig_text(lab.edge_kubeconfigs["edge-us"]))
     user = cfg["users"][0]["user"]
     for k in ("client-certificate", "client-key", "client-certificate-data", "client-key-data"):
         user.pop(k, None)
