@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pydantic import Field
 
 from edgeroll.api.common import API_VERSION, ApiModel
-from edgeroll.render.canonical import digest_hex
+from edgeroll.render.canonical import DIGEST_PREFIX, digest_hex
 
 MANIFEST_NAME = "manifest.json"
 
@@ -31,6 +31,18 @@ def revision_key(prefix: str, namespace: str, name: str, digest: str) -> str:
 
 def manifest_key(prefix: str, namespace: str, name: str) -> str:
     return f"{object_prefix(prefix, namespace, name)}/{MANIFEST_NAME}"
+
+
+def digest_of_key(prefix: str, namespace: str, name: str, key: str) -> str | None:
+    """The digest a revision key names (`<prefix>/<ns>/<name>/<hex>.json`), None for any other key."""
+    head, _, file = key.rpartition("/")
+    hexpart = file.removesuffix(".json")
+    if head != object_prefix(prefix, namespace, name) or file == hexpart:
+        return None
+    try:
+        return DIGEST_PREFIX + digest_hex(DIGEST_PREFIX + hexpart)
+    except ValueError:
+        return None
 
 
 class ManifestEntry(ApiModel):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
 
 from edgeroll.publish.history import Manifest
-from edgeroll.publish.store import PublishError, StoredObject
+from edgeroll.publish.store import ListedObject, PublishError, StoredObject
 
 
 class InMemoryRevisionStore:
@@ -20,6 +23,9 @@ class InMemoryRevisionStore:
         # fresh value per write that says nothing about the bytes.
         self.opaque_etags = False
         self._opaque: dict[str, str] = {}
+        # LastModified per key: a clock that advances one second per write, so order is exact.
+        self.modified: dict[str, datetime] = {}
+        self._epoch = self._clock = datetime(2026, 1, 1, tzinfo=UTC)  # tests may set `objects` directly
 
     def _op(self, kind: str) -> None:
         self.counters[kind] += 1
@@ -39,6 +45,8 @@ class InMemoryRevisionStore:
     def _write(self, key: str, body: bytes, signature: str | None) -> None:
         self.objects[key] = (body, signature)
         self._opaque[key] = uuid.uuid4().hex
+        self._clock += timedelta(seconds=1)
+        self.modified[key] = self._clock
 
     async def put_if_absent(self, key: str, body: bytes, signature: str) -> bool:
         self._op("put")
@@ -58,7 +66,14 @@ class InMemoryRevisionStore:
     async def read_manifest(self, key: str) -> Manifest | None:
         self._op("get")
         obj = self.objects.get(key)
-        return None if obj is None else Manifest.model_validate_json(obj[0])
+        if obj is None:
+            return None
+        try:
+            return Manifest.model_validate_json(obj[0])
+        except ValidationError as exc:  # as S3RevisionStore reports it
+            raise PublishError(
+                "ManifestInvalid", f"memory://{self.bucket}/{key}: {exc.errors()[0]['msg']}"
+            ) from exc
 
     async def write_manifest(self, key: str, manifest: Manifest) -> None:
         self._op("put")
@@ -67,3 +82,12 @@ class InMemoryRevisionStore:
     async def delete(self, key: str) -> None:
         self._op("delete")
         self.objects.pop(key, None)
+        self.modified.pop(key, None)
+
+    async def list_objects(self, prefix: str) -> list[ListedObject]:
+        self._op("list")
+        return [
+            ListedObject(key, len(body), self.modified.get(key, self._epoch))
+            for key, (body, _) in sorted(self.objects.items())
+            if key.startswith(prefix)
+        ]

@@ -6,12 +6,15 @@ import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Literal
 
 from edgeroll.publish.history import (
     Manifest,
     ManifestEntry,
+    digest_of_key,
     manifest_key,
+    object_prefix,
     record,
     revision_key,
     select_garbage,
@@ -31,6 +34,8 @@ class PublishOutcome:
     entries: dict[str, ManifestEntry]  # digest -> entry, for every revision asked for
     written: list[str] = field(default_factory=list)  # digests whose object this call wrote
     repaired: list[str] = field(default_factory=list)  # of those, objects that held other bytes
+    rebuilt: str | None = None  # the manifest key, when it was damaged and rebuilt from the listing
+    recovered: int = 0  # revisions the rebuilt manifest recovered from the listing
 
 
 class RevisionPublisher:
@@ -53,16 +58,52 @@ class RevisionPublisher:
     def key_for(self, namespace: str, name: str, digest: str) -> str:
         return revision_key(self.prefix, namespace, name, digest)
 
-    async def _manifest(self, namespace: str, name: str) -> Manifest:
+    async def _manifest(self, namespace: str, name: str) -> tuple[Manifest, int | None]:
+        """The manifest, and how many revisions were recovered when it was damaged and rebuilt."""
         key = manifest_key(self.prefix, namespace, name)
         try:
             manifest = await self.store.read_manifest(key)
         except PublishError as exc:
             if exc.reason != "ManifestInvalid":
                 raise
-            log.warning("starting a new revision manifest: %s", exc.message)
-            manifest = None
-        return manifest or Manifest(namespace=namespace, name=name)
+            rebuilt = await self._rebuild(namespace, name)
+            # Written back at once, so what reads the manifest directly (rollback lookups) sees it too.
+            await self.store.write_manifest(key, rebuilt)
+            log.warning(
+                "rebuilt the revision manifest %s from the listing of its prefix (%d revisions): %s",
+                key,
+                len(rebuilt.revisions),
+                exc.message,
+            )
+            return rebuilt, len(rebuilt.revisions)
+        return manifest or Manifest(namespace=namespace, name=name), None
+
+    async def _rebuild(self, namespace: str, name: str) -> Manifest:
+        """A manifest from the revision objects under the RouterConfig's prefix, newest first by
+        LastModified. An object without a signature is not ours to serve (nor to delete): left out."""
+        listed = await self.store.list_objects(object_prefix(self.prefix, namespace, name) + "/")
+        entries: list[ManifestEntry] = []
+        for obj in sorted(listed, key=lambda o: (o.last_modified, o.key), reverse=True):
+            digest = digest_of_key(self.prefix, namespace, name, obj.key)
+            if digest is None:
+                continue
+            head = await self.store.head(obj.key)
+            if head is None or not head.signature:
+                log.warning(
+                    "not recovering %s into the manifest: %s", obj.key, "gone" if head is None else "unsigned"
+                )
+                continue
+            published_at = obj.last_modified.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            entries.append(
+                ManifestEntry(
+                    digest=digest,
+                    key=obj.key,
+                    size=head.size,
+                    published_at=published_at,
+                    signature=head.signature,
+                )
+            )
+        return Manifest(namespace=namespace, name=name, revisions=entries)
 
     async def publish_revision(self, key: str, revision: Revision, signature: str) -> bool:
         """Make `key` hold exactly these bytes and this signature; True when it wrote."""
@@ -105,7 +146,7 @@ class RevisionPublisher:
         signing_key: bytes,
         now: str,
     ) -> PublishOutcome:
-        manifest = await self._manifest(namespace, name)
+        manifest, recovered = await self._manifest(namespace, name)
         entries: dict[str, ManifestEntry] = {}
         fresh: list[ManifestEntry] = []
         written: list[str] = []
@@ -131,7 +172,10 @@ class RevisionPublisher:
             await self.store.write_manifest(
                 manifest_key(self.prefix, namespace, name), record(manifest, fresh)
             )
-        return PublishOutcome(entries=entries, written=written, repaired=repaired)
+        rebuilt = manifest_key(self.prefix, namespace, name) if recovered is not None else None
+        return PublishOutcome(
+            entries=entries, written=written, repaired=repaired, rebuilt=rebuilt, recovered=recovered or 0
+        )
 
     async def collect_garbage(self, namespace: str, name: str, keep: int, in_use: Iterable[str]) -> list[str]:
         """Delete revisions beyond `keep` that no cluster serves; returns the deleted keys.
@@ -139,7 +183,7 @@ class RevisionPublisher:
         The manifest is rewritten first, so a crash between the two steps leaves
         an orphan object (harmless) rather than a manifest entry without one.
         """
-        manifest = await self._manifest(namespace, name)
+        manifest, _ = await self._manifest(namespace, name)
         garbage = select_garbage(manifest.revisions, keep, in_use)
         if not garbage:
             return []

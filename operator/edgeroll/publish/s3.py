@@ -7,6 +7,7 @@ import functools
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
@@ -15,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from edgeroll.publish.history import Manifest
-from edgeroll.publish.store import PublishError, StoredObject
+from edgeroll.publish.store import ListedObject, PublishError, StoredObject
 from edgeroll.render.signing import SIGNATURE_METADATA_KEY
 from edgeroll.settings import S3Settings
 
@@ -153,7 +154,7 @@ class S3RevisionStore:
         try:
             manifest = Manifest.model_validate_json(body)
         except ValidationError as exc:
-            # A damaged manifest only costs history, never availability: start it again.
+            # The publisher rebuilds a damaged manifest from the listing of its prefix.
             raise PublishError(
                 "ManifestInvalid", f"s3://{self.bucket}/{key}: {exc.errors()[0]['msg']}"
             ) from exc
@@ -177,3 +178,24 @@ class S3RevisionStore:
             if _status(err) == 404:
                 return
             raise self._error(err, self.bucket, key) from err
+
+    async def list_objects(self, prefix: str) -> list[ListedObject]:
+        def pages() -> list[ListedObject]:
+            out: list[ListedObject] = []
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            ):
+                for item in page.get("Contents", []):
+                    modified = item["LastModified"]
+                    if modified.tzinfo is None:
+                        modified = modified.replace(tzinfo=UTC)
+                    out.append(ListedObject(item["Key"], int(item["Size"]), modified))
+            return out
+
+        self.counters["list"] += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, pages)
+        except ClientError as err:
+            raise self._error(err, self.bucket, prefix) from err
+        except BotoCoreError as exc:
+            raise PublishError("S3Unavailable", f"s3://{self.bucket}/{prefix}: {exc}") from exc

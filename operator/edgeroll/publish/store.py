@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from edgeroll.publish.history import Manifest
@@ -27,6 +28,15 @@ class StoredObject:
     size: int
     signature: str | None
     etag: str | None = None  # unquoted; S3 gives the body's MD5 for a single-part, unencrypted PUT
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """One object of a listing: enough to rebuild a manifest (the signature needs a HEAD)."""
+
+    key: str
+    size: int
+    last_modified: datetime  # timezone-aware (UTC)
 
 
 class RevisionStore(Protocol):
@@ -52,3 +62,7 @@ class RevisionStore(Protocol):
     async def write_manifest(self, key: str, manifest: Manifest) -> None: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def list_objects(self, prefix: str) -> list[ListedObject]:
+        """Every object whose key starts with `prefix` (all pages)."""
+        ...

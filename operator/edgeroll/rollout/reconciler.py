@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from edgeroll.api.routerconfig import ClusterPhase, RouterConfigSpec, RouterConfigStatus
+from edgeroll.api.routerconfig import ClusterPhase, ClusterStatus, RouterConfigSpec, RouterConfigStatus
 from edgeroll.api.selectors import selector_matches
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApi, KubeApiError
 from edgeroll.clusters.objects import ObjectRef
@@ -169,12 +169,85 @@ class _ClusterWork:
     prev_phase: ClusterPhase | None = None
 
 
-def parse_status(raw: Mapping[str, Any] | None) -> RouterConfigStatus:
+def _why(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else str(err["msg"])
+
+
+def _salvage_cluster(item: Any) -> tuple[ClusterStatus | None, list[str]]:
+    """One status.clusters entry: its name is what matters (that cluster may hold a cache), so fields that
+    do not parse are dropped, an unknown phase (e.g. from a newer version) becomes Pending."""
+    if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not item["name"]:
+        return None, ["not an entry with a name"]
+    data: dict[str, Any] = dict(item)
+    problems: list[str] = []
+    for _ in range(len(ClusterStatus.model_fields) + 1):
+        try:
+            return ClusterStatus.model_validate(data), problems
+        except ValidationError as exc:
+            problems.append(_why(exc))
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            if "name" in bad or not bad:
+                return None, problems
+            for key in bad:
+                data.pop(key, None)
+            if "phase" in bad:
+                data["phase"] = ClusterPhase.PENDING.value
+    return None, problems
+
+
+def salvage_status(raw: Any) -> tuple[RouterConfigStatus, list[str]]:
+    """The status as far as it parses, and what did not (`status.<path>: why`). Never raises.
+
+    A status that does not parse (a downgrade, a hand edit) is not replaced by an empty one: every
+    top-level field that parses is kept, and every status.clusters entry with a name, since those are
+    the clusters that may hold a cache (deletion and garbage collection read them)."""
+    if raw is None:
+        return RouterConfigStatus(), []
+    if not isinstance(raw, Mapping):
+        return RouterConfigStatus(), [f"status: not an object but {type(raw).__name__}"]
     try:
-        return RouterConfigStatus.model_validate(dict(raw or {}))
+        return RouterConfigStatus.model_validate(dict(raw)), []
     except ValidationError:
-        log.warning("ignoring a status that does not parse; it will be rewritten")
-        return RouterConfigStatus()
+        pass
+    except Exception as exc:  # e.g. RecursionError on a hand-made nesting
+        return RouterConfigStatus(), [f"status: {type(exc).__name__}"]
+    kept: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, info in RouterConfigStatus.model_fields.items():
+        alias = info.alias or name
+        if alias not in raw:
+            continue
+        value = raw[alias]
+        if alias == "clusters" and isinstance(value, list):
+            clusters = []
+            for i, item in enumerate(value):
+                cluster, why = _salvage_cluster(item)
+                problems += [f"status.clusters[{i}]: {w}" for w in why]
+                if cluster is not None:
+                    clusters.append(cluster.to_wire())
+            value = clusters
+        try:
+            RouterConfigStatus.model_validate({alias: value})
+        except ValidationError as exc:
+            problems.append(f"status.{_why(exc)}")
+            continue
+        except Exception as exc:
+            problems.append(f"status.{alias}: {type(exc).__name__}")
+            continue
+        kept[alias] = value
+    try:
+        return RouterConfigStatus.model_validate(kept), problems
+    except Exception as exc:  # each field parsed alone; defensive all the same
+        return RouterConfigStatus(), [*problems, f"status: {type(exc).__name__}"]
+
+
+def parse_status(raw: Mapping[str, Any] | None) -> RouterConfigStatus:
+    status, problems = salvage_status(raw)
+    if problems:
+        log.warning("status kept as far as it parses until rewritten: %s", "; ".join(problems))
+    return status
 
 
 def content_revision(spec: RouterConfigSpec, base_digest: str) -> str:
@@ -216,6 +289,8 @@ class Reconciler:
         self.clock = clock  # the planner's `now` (soak, deadlines)
         # Command annotations that did not parse, per object, already reported (one event each).
         self._bad_commands: dict[tuple[str, str], frozenset[str]] = {}
+        # Status fields that did not parse, per object, already reported (one event per set).
+        self._bad_status: dict[tuple[str, str], frozenset[str]] = {}
 
     # ---- fingerprints -----------------------------------------------------------------------------
 
@@ -313,6 +388,16 @@ class Reconciler:
             )
             for d in outcome.written
         ]
+        if outcome.rebuilt is not None:
+            events.insert(
+                0,
+                EventNote(
+                    "Warning",
+                    "ManifestRebuilt",
+                    f"s3://{self.publisher.store.bucket}/{outcome.rebuilt} did not parse; rebuilt from "
+                    f"the listing of its prefix ({outcome.recovered} revisions recovered)",
+                ),
+            )
         per_cluster = {
             name: DesiredRevision(
                 rev.digest, outcome.entries[rev.digest].key, outcome.entries[rev.digest].signature
@@ -646,7 +731,7 @@ class Reconciler:
         """Reconcile once. `persist` writes status.rollout before any action runs (the controller's);
         without it, the plan's events go out with the result."""
         now = self.now()
-        events: list[EventNote] = []
+        unparsed, events = self._status_problems(obj)
         try:
             spec = RouterConfigSpec.model_validate(dict(obj.spec))
         except ValidationError as exc:
@@ -755,9 +840,20 @@ class Reconciler:
             settled = False
         result = self._finish(prev, status, events, requeue, desired, planned=True)
         result.settled = settled
-        if full and settled:
+        if full and settled and not unparsed:  # what the unparsed part said may still be in use
             await self._collect_garbage(obj, spec, desired, prev, status)
         return result
+
+    def _status_problems(self, obj: RouterConfigObject) -> tuple[list[str], list[EventNote]]:
+        """What of the stored status does not parse, and a warning when that changed (not every resync)."""
+        _, problems = salvage_status(obj.status)
+        key = (obj.namespace, obj.name)
+        seen = self._bad_status.get(key, frozenset())
+        self._bad_status[key] = frozenset(problems)
+        if not problems or set(problems) <= seen:
+            return problems, []
+        message = "status kept as far as it parses until rewritten; not parsed: " + "; ".join(problems)
+        return problems, [EventNote("Warning", "InvalidStatus", message[:1024])]
 
     def _command_problems(self, obj: RouterConfigObject, problems: list[str]) -> list[EventNote]:
         """A warning per command annotation that does not parse, once (not on every resync)."""
@@ -832,7 +928,7 @@ class Reconciler:
         recorded = {c.name: c for c in prev.clusters}
         names = sorted(set(recorded) | {t.name for t in (targets_of(spec, clusters) if spec else [])})
         works = await asyncio.gather(*(self._observe(n, clusters.get(n), obj) for n in names))
-        events: list[EventNote] = []
+        _, events = self._status_problems(obj)
         pending: list[ClusterReport] = []
 
         async def remove(work: _ClusterWork) -> None:
