@@ -7,8 +7,6 @@ resume call the same reconcile; a daemon per object re-runs it on schedule.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.s3 import S3RevisionStore
+from edgeroll.render.canonical import json_sha256
 from edgeroll.rollout.commands import PREFIX as COMMAND_PREFIX
 from edgeroll.rollout.controller import RouterConfigController, backoff
 from edgeroll.rollout.reconciler import EventNote, Reconciler, RouterConfigObject, utc_now
@@ -50,19 +49,20 @@ class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
     the 256 KiB annotation limit (kopf #1087) with a large inline config. Our
     handlers are level-based and never read the diff, so a digest is enough to
     tell "changed" from "unchanged".
+
+    The spec is hashed without recursion, and kept away from kopf's deep copy, as are the
+    managedFields (which mirror the spec's shape, and which kopf drops): the apiserver accepts a
+    spec nested thousands of levels deep, past Python's recursion limit.
     """
 
     def build(self, *, body: Any, extra_fields: Any = None) -> Any:
-        essence = super().build(body=body, extra_fields=extra_fields)
-
-        def digest(value: Any) -> str:
-            return hashlib.sha256(
-                json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-            ).hexdigest()
-
+        raw = dict(body)
+        spec = raw.pop("spec", None)
+        raw["metadata"] = {k: v for k, v in (raw.get("metadata") or {}).items() if k != "managedFields"}
+        essence = super().build(body=kopf.Body(cast(kopf.RawBody, raw)), extra_fields=extra_fields)
         return {
-            "spec-sha256": digest(essence.get("spec")),
-            "metadata-sha256": digest(essence.get("metadata")),
+            "spec-sha256": json_sha256(spec),
+            "metadata-sha256": json_sha256(essence.get("metadata")),
         }
 
 

@@ -136,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
         loop_factory = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         pass
+    # The apiserver accepts JSON nested 10000 levels deep, and kopf's watch parses each event with
+    # json.loads, which recurses once per level: below that, one deep object would stop the operator.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             problem = runner.run(hub_problem(settings))

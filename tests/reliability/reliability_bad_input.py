@@ -16,6 +16,7 @@ import base64
 import copy
 import json
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,34 @@ from hypothesis import strategies as st
 
 from edgeroll.api.common import CONFIG_KEY, DNS1123_SUBDOMAIN, LABEL_KEY, LABEL_VALUE
 from edgeroll.render.errors import json_path
+from edgeroll.render.limits import MAX_DEPTH
 
 SELF = "__self__"
+
+# Deep-nesting cases (issue 11): the apiserver accepts JSON nested up to 10000 levels. A case
+# holds a marker string, `to_json` writes the nesting as text: hypothesis lowers the recursion
+# limit while it draws, and the stdlib json module recurses. The test reads the objects back
+# from `kubectl get -o json`, so give json room (the main thread's 8 MiB stack holds 10000 levels).
+DEEP = (500, 1000, 3000)
+_DEEP_MARKER = re.compile(r'"__deep:(object|list):([0-9]+)__"')
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
+
+
+def deep(kind: str, depth: int) -> str:
+    """A marker for `depth` levels of `{"a": ...}` or `[...]` around a string."""
+    return f"__deep:{kind}:{depth}__"
+
+
+def to_json(document: Any) -> str:
+    """JSON for kubectl (raw UTF-8), with every `deep` marker written out as nested text."""
+
+    def nest(match: re.Match[str]) -> str:
+        depth = int(match.group(2))
+        opening, closing = ('{"a":', "}") if match.group(1) == "object" else ("[", "]")
+        return opening * depth + '"leaf"' + closing * depth
+
+    return _DEEP_MARKER.sub(nest, json.dumps(document, ensure_ascii=False))
+
 
 MINIMAL_COSMO: dict[str, Any] = {
     "version": "0",
@@ -421,6 +448,27 @@ def _signing_absent(draw: st.DrawFn, spec: dict[str, Any]) -> Broken:
 def _signing_absent_key(draw: st.DrawFn, spec: dict[str, Any]) -> Broken:
     spec["signing"]["secretRef"]["key"] = draw(WORD.filter(lambda s: s != "key"))
     return ("spec.signing.secretRef.key",), None
+
+
+@fault("deep.config")
+def _deep_config(draw: st.DrawFn, spec: dict[str, Any]) -> Broken:
+    spec["config"]["engineConfig"]["stringStorage"]["deep"] = deep("object", draw(st.sampled_from(DEEP)))
+    return (f"limit of {MAX_DEPTH} levels",), None
+
+
+@fault("deep.list")
+def _deep_list(draw: st.DrawFn, spec: dict[str, Any]) -> Broken:
+    spec["config"]["subgraphs"].append(deep("list", draw(st.sampled_from(DEEP))))
+    return (f"limit of {MAX_DEPTH} levels",), None
+
+
+@fault("deep.overlay")
+def _deep_overlay(draw: st.DrawFn, spec: dict[str, Any]) -> Broken:
+    marker = deep(draw(st.sampled_from(["object", "list"])), draw(st.sampled_from(DEEP)))
+    spec["overlays"] = [
+        {"clusterSelector": {}, "patch": {"engineConfig": {"stringStorage": {"deep": marker}}}}
+    ]
+    return (f"limit of {MAX_DEPTH} levels",), None
 
 
 def _json_object(text: str) -> bool:

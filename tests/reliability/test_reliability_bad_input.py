@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from operator_e2e_kit import broken_kubeconfig
-from reliability_bad_input import FAULTS, Case, bad_case
+from reliability_bad_input import FAULTS, Case, bad_case, to_json
 from reliability_kit import Reliability, condition, digest_of, figure, variant
 from tests.polling import wait_until
 
@@ -131,7 +131,7 @@ def test_bad_input_is_refused_or_reported_and_the_operator_keeps_going(rel: Reli
                 "-f",
                 "-",
                 # raw UTF-8: YAML refuses the surrogate pairs of json.dumps' \u escapes
-                input="\n---\n".join(json.dumps(d, ensure_ascii=False) for d in chunk),
+                input="\n---\n".join(to_json(d) for d in chunk),
                 check=False,
             )
             names = [d["metadata"]["name"] for d in chunk if d["kind"] == "RouterConfig"]

@@ -37,6 +37,42 @@ def canonical_object(members: Mapping[str, bytes]) -> bytes:
     )
 
 
+class _Raw(bytes):
+    """Bytes to hash as they are, as opposed to a value still to encode."""
+
+
+def json_sha256(value: Any) -> str:
+    """Hex sha256 of `json.dumps(value, sort_keys=True, separators=(",", ":"))`, without recursion.
+
+    Same bytes as json.dumps (ASCII-escaped), so digests stored before stay valid, but with no
+    depth limit: the apiserver accepts objects nested far deeper than Python's recursion limit.
+    """
+    digest = hashlib.sha256()
+    pending: list[Any] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, _Raw):
+            digest.update(item)
+        elif isinstance(item, dict):
+            parts: list[Any] = []
+            for i, key in enumerate(sorted(item)):
+                parts.append(_Raw((b"," if i else b"") + json.dumps(key).encode() + b":"))
+                parts.append(item[key])
+            pending.append(_Raw(b"}"))
+            pending.extend(reversed(parts))
+            pending.append(_Raw(b"{"))
+        elif isinstance(item, list | tuple):
+            pending.append(_Raw(b"]"))
+            for i in reversed(range(len(item))):
+                pending.append(item[i])
+                if i:
+                    pending.append(_Raw(b","))
+            pending.append(_Raw(b"["))
+        else:
+            digest.update(json.dumps(item).encode())
+    return digest.hexdigest()
+
+
 def content_digest(body: bytes) -> str:
     """`sha256:<hex>` of the bytes as served."""
     return DIGEST_PREFIX + hashlib.sha256(body).hexdigest()

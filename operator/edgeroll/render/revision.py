@@ -15,6 +15,7 @@ from edgeroll.api.routerconfig import ConfigFormat, Overlay
 from edgeroll.render.canonical import content_digest, digest_hex
 from edgeroll.render.errors import RenderError
 from edgeroll.render.formats import served_bytes
+from edgeroll.render.limits import MAX_DEPTH, check_depth
 from edgeroll.render.overlays import ClusterFacts, apply_overlays, matching_overlays
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -76,8 +77,13 @@ def decode_config(raw: bytes | str, source: str) -> dict[str, Any]:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RenderError("InvalidConfig", "$", f"not valid JSON: {exc}", source) from exc
+    except RecursionError:  # deeper than Python's json parser goes, far past MAX_DEPTH
+        raise RenderError(
+            "ConfigTooDeep", "$", f"nested deeper than the limit of {MAX_DEPTH} levels", source
+        ) from None
     if not isinstance(doc, dict):
         raise RenderError("InvalidConfig", "$", "the config must be a JSON object", source)
+    check_depth(doc, "$", source)
     return doc
 
 
@@ -101,6 +107,11 @@ def render_set(
     All or nothing: one bad cluster render fails the whole set, so a
     broken change is never half-published.
     """
+    # Before anything recursive; every overlay, matched or not (content_revision encodes them all).
+    # A merge patch result nests no deeper than its target or its patch, so checking both suffices.
+    check_depth(config, "$", source)
+    for i, overlay in enumerate(overlays):
+        check_depth(overlay.patch, f"spec.overlays[{i}].patch")
     try:
         base = make_revision(fmt, config)
     except RenderError as exc:
