@@ -28,7 +28,6 @@ import os
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+from tests.e2e.operator.operator_e2e_kit import _free_port
 from tests.e2e.providers.e2e_provider import ROOT, RunScope, install_chart, uninstall_chart
 from tests.polling import wait_until
 
@@ -141,12 +141,6 @@ def forwarded_port(line: str) -> int | None:
     if not line.startswith("Forwarding from 127.0.0.1:"):
         return None
     return int(line.split("127.0.0.1:", 1)[1].split()[0])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
