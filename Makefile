@@ -11,7 +11,7 @@ export PATH := $(abspath $(VENV))/bin:$(BIN_DIR):$(PATH)
 PYTEST     := $(PY) -m pytest
 
 .PHONY: help setup kind-setup image lint typecheck crds crds-check unit integration e2e e2e-kind reliability test \
-        lab-up lab-down lab-status demo demo-down bench bench-edge bench-publish bench-propagation bench-fanout
+        lab-up lab-down lab-status demo demo-down bench bench-edge bench-publish bench-propagation bench-propagation-kind bench-fanout
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ bench-publish: setup ## render+sign+upload of 2 MB vs bare put_object
 
 bench-propagation: setup ## apply -> every edge serves the new digest, vs a CDN poll loop
 	$(PY) bench/propagation.py
+
+bench-propagation-kind: kind-setup image ## apply -> every real cache pod serves it, through the Service, on kind
+	$(PY) bench/propagation.py --provider kind --updates 10
 
 bench-fanout: setup ## 100 EdgeClusters x 20 RouterConfigs
 	$(PY) bench/fanout.py

@@ -62,6 +62,15 @@ docker_engine() {
   done
 }
 
+# Each kind node's systemd, kubelet and containerd take inotify instances; four nodes use about
+# 105 of the default 128, and a fifth user (kubectl logs -f, a lab) then fails with "too many open
+# files". kind's known-issues page advises 512.
+inotify_instances() {
+  local now; now=$(cat /proc/sys/fs/inotify/max_user_instances)
+  ((now >= 512)) && return
+  as_root sysctl -q -w fs.inotify.max_user_instances=512 || log "could not raise fs.inotify.max_user_instances from $now"
+}
+
 # ---- 2. kind -------------------------------------------------------------------------------------
 
 kind_binary() {
@@ -322,6 +331,7 @@ local_images() {
 main() {
   local path node_image base_image
   step "docker engine" docker_engine
+  step "inotify instances (512)" inotify_instances
   step "kind ${KIND_VERSION}" kind_binary
   if registry_answers; then
     path=stock node_image=$STOCK_NODE_IMAGE base_image=$STOCK_BASE_IMAGE
