@@ -180,7 +180,8 @@ class Edge:
             f"/apis/apps/v1/namespaces/{namespace}/deployments",
             {"fieldSelector": f"metadata.name={self.deployment}"},
         )
-        self.kubeconfig = yaml.safe_load(lab.kubeconfig(cluster).read_text())
+        # Self-contained, as the operator's client accepts only that (no file paths).
+        self.kubeconfig = yaml.safe_load(flattened_kubeconfig(lab, cluster))
         self.kube: KubeClient | None = None
         self.serving: LocalEdgeCache | None = None  # the cache of the current pod spec
         self.spawned = 0
@@ -297,6 +298,33 @@ class Edge:
                 # The rolling update is over for this edge: the old pod goes.
                 await asyncio.to_thread(previous.stop)
                 shutil.rmtree(previous.state_dir, ignore_errors=True)
+
+
+async def start_apply(
+    kubectl: list[str], env: dict[str, str], manifest: str, t0: float
+) -> asyncio.Task[tuple[tuple[bytes, bytes], float]]:
+    """`kubectl apply --server-side` of the manifest, started now; the task gives its output and time,
+    or raises when kubectl fails."""
+    applied = await asyncio.create_subprocess_exec(
+        *kubectl,
+        "apply",
+        "--server-side",
+        "--field-manager=bench",
+        "-f",
+        "-",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+
+    async def finished() -> tuple[bytes, bytes]:
+        out = await applied.communicate(manifest.encode())
+        if applied.returncode != 0:
+            raise RuntimeError(f"kubectl apply failed: {out[1].decode()}")
+        return out
+
+    return asyncio.create_task(timed(finished(), t0))
 
 
 async def timed(job: Awaitable[T], t0: float) -> tuple[T, float]:
@@ -428,28 +456,14 @@ async def measure(args: argparse.Namespace, lab: Lab, work: Path) -> dict[str, A
                 if i > 0 and i % 2 == 1:  # alternate which goes first, so load drifts hit both alike
                     baseline.append(routers.run(i, revision.body))
                 t0 = time.monotonic()
-                applied = await asyncio.create_subprocess_exec(
-                    str(lab.bin_dir / "kubectl"),
-                    "--kubeconfig",
-                    str(lab.kubeconfig("hub")),
-                    "apply",
-                    "--server-side",
-                    "--field-manager=bench",
-                    "-f",
-                    "-",
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.PIPE,
-                    env={**os.environ, **lab.env(), "KUBECACHEDIR": str(lab.paths.kube_cache)},
-                )
-                apply_task = asyncio.create_task(timed(applied.communicate(manifest.encode()), t0))
+                kubectl = [str(lab.bin_dir / "kubectl"), "--kubeconfig", str(lab.kubeconfig("hub"))]
+                env = {**os.environ, **lab.env(), "KUBECACHEDIR": str(lab.paths.kube_cache)}
+                apply_task = await start_apply(kubectl, env, manifest, t0)
                 status_task = asyncio.create_task(status_ready(hub, ns, revision.digest, t0, 120))
                 times = await asyncio.gather(
                     *(e.wait_for_digest(revision.digest, t0, session) for e in edges)
                 )
-                (_, err), apply_s = await apply_task
-                if applied.returncode != 0:
-                    raise RuntimeError(f"kubectl apply failed: {err.decode()}")
+                _, apply_s = await apply_task
                 status_s = await status_task
                 latency = max(t.done_s for t in times)
                 if i == 0:
@@ -1193,24 +1207,10 @@ async def measure_kind(args: argparse.Namespace, kp: Any, provider: Any, work: P
             for edge in edges:
                 edge.expect(revision.digest)
             t0, t0_mono = time.time(), time.monotonic()
-            applied = await asyncio.create_subprocess_exec(
-                *clusters.kubectl_argv("hub"),
-                "apply",
-                "--server-side",
-                "--field-manager=bench",
-                "-f",
-                "-",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                env=env,
-            )
-            apply_task = asyncio.create_task(timed(applied.communicate(manifest.encode()), t0_mono))
+            apply_task = await start_apply(clusters.kubectl_argv("hub"), env, manifest, t0_mono)
             status_task = asyncio.create_task(status_ready(hub, scope.ns, revision.digest, t0_mono, 60))
             await asyncio.gather(*(e.wait_done(300 if i == 0 else 180, with_poller=i > 0) for e in edges))
-            (_, err), apply_s = await apply_task
-            if applied.returncode != 0:
-                raise RuntimeError(f"kubectl apply failed: {err.decode()}")
+            _, apply_s = await apply_task
             status_s = await status_task
             if i == 0:
                 done = max(e.marks["endpoints"] for e in edges) - t0
