@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import mmap
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+# Writes one metric family: name, type, help, and (labels, value) samples.
+Family = Callable[[str, str, str, Iterable[tuple[str, float | int]]], None]
 
 ROUTES: tuple[str, ...] = ("configs", "cosmo", "healthz", "readyz", "metrics", "other")
 CODES: tuple[int, ...] = (200, 304, 400, 401, 404, 405, 408, 413, 414, 431, 500, 501, 503, 505)
@@ -119,6 +122,12 @@ class Metrics:
             for labels, value in samples:
                 out.append(f"{name}{labels} {value}")
 
+        self._counters(family)
+        _gauges(status, now, family)
+        out.append("")
+        return "\n".join(out).encode("utf-8")
+
+    def _counters(self, family: Family) -> None:
         family(
             "edgeroll_cache_requests_total",
             "counter",
@@ -162,34 +171,35 @@ class Metrics:
                 for reason in VERIFY_REASONS
             ),
         )
-        ident = f'namespace="{_esc(status.namespace)}",name="{_esc(status.name)}"'
-        family(
-            "edgeroll_cache_served_config_info",
-            "gauge",
-            "The revision being served (1); absent while nothing verified is loaded.",
-            [(f'{{{ident},digest="{status.served_digest}"}}', 1)] if status.served_digest else [],
-        )
-        family(
-            "edgeroll_cache_wanted_config_info",
-            "gauge",
-            "The revision the operator asked for.",
-            [(f'{{{ident},digest="{status.wanted_digest}"}}', 1)],
-        )
-        family(
-            "edgeroll_cache_ready",
-            "gauge",
-            "1 once the wanted revision is loaded and verified.",
-            [("", 1 if status.ready else 0)],
-        )
-        age_from = status.served_published_at or status.served_loaded_at
-        family(
-            "edgeroll_cache_served_config_age_seconds",
-            "gauge",
-            "Seconds since the served revision was published to S3 (or loaded, if unknown).",
-            [("", round(max(0.0, now - age_from), 3))] if age_from is not None else [],
-        )
-        out.append("")
-        return "\n".join(out).encode("utf-8")
+
+
+def _gauges(status: ServingStatus, now: float, family: Family) -> None:
+    ident = f'namespace="{_esc(status.namespace)}",name="{_esc(status.name)}"'
+    family(
+        "edgeroll_cache_served_config_info",
+        "gauge",
+        "The revision being served (1); absent while nothing verified is loaded.",
+        [(f'{{{ident},digest="{status.served_digest}"}}', 1)] if status.served_digest else [],
+    )
+    family(
+        "edgeroll_cache_wanted_config_info",
+        "gauge",
+        "The revision the operator asked for.",
+        [(f'{{{ident},digest="{status.wanted_digest}"}}', 1)],
+    )
+    family(
+        "edgeroll_cache_ready",
+        "gauge",
+        "1 once the wanted revision is loaded and verified.",
+        [("", 1 if status.ready else 0)],
+    )
+    age_from = status.served_published_at or status.served_loaded_at
+    family(
+        "edgeroll_cache_served_config_age_seconds",
+        "gauge",
+        "Seconds since the served revision was published to S3 (or loaded, if unknown).",
+        [("", round(max(0.0, now - age_from), 3))] if age_from is not None else [],
+    )
 
 
 def _esc(value: str) -> str:

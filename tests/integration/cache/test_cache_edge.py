@@ -31,23 +31,6 @@ from edgeroll.render.signing import sign, verify
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """HOME, TMPDIR and cwd of the cache: it must leave them empty (read-only root filesystem)."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def caches(lab: Any, tmp_path: Path, home: Path) -> Iterator[list[CacheProcess]]:
-    started: list[CacheProcess] = []
-    yield started
-    codes = [cache.stop() for cache in started]
-    assert codes == [0] * len(started), "the cache must exit 0 after draining on SIGTERM"
-    assert list(home.iterdir()) == [], "the cache wrote outside its state dir"
-
-
 @contextlib.contextmanager
 def s3_stopped(lab: Any) -> Iterator[None]:
     lab.stop_s3()

@@ -33,23 +33,6 @@ from edgeroll.render.signing import sign, verify
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """HOME, TMPDIR and cwd of the caches: they must leave them empty."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def caches(lab: Any, home: Path) -> Iterator[list[CacheProcess]]:
-    started: list[CacheProcess] = []
-    yield started
-    codes = [cache.stop() for cache in started]
-    assert codes == [0] * len(started), "the cache must exit 0 after draining on SIGTERM"
-    assert list(home.iterdir()) == [], "the cache wrote outside its state dir"
-
-
 def start_cache(
     caches: list[CacheProcess], lab: Any, wanted: Published, name: str, state: Path, home: Path, **extra: str
 ) -> CacheProcess:

@@ -6,11 +6,13 @@ A plain module with a unique name (tests have no __init__.py, so basenames must 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from edgeroll.cache import cosmo
 from edgeroll.cache.metrics import Metrics, ServingStatus
+from edgeroll.cache.origin import OriginError, OriginObject
 from edgeroll.cache.responses import prepare
 from edgeroll.cache.revision import Revision, verify_revision
 from edgeroll.cache.server import CosmoRoute, HttpConnection, Limits, ServerState
@@ -30,6 +32,21 @@ def config_body(version: str = "v1", size: int = 4000) -> bytes:
             "subgraphs": [],
         }
     )
+
+
+class ScriptedOrigin:
+    """An origin that answers each `get` with the next scripted object, or raises the scripted error."""
+
+    def __init__(self, answers: list[OriginObject | OriginError]) -> None:
+        self.answers: Iterator[OriginObject | OriginError] = iter(answers)
+        self.calls = 0
+
+    def get(self, key: str) -> OriginObject:
+        self.calls += 1
+        answer = next(self.answers)
+        if isinstance(answer, OriginError):
+            raise answer
+        return answer
 
 
 def signed_revision(body: bytes, key: bytes = SIGNING_KEY) -> Revision:

@@ -6,11 +6,10 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cache_testkit import SIGNING_KEY, config_body, signed_revision
+from cache_testkit import SIGNING_KEY, ScriptedOrigin, config_body, signed_revision
 
 from edgeroll.cache.fetcher import Backoff, backoff_delay, fetch_wanted
 from edgeroll.cache.metrics import Metrics
@@ -23,19 +22,6 @@ pytestmark = pytest.mark.unit
 
 FAST = Backoff(initial=0.001, maximum=0.004)
 WANTED = signed_revision(config_body("v2"))
-
-
-class ScriptedOrigin:
-    def __init__(self, answers: list[OriginObject | OriginError]) -> None:
-        self.answers: Iterator[OriginObject | OriginError] = iter(answers)
-        self.calls = 0
-
-    def get(self, key: str) -> OriginObject:
-        self.calls += 1
-        answer = next(self.answers)
-        if isinstance(answer, OriginError):
-            raise answer
-        return answer
 
 
 def good(body: bytes = WANTED.body) -> OriginObject:

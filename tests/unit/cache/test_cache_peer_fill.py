@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cache_testkit import SIGNING_KEY, config_body, signed_revision
+from cache_testkit import SIGNING_KEY, ScriptedOrigin, config_body, signed_revision
 
 from edgeroll.cache.fetcher import Backoff, fetch_wanted
 from edgeroll.cache.metrics import Metrics
@@ -34,19 +34,6 @@ WANTED = signed_revision(config_body("v2"))
 OLDER = signed_revision(config_body("v1"))
 DOWN = OriginError("unreachable", "s3://b/k: origin unreachable (EndpointConnectionError)")
 PEER_URL = "http://edgeroll-ns-router.edge.svc:8080"
-
-
-class ScriptedOrigin:
-    def __init__(self, answers: list[OriginObject | OriginError]) -> None:
-        self.answers: Iterator[OriginObject | OriginError] = iter(answers)
-        self.calls = 0
-
-    def get(self, key: str) -> OriginObject:
-        self.calls += 1
-        answer = next(self.answers)
-        if isinstance(answer, OriginError):
-            raise answer
-        return answer
 
 
 def from_s3(revision: Revision = WANTED) -> OriginObject:
