@@ -19,6 +19,8 @@ import socket
 import subprocess
 import sys
 import urllib.request
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -350,3 +352,45 @@ def broken_kubeconfig(path: Path) -> str:
     cfg = yaml.safe_load(kubeconfig_text(path))
     cfg["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:9"  # nothing listens there
     return str(yaml.safe_dump(cfg))
+
+
+@contextlib.contextmanager
+def running_operator(
+    lab: Lab,
+    log_dir: Path,
+    kind: str,
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
+    with_edges: bool = True,
+) -> Iterator[OperatorE2E]:
+    """An `edgeroll operator` of a run of its own (hub namespace `e2e-<kind>-<run>`, fast loops), with an
+    EdgeCluster per lab edge (flattened kubeconfigs) Ready unless `with_edges` is false; torn down after."""
+    run = uuid.uuid4().hex[:6]
+    ns = f"e2e-{kind}-{run}"
+    prepare_hub(lab, ns)
+    port = _free_port()
+    env = {**operator_env(lab, f"e2e-{run}"), **(extra_env or {})}
+    args = ["--namespace", ns, "--liveness", f"http://127.0.0.1:{port}/healthz"]
+    args += ["--resync-seconds", "5", "--progress-seconds", "1", "--probe-seconds", "2"]
+    args += ["--edge-timeout-seconds", "3", *extra_args]
+    log_path = log_dir / "operator.log"
+    operator = OperatorProcess(env=env, args=args, log_path=log_path, port=port)
+    e2e = OperatorE2E(lab, run, ns, f"e2e-{run}", {}, operator)
+    try:
+        if with_edges:
+            for cluster, path in lab.edge_kubeconfigs.items():
+                name = f"e2e-{run}-{cluster.removeprefix('edge-')}"
+                labels = {**lab.edge_labels[cluster], "tier": "edge", "e2e-run": run}
+                e2e.add_edgecluster(name, labels, kubeconfig_text(path))
+                e2e.edges[cluster] = name
+        operator.start()
+        for name in e2e.edges.values():
+            wait_until(
+                lambda n=name: e2e.edgecluster_ready(n) == "True",  # type: ignore[misc]
+                timeout=60,
+                message=f"EdgeCluster {name} Ready",
+            )
+        yield e2e
+    finally:
+        _teardown(e2e)
+        sys.stderr.write(f"\noperator log: {log_path}\n")

@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_e2e_kit import OperatorE2E, OperatorProcess, _free_port, _teardown, operator_env, prepare_hub
+from operator_e2e_kit import (
+    OperatorE2E,
+    _free_port,
+    operator_env,
+    running_operator,
+)
 from tests.polling import wait_until
 
 from edgeroll.lab import Lab
@@ -34,23 +39,11 @@ def flattened(lab: Lab, cluster: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def hardened(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorE2E]:
-    run = uuid.uuid4().hex[:6]
-    ns = f"e2e-hard-{run}"
-    prepare_hub(lab, ns)
-    port = _free_port()
-    env = operator_env(lab, f"e2e-{run}")
-    env["EDGEROLL_PROBE_HEARTBEAT_SECONDS"] = "1"  # lastProbeTime moves on every probe
-    args = ["--namespace", ns, "--liveness", f"http://127.0.0.1:{port}/healthz"]
-    args += ["--probe-seconds", "2", "--edge-timeout-seconds", "3", "--resync-seconds", "5"]
-    log_path = tmp_path_factory.mktemp("hardened") / "operator.log"
-    operator = OperatorProcess(env=env, args=args, log_path=log_path, port=port)
-    e2e = OperatorE2E(lab, run, ns, f"e2e-{run}", {}, operator)
-    try:
-        operator.start()
+    """No EdgeClusters of its own: each test adds the one it needs. lastProbeTime moves on every probe."""
+    heartbeat = {"EDGEROLL_PROBE_HEARTBEAT_SECONDS": "1"}
+    log_dir = tmp_path_factory.mktemp("hardened")
+    with running_operator(lab, log_dir, "hard", extra_env=heartbeat, with_edges=False) as e2e:
         yield e2e
-    finally:
-        _teardown(e2e)
-        sys.stderr.write(f"\noperator log: {log_path}\n")
 
 
 def edgecluster_status(e2e: OperatorE2E, name: str) -> dict[str, Any]:

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from operator_e2e_kit import (
     OperatorE2E,
-    OperatorProcess,
-    _free_port,
-    _teardown,
     cosmo_config,
-    operator_env,
-    prepare_hub,
+    running_operator,
 )
 from tests.polling import wait_until
 
@@ -38,35 +32,9 @@ EXTRA_IMAGE = "registry.example/edgeroll-cache:approved"
 
 @pytest.fixture(scope="module")
 def policed(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorE2E]:
-    run = uuid.uuid4().hex[:6]
-    ns = f"e2e-pol-{run}"
-    prepare_hub(lab, ns)
-    port = _free_port()
-    env = operator_env(lab, f"e2e-{run}")
-    args = ["--namespace", ns, "--liveness", f"http://127.0.0.1:{port}/healthz"]
-    args += ["--probe-seconds", "2", "--edge-timeout-seconds", "3", "--resync-seconds", "5"]
-    args += ["--allowed-cache-image", EXTRA_IMAGE]
-    log_path = tmp_path_factory.mktemp("policed") / "operator.log"
-    operator = OperatorProcess(env=env, args=args, log_path=log_path, port=port)
-    e2e = OperatorE2E(lab, run, ns, f"e2e-{run}", {}, operator)
-    try:
-        for cluster in lab.edge_kubeconfigs:
-            name = f"e2e-{run}-{cluster.removeprefix('edge-')}"
-            labels = {**lab.edge_labels[cluster], "tier": "edge", "e2e-run": run}
-            kubeconfig = lab.kubectl(cluster, "config", "view", "--raw", "--flatten", "--minify").stdout
-            e2e.add_edgecluster(name, labels, kubeconfig)
-            e2e.edges[cluster] = name
-        operator.start()
-        for name in e2e.edges.values():
-            wait_until(
-                lambda n=name: e2e.edgecluster_ready(n) == "True",  # type: ignore[misc]
-                timeout=60,
-                message=f"EdgeCluster {name} Ready",
-            )
+    extra = ["--allowed-cache-image", EXTRA_IMAGE]
+    with running_operator(lab, tmp_path_factory.mktemp("policed"), "pol", extra_args=extra) as e2e:
         yield e2e
-    finally:
-        _teardown(e2e)
-        sys.stderr.write(f"\noperator log: {log_path}\n")
 
 
 def _stalled(ops: OperatorE2E, name: str) -> dict[str, Any]:
