@@ -33,7 +33,7 @@ FORBIDDEN = re.compile(r"forbidden|(?<![,.\w])403(?!\w)", re.IGNORECASE)
 NOT_OURS = re.compile(r"exceeded quota")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Fleet:
     """The session's world: a provider, the chart installed for one run, an operator, three EdgeClusters."""
 
@@ -41,6 +41,9 @@ class Fleet:
     scope: RunScope
     e2e: OperatorE2E  # kubectl, status and S3 helpers of the operator suite; e2e.edges: edge -> EdgeCluster
     work: Path
+    # Where the RBAC check of the operator log stops: set by a scenario that uninstalls the chart,
+    # since helm deletes the RBAC while the operator pod is still shutting down.
+    rbac_checked_until: int | None = None
 
     def edgecluster(self, edge: str) -> str:
         return self.e2e.edges[edge]
