@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make demo` / `make demo-down`: the whole job on the local lab.
 #   up:   lab -> chart (CRDs, RBAC, ServiceAccount) -> operator as a local process under the
-#         chart's ServiceAccount token -> example EdgeClusters and RouterConfigs -> Ready ->
-#         fetch from a real edge cache process per edge.
+#         chart's ServiceAccount token, watching every namespace as a default install does ->
+#         example EdgeClusters and RouterConfigs -> Ready -> fetch from a real edge cache process per edge.
 #   down: stop the demo operator, then the lab.
 # Idempotent: a second `up` reuses what runs.
 set -euo pipefail
@@ -36,9 +36,15 @@ up() {
 
   echo "demo: installing the chart's CRDs, RBAC and ServiceAccount into the hub"
   "$kubectl" create namespace "$TEAM_NS" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+  # Signing Secrets are readable in secretNamespaces only: storefront, plus any namespace added since
+  # with `helm upgrade --reuse-values` (see the hint at the end), which a second `up` keeps.
+  local secret_ns
+  secret_ns=$({ HELM_CACHE_HOME=$DEMO/helm "$helm" get values edgeroll -n "$SYSTEM_NS" -o json 2>/dev/null || true; } \
+    | "$PY" -c 'import json, sys; t = sys.stdin.read().strip(); v = (json.loads(t) if t else None) or {}
+print(",".join(dict.fromkeys([sys.argv[1], *(v.get("secretNamespaces") or [])])))' "$TEAM_NS")
   HELM_CACHE_HOME=$DEMO/helm "$helm" upgrade --install edgeroll charts/edgeroll -n "$SYSTEM_NS" --create-namespace \
     --set deployOperator=false --set s3.bucket="$EDGEROLL_S3_BUCKET" --set s3.endpoint="$EDGEROLL_S3_ENDPOINT" \
-    --set "secretNamespaces={$TEAM_NS}" --wait >/dev/null
+    --set "secretNamespaces={$secret_ns}" --wait >/dev/null
 
   # The operator runs here as a process, but with exactly the chart's permissions: a kubeconfig
   # that carries a token of the chart's ServiceAccount, not the lab's admin certificate.
@@ -80,8 +86,11 @@ YAML
     echo "demo: starting the operator (log: .demo/operator.log)"
     local port
     port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    # The lab's S3 has one identity: the caches share the operator's key, allowed in development only.
     EDGEROLL_HUB_KUBECONFIG=$DEMO/operator.kubeconfig KUBECONFIG=$DEMO/operator.kubeconfig \
-      nohup "$EDGEROLL" operator --namespace "$TEAM_NS" --liveness "http://127.0.0.1:$port/healthz" \
+      EDGEROLL_EDGE_S3_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
+      EDGEROLL_ALLOW_SHARED_EDGE_KEY=true \
+      nohup "$EDGEROLL" operator --all-namespaces --liveness "http://127.0.0.1:$port/healthz" \
       >>"$DEMO/operator.log" 2>&1 &
     echo $! > "$DEMO/operator.pid"
     echo "$port" > "$DEMO/operator.port"
@@ -104,6 +113,10 @@ demo: done in $((SECONDS - t0))s. Try an update:
   kubectl -n $TEAM_NS patch rtc edge-flags --type merge -p '{"spec":{"config":{"banner":"Flash sale"}}}'
   kubectl -n $TEAM_NS wait --for=condition=Ready rtc/edge-flags && kubectl get rtc -A
   .venv/bin/python -m edgeroll.lab.pod_runner $TEAM_NS edge-flags
+The operator watches every namespace, but reads signing Secrets only in secretNamespaces
+($secret_ns). For a RouterConfig in your own namespace, say team-a (until then it is Stalled, SecretForbidden):
+  kubectl create namespace team-a
+  helm upgrade edgeroll charts/edgeroll -n $SYSTEM_NS --reuse-values --set 'secretNamespaces={$secret_ns,team-a}'
 Stop everything with: make demo-down
 TXT
 }

@@ -24,6 +24,7 @@ _FLAG_ENV = {
     "s3_prefix": "EDGEROLL_S3_PREFIX",
     "cache_image": "EDGEROLL_CACHE_IMAGE",
     "allowed_cache_image": "EDGEROLL_ALLOWED_CACHE_IMAGES",
+    "allow_shared_edge_key": "EDGEROLL_ALLOW_SHARED_EDGE_KEY",
     "hub_kubeconfig": "EDGEROLL_HUB_KUBECONFIG",
     "resync_seconds": "EDGEROLL_RESYNC_SECONDS",
     "progress_seconds": "EDGEROLL_PROGRESS_SECONDS",
@@ -63,6 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IMAGE",
         help="an image a RouterConfig may set in spec.cache.image (repeatable; "
         "EDGEROLL_ALLOWED_CACHE_IMAGES, comma-separated); the default cache image is always allowed",
+    )
+    parser.add_argument(
+        "--allow-shared-edge-key",
+        action="store_true",
+        default=None,  # unset: the environment decides
+        help="development only: let the edge caches' S3 key be the operator's own "
+        "(EDGEROLL_ALLOW_SHARED_EDGE_KEY=true)",
     )
     parser.add_argument(
         "--resync-seconds", type=float, help="full resync period (EDGEROLL_RESYNC_SECONDS, 60)"
@@ -113,6 +121,11 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"edgeroll operator: {exc}", file=sys.stderr)
         return 2
+    if settings.allow_shared_edge_key:
+        logging.getLogger("edgeroll.operator").warning(
+            "EDGEROLL_ALLOW_SHARED_EDGE_KEY is set: the edge caches may be given the operator's own S3 key, "
+            "which can write and delete revisions; for development only"
+        )
     if settings.hub_kubeconfig:
         # kopf logs in through KUBECONFIG; our own hub client reads the same file.
         os.environ["KUBECONFIG"] = settings.hub_kubeconfig

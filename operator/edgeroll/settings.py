@@ -1,7 +1,8 @@
 """Operator settings: flags over environment over defaults, in one frozen object.
 
 Secrets (S3 credentials handed to the edges) are kept out of `repr`, so a
-logged settings object never leaks them.
+logged settings object never leaks them. The edges never get the operator's own
+(read/write/delete) key: their key is separate, or absent (workload identity).
 """
 
 from __future__ import annotations
@@ -30,12 +31,19 @@ class S3Settings:
 
 @dataclass(frozen=True)
 class EdgeS3Credentials:
-    """What the edge caches get: read-only S3 credentials and the endpoint they reach."""
+    """What the edge caches get: a read-only S3 key and the endpoint they reach.
 
-    access_key_id: str = field(repr=False)
-    secret_access_key: str = field(repr=False)
+    No key (both None): the caches use the default AWS credential chain of their pod (workload identity).
+    """
+
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
     endpoint: str | None = None
     region: str | None = None
+
+    @property
+    def static(self) -> bool:
+        return self.access_key_id is not None and self.secret_access_key is not None
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class OperatorSettings:
     cache_image: str = DEFAULT_CACHE_IMAGE
     # Images a RouterConfig may set in spec.cache.image, besides `cache_image` (always allowed).
     allowed_cache_images: tuple[str, ...] = ()
+    # Development only: the edges' key may be the operator's own (one-identity S3 servers in the lab).
+    allow_shared_edge_key: bool = False
     hub_kubeconfig: str | None = None
     # Full reconcile (drift check, publish verification) of every RouterConfig this often.
     resync_seconds: float = 60.0
@@ -80,6 +90,36 @@ def _images(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return images
 
 
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "false", "0", "no"):
+        return False
+    if raw in ("true", "1", "yes"):
+        return True
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _edge_key(env: Mapping[str, str], allow_shared: bool) -> tuple[str | None, str | None]:
+    """The edges' static key, or (None, None) for workload identity. Never the operator's key unless
+    `allow_shared`: the caches in every edge cluster would hold a key that can write and delete."""
+    ids = ("EDGEROLL_EDGE_S3_ACCESS_KEY_ID", "EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY")
+    access, secret = (env.get(n, "").strip() or None for n in ids)
+    if (access is None) != (secret is None):
+        missing, given = ids if access is None else ids[::-1]
+        raise SettingsError(
+            f"{missing} is required with {given}; set both for a static edge key, "
+            "or neither for workload identity"
+        )
+    operator_key = env.get("AWS_ACCESS_KEY_ID", "").strip()
+    if access is not None and access == operator_key and not allow_shared:
+        raise SettingsError(
+            "EDGEROLL_EDGE_S3_ACCESS_KEY_ID equals AWS_ACCESS_KEY_ID: the edge caches would get the "
+            "operator's read/write key; give them a separate read-only key, or set "
+            "EDGEROLL_ALLOW_SHARED_EDGE_KEY=true (development only)"
+        )
+    return access, secret
+
+
 def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
     env = os.environ if env is None else env
 
@@ -96,13 +136,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         prefix=(env.get("EDGEROLL_S3_PREFIX", DEFAULT_S3_PREFIX) or "").strip().strip("/"),
         region=region,
     )
-    access = opt("EDGEROLL_EDGE_S3_ACCESS_KEY_ID") or opt("AWS_ACCESS_KEY_ID")
-    secret = opt("EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY") or opt("AWS_SECRET_ACCESS_KEY")
-    if not access or not secret:
-        raise SettingsError(
-            "edge S3 credentials are required: set EDGEROLL_EDGE_S3_ACCESS_KEY_ID and "
-            "EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY (read-only), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-        )
+    allow_shared = _bool(env, "EDGEROLL_ALLOW_SHARED_EDGE_KEY")
+    access, secret = _edge_key(env, allow_shared)
     edge_s3 = EdgeS3Credentials(
         access_key_id=access,
         secret_access_key=secret,
@@ -114,6 +149,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         edge_s3=edge_s3,
         cache_image=opt("EDGEROLL_CACHE_IMAGE") or DEFAULT_CACHE_IMAGE,
         allowed_cache_images=_images(env, "EDGEROLL_ALLOWED_CACHE_IMAGES"),
+        allow_shared_edge_key=allow_shared,
         hub_kubeconfig=opt("EDGEROLL_HUB_KUBECONFIG") or opt("KUBECONFIG"),
         resync_seconds=_float(env, "EDGEROLL_RESYNC_SECONDS", 60.0),
         progress_seconds=_float(env, "EDGEROLL_PROGRESS_SECONDS", 2.0),

@@ -22,7 +22,9 @@ from edgeroll.lab.state import (
     parse_edge_kubeconfigs,
     parse_state,
     render_env_file,
+    shared_edge_key_environment,
 )
+from edgeroll.settings import settings_from_env
 
 pytestmark = pytest.mark.unit
 
@@ -92,6 +94,15 @@ def test_environment_has_the_contract_variables() -> None:
     assert env["AWS_ACCESS_KEY_ID"] == "edgeroll-lab"
     assert env["AWS_SECRET_ACCESS_KEY"] == "s3cr3t'$(rm -rf)"
     assert env["AWS_DEFAULT_REGION"] == "us-east-1"
+
+
+def test_an_operator_on_the_lab_shares_its_key_only_with_the_development_flag() -> None:
+    env = lab_environment(_state())
+    shared = shared_edge_key_environment(env)
+    assert shared["EDGEROLL_EDGE_S3_ACCESS_KEY_ID"] == env["AWS_ACCESS_KEY_ID"]
+    assert shared["EDGEROLL_ALLOW_SHARED_EDGE_KEY"] == "true"
+    settings = settings_from_env({**env, **shared})
+    assert settings.allow_shared_edge_key and settings.edge_s3.access_key_id == "edgeroll-lab"
 
 
 def test_environment_needs_s3() -> None:

@@ -31,6 +31,12 @@ app.kubernetes.io/component: operator
 {{- else if .Values.s3.accessKeyId -}}{{ include "edgeroll.fullname" . }}-s3{{- end -}}
 {{- end -}}
 
+{{/* The Secret with the edge caches' key (EDGEROLL_EDGE_S3_*); empty: workload identity. */}}
+{{- define "edgeroll.s3EdgeSecretName" -}}
+{{- if .Values.s3.edgeCredentialsSecret -}}{{ .Values.s3.edgeCredentialsSecret }}
+{{- else if or .Values.s3.edgeAccessKeyId .Values.s3.edgeSecretAccessKey -}}{{ include "edgeroll.fullname" . }}-s3-edge{{- end -}}
+{{- end -}}
+
 {{/* Namespaces whose Secrets the operator may read: the release namespace plus .Values.secretNamespaces. */}}
 {{- define "edgeroll.secretNamespaces" -}}
 {{- $ns := list .Release.Namespace -}}

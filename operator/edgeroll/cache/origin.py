@@ -67,7 +67,7 @@ class S3Origin:
         return self._client
 
     def get(self, key: str) -> OriginObject:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         where = f"s3://{self.bucket}/{key}"
         try:
@@ -89,6 +89,11 @@ class S3Origin:
             ):
                 raise OriginError("denied", f"{where}: access denied ({code or status})") from None
             raise OriginError("error", f"{where}: S3 error {code or status}") from None
+        except NoCredentialsError:
+            # No static key and no workload identity: boto3's default chain found nothing to sign with.
+            raise OriginError(
+                "denied", f"{where}: no S3 credentials (no AWS_* key, workload identity or instance role)"
+            ) from None
         except BotoCoreError as exc:
             # Connection refused, timeouts, DNS: the class name is enough and carries no secrets.
             raise OriginError("unreachable", f"{where}: origin unreachable ({type(exc).__name__})") from None

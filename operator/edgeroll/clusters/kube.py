@@ -72,7 +72,7 @@ class KubeApi(Protocol):
 
     async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]: ...
 
-    async def delete(self, ref: ObjectRef) -> bool: ...
+    async def delete(self, ref: ObjectRef, uid: str | None = None) -> bool: ...
 
     async def version(self) -> str: ...
 
@@ -279,9 +279,13 @@ class KubeClient:
         )
         return dict(result)
 
-    async def delete(self, ref: ObjectRef) -> bool:
+    async def delete(self, ref: ObjectRef, uid: str | None = None) -> bool:
+        """Delete `ref`; with `uid`, only that very object (409 if it was replaced since read)."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
         try:
-            await self._call("DELETE", object_path(ref), body={"propagationPolicy": "Background"})
+            await self._call("DELETE", object_path(ref), body=body)
         except KubeApiError as exc:
             if exc.status == 404:
                 return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -128,6 +129,16 @@ def lab_environment(state: LabState) -> dict[str, str]:
         "KUBECONFIG": str(hub.kubeconfig),
         # kubectl's and helm's discovery cache, kept out of ~/.kube.
         "KUBECACHEDIR": str(state.root / ".lab" / "kube-cache"),
+    }
+
+
+def shared_edge_key_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """What an operator on the lab needs for its edge caches: the lab's S3 server has one identity, so the
+    caches get the operator's own key, which the operator accepts only with the development flag."""
+    return {
+        "EDGEROLL_EDGE_S3_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
+        "EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"],
+        "EDGEROLL_ALLOW_SHARED_EDGE_KEY": "true",
     }
 
 

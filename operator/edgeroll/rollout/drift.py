@@ -12,6 +12,13 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from edgeroll.rollout.resources import SECRET_ACCESS_KEY_ID, SECRET_SECRET_ACCESS_KEY
+
+# Edge Secret keys only the operator writes. One it stopped sending (the S3 key, once the caches use
+# workload identity) must not linger there: it is drift, and the server-side apply drops what our field
+# manager no longer sends.
+_DROPPED_SECRET_KEYS = (SECRET_ACCESS_KEY_ID, SECRET_SECRET_ACCESS_KEY)
+
 _SUFFIXES = {
     "Ki": Decimal(2) ** 10,
     "Mi": Decimal(2) ** 20,
@@ -87,5 +94,10 @@ def drifted(desired: dict[str, Any], live: dict[str, Any] | None) -> str | None:
     """Why `live` needs an apply: "missing", a field path, or None when it is in sync."""
     if live is None:
         return "missing"
+    if desired.get("kind") == "Secret":
+        sent, held = desired.get("data") or {}, live.get("data") or {}
+        for key in _DROPPED_SECRET_KEYS:
+            if key in held and key not in sent:
+                return f"data.{key}"
     body = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")}
     return first_difference(body, live)

@@ -3,6 +3,7 @@
 Nothing is written when the live objects already hold what we want, so a
 resync at steady state costs reads only. A hand-edited field shows up as a
 difference and is put back (force-apply takes the field back from the editor).
+Nothing is written over, nor deleted, that another owner holds (ownership.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from edgeroll.clusters.kube import KubeApi, KubeApiError
 from edgeroll.clusters.objects import ObjectRef, ref_of
 from edgeroll.rollout.drift import drifted
+from edgeroll.rollout.ownership import EdgeObjectConflict, Owner, ownership_conflict
 from edgeroll.rollout.resources import namespace_manifest
 
 log = logging.getLogger(__name__)
@@ -58,20 +60,29 @@ async def ensure_edge(
     *,
     live_deployment: dict[str, Any] | None,
     check_all: bool,
+    owner: Owner,
 ) -> EnsureResult:
     """Make the edge objects match `manifests` (the Deployment last).
 
     `live_deployment` is the Deployment as just observed. Without `check_all`
     (a progress check), the other objects are assumed intact and only the
-    Deployment is compared: no extra reads.
+    Deployment is compared: no extra reads. Raises EdgeObjectConflict, having
+    written nothing over it, when an object in the way is not `owner`'s.
     """
     *others, deployment = manifests
     namespace = deployment["metadata"]["namespace"]
     changes: list[Change] = []
+    conflict = ownership_conflict(ref_of(deployment), live_deployment, owner)
+    if conflict is not None:
+        raise EdgeObjectConflict(conflict)
     if check_all or live_deployment is None:
         for manifest in others:
             ref = ref_of(manifest)
-            why = drifted(dict(manifest), await api.get(ref))
+            live = await api.get(ref)
+            conflict = ownership_conflict(ref, live, owner)
+            if conflict is not None:
+                raise EdgeObjectConflict(conflict)
+            why = drifted(dict(manifest), live)
             if why is not None:
                 await _apply_in_namespace(api, manifest, namespace)
                 changes.append(Change(ref, why))
@@ -83,10 +94,56 @@ async def ensure_edge(
     return EnsureResult(applied, changes)
 
 
-async def remove_edge(api: KubeApi, refs: Sequence[ObjectRef]) -> list[ObjectRef]:
-    """Delete the edge objects (Deployment first); returns those that existed."""
-    removed = []
+async def remove_edge(
+    api: KubeApi, refs: Sequence[ObjectRef], owner: Owner
+) -> tuple[list[ObjectRef], list[str]]:
+    """Delete those of `refs` that `owner` owns (Deployment first).
+
+    Returns what was deleted, and why each object that exists but is another's was kept. The delete
+    carries the uid just read, so an object replaced in between is not deleted either.
+    """
+    removed: list[ObjectRef] = []
+    kept: list[str] = []
     for ref in refs:
-        if await api.delete(ref):
+        live = await api.get(ref)
+        if live is None:
+            continue
+        conflict = ownership_conflict(ref, live, owner)
+        if conflict is not None:
+            kept.append(conflict)
+            continue
+        try:
+            deleted = await api.delete(ref, uid=(live.get("metadata") or {}).get("uid"))
+        except KubeApiError as exc:
+            if exc.status != 409:
+                raise
+            kept.append(f"{ref} was replaced while being removed; looked at again on the next pass")
+            continue
+        if deleted:
             removed.append(ref)
-    return removed
+    return removed, kept
+
+
+async def retire_legacy(
+    api: KubeApi, legacy: Sequence[ObjectRef], alias: Mapping[str, Any], owner: Owner
+) -> list[Change]:
+    """Move `owner` off the objects of its edgeroll 0.1 name, once its current pods serve.
+
+    The legacy Service is re-pointed at the current pods and kept (routers may have its URL in
+    their config; it goes with the RouterConfig), then the legacy Deployment, Secret and
+    ServiceAccount are deleted. Objects of that name that are not `owner`'s are never touched: with
+    the old names, another RouterConfig may hold them.
+    """
+    if not legacy:
+        return []
+    deployment, service, *rest = legacy
+    changes: list[Change] = []
+    live_service = await api.get(service)
+    if live_service is not None and ownership_conflict(service, live_service, owner) is None:
+        why = drifted(dict(alias), live_service)  # also after retirement: the port may change
+        if why is not None:
+            await api.apply(alias)
+            changes.append(Change(service, f"kept as an alias ({why})"))
+    removed, _ = await remove_edge(api, [deployment, *rest], owner)
+    changes += [Change(ref, "retired (legacy name)") for ref in removed]
+    return changes

@@ -38,9 +38,10 @@ from edgeroll.render.overlays import ClusterFacts
 from edgeroll.render.revision import decode_binary_data, decode_config, render_set
 from edgeroll.render.signing import signing_key_problem
 from edgeroll.rollout.commands import parse_commands
-from edgeroll.rollout.executor import ensure_edge, remove_edge
+from edgeroll.rollout.executor import ensure_edge, remove_edge, retire_legacy
 from edgeroll.rollout.health import DeploymentHealth, phase_for, read_health
 from edgeroll.rollout.image_policy import allowed_cache_images, cache_image_problem
+from edgeroll.rollout.ownership import CONFLICT_REASON, EdgeObjectConflict, Owner, ownership_conflict
 from edgeroll.rollout.planner import (
     ApplyRevision,
     ClusterAction,
@@ -55,11 +56,17 @@ from edgeroll.rollout.planner import (
 )
 from edgeroll.rollout.resources import (
     ANNOTATION_LAST_GOOD,
+    NAMESPACE_EDGE_S3_SECRET,
+    SECRET_ACCESS_KEY_ID,
+    SECRET_SECRET_ACCESS_KEY,
     EdgeCacheParams,
     EdgeS3,
+    S3Key,
     deployment_ref,
     edge_manifests,
     edge_refs,
+    legacy_alias_service,
+    legacy_refs,
 )
 from edgeroll.rollout.status import (
     ClusterReport,
@@ -104,6 +111,10 @@ class RouterConfigObject:
     deleting: bool = False  # deletionTimestamp is set: only the finalizer may act
     annotations: Mapping[str, str] = field(default_factory=dict)  # rollout commands (rollout/commands.py)
 
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.namespace, self.name, self.uid)
+
 
 # Persists the status as planned (status.rollout with the clusters' phases), then posts the plan's
 # events, before the plan's actions run.
@@ -121,6 +132,7 @@ class DesiredState:
     revisions: Mapping[str, DesiredRevision]  # cluster -> revision
     signing_key: bytes = field(repr=False)
     revision: str = ""  # content id of what is rolled out (content_revision)
+    edge_key: S3Key | None = field(default=None, repr=False)  # the namespace's own; None: the global one
 
 
 @dataclass
@@ -167,6 +179,7 @@ class _ClusterWork:
     view: ClusterPlan | None = None  # the planner's view of a target: phase, wave, wanted digest, message
     prev_digest: str | None = None  # what status said it ran (when it cannot be read now)
     prev_phase: ClusterPhase | None = None
+    conflict: str | None = None  # an edge object in the way belongs to another owner (ownership.py)
 
 
 def _why(exc: ValidationError) -> str:
@@ -291,6 +304,8 @@ class Reconciler:
         self._bad_commands: dict[tuple[str, str], frozenset[str]] = {}
         # Status fields that did not parse, per object, already reported (one event per set).
         self._bad_status: dict[tuple[str, str], frozenset[str]] = {}
+        # Objects (namespace, name, uid) whose caches this process has looked for in every EdgeCluster.
+        self._holders_found: set[tuple[str, str, str]] = set()
 
     # ---- fingerprints -----------------------------------------------------------------------------
 
@@ -311,10 +326,20 @@ class Reconciler:
 
     # ---- gathering ----------------------------------------------------------------------------------
 
-    async def _hub_get(self, ref: ObjectRef) -> dict[str, Any] | None:
+    async def _hub_get(self, ref: ObjectRef, field: str) -> dict[str, Any] | None:
         try:
             return await self.hub.get(ref)
-        except (ClusterUnreachable, KubeApiError) as exc:
+        except KubeApiError as exc:
+            if exc.status == 403:  # RBAC, not a blip: no retry helps until an administrator grants it
+                where = f"{ref.kind} {ref.namespace}/{ref.name}"
+                if ref.kind == "Secret":  # the chart grants Secrets only in these namespaces
+                    fix = f"add {ref.namespace} to the chart's secretNamespaces"
+                else:  # the chart's ClusterRole grants ConfigMaps everywhere: RBAC was changed by hand
+                    fix = f"grant the operator get on {ref.kind.lower()}s in {ref.namespace}"
+                message = f"the operator may not read {where} (403): {fix} ({field})"
+                raise _Stall(f"{ref.kind}Forbidden", message) from None
+            raise _Transient("HubReadFailed", f"reading {ref}: {exc}") from None
+        except ClusterUnreachable as exc:
             raise _Transient("HubReadFailed", f"reading {ref}: {exc}") from None
 
     async def _config(self, namespace: str, spec: RouterConfigSpec) -> tuple[dict[str, Any], str]:
@@ -323,7 +348,9 @@ class Reconciler:
         assert spec.config_from is not None  # the CRD's CEL rule guarantees one of the two
         ref = spec.config_from.config_map_key_ref
         source = f"ConfigMap {namespace}/{ref.name} key {ref.key}"
-        cm = await self._hub_get(ObjectRef("v1", "ConfigMap", namespace, ref.name))
+        cm = await self._hub_get(
+            ObjectRef("v1", "ConfigMap", namespace, ref.name), "spec.configFrom.configMapKeyRef"
+        )
         if cm is None:
             raise _Stall(
                 "ConfigMapNotFound", f"{source}: ConfigMap not found (spec.configFrom.configMapKeyRef)"
@@ -341,7 +368,7 @@ class Reconciler:
     async def _signing_key(self, namespace: str, spec: RouterConfigSpec) -> bytes:
         ref = spec.signing.secret_ref
         where = f"Secret {namespace}/{ref.name}"
-        secret = await self._hub_get(ObjectRef("v1", "Secret", namespace, ref.name))
+        secret = await self._hub_get(ObjectRef("v1", "Secret", namespace, ref.name), "spec.signing.secretRef")
         if secret is None:
             raise _Stall("SigningKeyNotFound", f"{where} not found (spec.signing.secretRef)")
         value = (secret.get("data") or {}).get(ref.key)
@@ -358,6 +385,43 @@ class Reconciler:
             raise _Stall("InvalidSigningKey", f"{where} key {ref.key!r} {problem} (spec.signing.secretRef)")
         return key
 
+    async def _namespace_edge_key(self, namespace: str) -> S3Key | None:
+        """The S3 key of this namespace's caches from its Secret NAMESPACE_EDGE_S3_SECRET; None when
+        there is none (404): the caches get the operator's edge key. Messages name keys, never values.
+
+        A 403 is not taken for "none": the signing Secret of the same namespace was just read, and the
+        chart grants get on every Secret of a namespace or none, so a 403 here is RBAC narrowed by hand.
+        Falling back would hand the tenant's caches the global key, which reads every namespace's
+        configs: `_hub_get` stalls the RouterConfig instead (SecretForbidden)."""
+        ref = ObjectRef("v1", "Secret", namespace, NAMESPACE_EDGE_S3_SECRET)
+        where = f"Secret {namespace}/{NAMESPACE_EDGE_S3_SECRET}"
+        try:
+            secret = await self._hub_get(ref, "the namespace's edge S3 key")
+        except _Stall as stall:  # 403: secretNamespaces is not what is missing here
+            message = (
+                f"the operator may not read {where} (403) though it read the signing Secret there: grant it "
+                "get on that Secret (the namespace's edge S3 key is never skipped)"
+            )
+            raise _Stall(stall.problem.reason, message) from None
+        if secret is None:
+            return None
+        data = secret.get("data") or {}
+        values: list[str] = []
+        for key in (SECRET_ACCESS_KEY_ID, SECRET_SECRET_ACCESS_KEY):
+            if key not in data:
+                raise _Stall("InvalidEdgeCredentials", f"{where} has no key {key!r}")
+            try:
+                value = base64.b64decode(data[key], validate=True).decode("utf-8").strip()
+            except (TypeError, ValueError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+                problem = f"{where} key {key!r} is not base64 UTF-8 text"
+                raise _Stall("InvalidEdgeCredentials", problem) from None
+            if not value:
+                raise _Stall("InvalidEdgeCredentials", f"{where} key {key!r} is empty")
+            if any(c.isspace() or not c.isprintable() for c in value):  # it becomes an env value
+                raise _Stall("InvalidEdgeCredentials", f"{where} key {key!r} is not a single-word key")
+            values.append(value)
+        return S3Key(values[0], values[1])
+
     async def _desired(
         self, obj: RouterConfigObject, spec: RouterConfigSpec, targets: list[EdgeClusterInfo], fp: str
     ) -> tuple[DesiredState, list[EventNote]]:
@@ -367,6 +431,7 @@ class Reconciler:
             raise _Stall("CacheImageNotAllowed", image_problem)
         config, source = await self._config(obj.namespace, spec)
         signing_key = await self._signing_key(obj.namespace, spec)
+        edge_key = await self._namespace_edge_key(obj.namespace)  # before anything is published
         facts = [ClusterFacts(t.name, dict(t.labels)) for t in targets]
         try:
             rendered = render_set(spec.format, config, spec.overlays, facts, source)
@@ -412,6 +477,7 @@ class Reconciler:
             revisions=per_cluster,
             signing_key=signing_key,
             revision=content_revision(spec, rendered.base.digest),
+            edge_key=edge_key,
         )
         return desired, events
 
@@ -445,6 +511,14 @@ class Reconciler:
             message = f"reading the edge Deployment: {exc}"
             state = ClusterState(name, True, paused, labels=labels, message=message)
             return _ClusterWork(name, info, state, api=None)
+        ref = deployment_ref(obj.namespace, obj.name, info.spec.namespace)
+        conflict = ownership_conflict(ref, live, obj.owner)
+        if conflict is not None:
+            # Not ours: its health and last-good digest say nothing, and nothing may be applied there;
+            # the planner holds it as it holds a cluster it cannot reach (the policy says whether that
+            # blocks the wave), and the RouterConfig is Stalled naming the owner.
+            state = ClusterState(name, False, paused, labels=labels, message=conflict)
+            return _ClusterWork(name, info, state, api=api, conflict=conflict)
         health = read_health(live) if live is not None else None
         annotations = (live or {}).get("metadata", {}).get("annotations") or {}
         state = ClusterState(
@@ -462,9 +536,13 @@ class Reconciler:
     ) -> EdgeCacheParams:
         assert info.spec is not None
         spec, s3 = desired.spec, self.settings
+        access, secret = s3.edge_s3.access_key_id, s3.edge_s3.secret_access_key
+        if desired.edge_key is not None:  # the namespace's own key replaces the global one
+            access, secret = desired.edge_key.access_key_id, desired.edge_key.secret_access_key
         return EdgeCacheParams(
             rc_namespace=obj.namespace,
             rc_name=obj.name,
+            rc_uid=obj.uid,
             cluster=info.name,
             namespace=info.spec.namespace,
             digest=rev.digest,
@@ -475,8 +553,8 @@ class Reconciler:
                 bucket=s3.s3.bucket,
                 endpoint=s3.edge_s3.endpoint,
                 region=s3.edge_s3.region,
-                access_key_id=s3.edge_s3.access_key_id,
-                secret_access_key=s3.edge_s3.secret_access_key,
+                access_key_id=access,
+                secret_access_key=secret,
             ),
             image=spec.cache.image or s3.cache_image,
             replicas=spec.cache.replicas,
@@ -522,13 +600,21 @@ class Reconciler:
         """Make the edge objects carry `rev`; None when the cluster could not be written (reported)."""
         assert work.api is not None and work.info is not None
         health = work.state.health
+        params = self._params(obj, desired, work.info, rev, last_good)
         try:
             result = await ensure_edge(
-                work.api,
-                edge_manifests(self._params(obj, desired, work.info, rev, last_good)),
-                live_deployment=work.live,
-                check_all=full,
+                work.api, edge_manifests(params), live_deployment=work.live, check_all=full, owner=obj.owner
             )
+            after = read_health(result.deployment)
+            if full and phase_for(after, rev.digest)[0] is ClusterPhase.READY:
+                legacy = legacy_refs(obj.namespace, obj.name, params.namespace)
+                result.changes.extend(
+                    await retire_legacy(work.api, legacy, legacy_alias_service(params), obj.owner)
+                )
+        except EdgeObjectConflict as exc:
+            work.conflict = exc.message
+            work.report = self._report(work, ClusterPhase.FAILED, health, desired, exc.message)
+            return None
         except ClusterUnreachable as exc:
             self.registry.mark_unreachable(work.name, str(exc))
             work.report = self._report(work, ClusterPhase.UNREACHABLE, health, desired, str(exc))
@@ -539,7 +625,6 @@ class Reconciler:
             if work.prev_phase is not ClusterPhase.FAILED:  # once, not on every retry
                 work.events.append(EventNote("Warning", "ApplyFailed", f"{work.name}: {message}"))
             return None
-        after = read_health(result.deployment)
         if result.changes:
             before = health.template_digest if health is not None else None
             if work.live is None:
@@ -593,7 +678,13 @@ class Reconciler:
         status.rollout, so that the two never disagree. `_execute` refines it after acting."""
         health, view = work.state.health, work.view
         if view is None:  # not a target any more: as it was until it is removed
-            old = next(c for c in prev.clusters if c.name == work.name)
+            old = next((c for c in prev.clusters if c.name == work.name), None)
+            if old is None:  # found by its edge objects, not in the status
+                digest = health.template_digest if health is not None else None
+                message = "not a target; found by its edge objects"
+                return ClusterReport(
+                    work.name, ClusterPhase.DELETING, digest, message=message, targeted=False
+                )
             return ClusterReport(
                 old.name,
                 old.phase,
@@ -606,6 +697,8 @@ class Reconciler:
                 targeted=False,
                 wave=old.wave,
             )
+        if work.conflict is not None:
+            return self._report(work, ClusterPhase.FAILED, None, desired, work.conflict)
         phase = _cluster_phase(view.phase, desired.spec.rollout.strategy)
         message = view.message
         if not work.state.actionable:
@@ -651,6 +744,29 @@ class Reconciler:
         if after is not None:
             work.report = self._report(work, planned.phase, after, desired, planned.message)
 
+    async def _holders(
+        self, obj: RouterConfigObject, clusters: Mapping[str, EdgeClusterInfo], skip: set[str]
+    ) -> tuple[list[_ClusterWork], bool]:
+        """The clusters outside `skip` that hold a Deployment of this RouterConfig (one GET each, by
+        its name, which only the RouterConfig's namespace and name decide), and whether every one of
+        them answered. Unreachable ones are left out: nothing says they hold one."""
+        others = [n for n in sorted(clusters) if n not in skip]
+        works = await asyncio.gather(*(self._observe(n, clusters[n], obj) for n in others))
+        complete = all(w.state.reachable or w.conflict is not None for w in works)
+        return [w for w in works if w.live is not None], complete
+
+    async def _remove(self, work: _ClusterWork, obj: RouterConfigObject) -> list[ObjectRef]:
+        """Delete the RouterConfig's edge objects in one cluster, under its current and legacy names;
+        objects another owner holds are kept, with a warning event."""
+        assert work.api is not None and work.info is not None and work.info.spec is not None
+        namespace = work.info.spec.namespace
+        refs = edge_refs(obj.namespace, obj.name, namespace) + legacy_refs(obj.namespace, obj.name, namespace)
+        removed, kept = await remove_edge(work.api, refs, obj.owner)
+        work.events += [
+            EventNote("Warning", "NotRemoved", f"{work.name}: {why}; left in place") for why in kept
+        ]
+        return removed
+
     async def _execute_removal(
         self, work: _ClusterWork, action: ClusterAction, obj: RouterConfigObject
     ) -> None:
@@ -674,9 +790,7 @@ class Reconciler:
             )
             return
         try:
-            removed = await remove_edge(
-                work.api, edge_refs(obj.namespace, obj.name, work.info.spec.namespace)
-            )
+            removed = await self._remove(work, obj)
         except (ClusterUnreachable, KubeApiError) as exc:
             if isinstance(exc, ClusterUnreachable):
                 self.registry.mark_unreachable(work.name, str(exc))
@@ -764,7 +878,17 @@ class Reconciler:
 
         managed = {c.name for c in prev.clusters}
         names = sorted({t.name for t in targets} | managed)
-        works = await asyncio.gather(*(self._observe(n, clusters.get(n), obj) for n in names))
+        works = list(await asyncio.gather(*(self._observe(n, clusters.get(n), obj) for n in names)))
+        scan_key = (obj.namespace, obj.name, obj.uid)
+        if full and (unparsed or scan_key not in self._holders_found):
+            # The status may have lost clusters (a hand edit or a downgrade while no operator ran, or
+            # a part that does not parse): once per process, and whenever it does not parse, the edge
+            # objects themselves say who holds a cache.
+            holders, complete = await self._holders(obj, clusters, skip=set(names))
+            works += holders
+            managed |= {w.name for w in holders}
+            if complete:
+                self._holders_found.add(scan_key)
         by_name = {w.name: w for w in works}
         previous = {c.name: c for c in prev.clusters}
         for w in works:
@@ -827,6 +951,9 @@ class Reconciler:
         for w in works:
             events += w.events
         reports = [w.report for w in works if w.report is not None]
+        conflicts = [
+            f"{w.name}: {w.conflict}" for w in works if w.conflict is not None and w.view is not None
+        ]
         status = build_status(
             prev,
             generation=obj.generation,
@@ -834,6 +961,7 @@ class Reconciler:
             reports=reports,
             published=desired.base,
             rollout=rollout,
+            stalled=Problem(CONFLICT_REASON, "; ".join(conflicts)) if conflicts else None,
         )
         requeue, settled = self._requeue(status, plan, clock)
         if manifest_problem is not None:
@@ -927,7 +1055,9 @@ class Reconciler:
             spec = None
         recorded = {c.name: c for c in prev.clusters}
         names = sorted(set(recorded) | {t.name for t in (targets_of(spec, clusters) if spec else [])})
-        works = await asyncio.gather(*(self._observe(n, clusters.get(n), obj) for n in names))
+        works = list(await asyncio.gather(*(self._observe(n, clusters.get(n), obj) for n in names)))
+        # Whatever the status says, a cache anywhere else is found by its objects and removed too.
+        works += (await self._holders(obj, clusters, skip=set(names)))[0]
         _, events = self._status_problems(obj)
         pending: list[ClusterReport] = []
 
@@ -946,9 +1076,7 @@ class Reconciler:
                 return
             if work.api is not None:
                 try:
-                    removed = await remove_edge(
-                        work.api, edge_refs(obj.namespace, obj.name, work.info.spec.namespace)
-                    )
+                    removed = await self._remove(work, obj)
                     if removed:
                         events.append(EventNote("Normal", "Removed", f"{work.name}: removed the edge cache"))
                     return
@@ -974,6 +1102,8 @@ class Reconciler:
                 )
 
         await asyncio.gather(*(remove(w) for w in works))
+        for w in works:
+            events += w.events
         names_pending = sorted(r.name for r in pending)
         problem = Problem(
             "Deleting",
@@ -982,6 +1112,8 @@ class Reconciler:
             else f"waiting to remove edge caches from: {', '.join(names_pending)}",
         )
         status = build_status(prev, generation=obj.generation, now=now, reports=pending, deleting=problem)
+        if not pending:
+            self._holders_found.discard((obj.namespace, obj.name, obj.uid))
         return FinalizeResult(done=not pending, status=status, events=events, pending=names_pending)
 
 

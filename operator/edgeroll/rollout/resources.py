@@ -28,8 +28,11 @@ LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_RC_NAMESPACE = "edgeroll.io/routerconfig-namespace"
 LABEL_RC_NAME = "edgeroll.io/routerconfig-name"
+LABEL_RC_UID = "edgeroll.io/routerconfig-uid"
 LABEL_CLUSTER = "edgeroll.io/edgecluster"
-ANNOTATION_ROUTERCONFIG = "edgeroll.io/routerconfig"
+ANNOTATION_ROUTERCONFIG = "edgeroll.io/routerconfig"  # "<namespace>/<name>": the owner (rollout/ownership.py)
+# On a Service kept under a legacy name: the name of the edge objects it now routes to.
+ANNOTATION_ALIAS_OF = "edgeroll.io/alias-of"
 ANNOTATION_DIGEST = "edgeroll.io/digest"
 ANNOTATION_KEY = "edgeroll.io/config-key"
 ANNOTATION_SIGNATURE = "edgeroll.io/signature"
@@ -41,6 +44,9 @@ ANNOTATION_LAST_GOOD = "edgeroll.io/last-good"
 SECRET_SIGNING_KEY = "signing-key"  # noqa: S105
 SECRET_ACCESS_KEY_ID = "aws-access-key-id"  # noqa: S105
 SECRET_SECRET_ACCESS_KEY = "aws-secret-access-key"  # noqa: S105
+# A hub Secret of this name in a RouterConfig's namespace, with the two keys above, gives that namespace's
+# caches their own S3 key instead of the operator's EDGEROLL_EDGE_S3_* one (docs/security.md).
+NAMESPACE_EDGE_S3_SECRET = "edgeroll-edge-s3"  # noqa: S105
 TMP_DIR = "/tmp"  # noqa: S108 - an emptyDir of its own, needed with a read-only root filesystem
 
 DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
@@ -54,7 +60,23 @@ def _hash(text: str, n: int = 8) -> str:
 
 
 def edge_name(namespace: str, name: str) -> str:
-    """A DNS-1035 label (Service names need one), unique per hub namespace/name."""
+    """The edge objects' name: a DNS-1035 label (Service names need one), distinct for every pair.
+
+    `edgeroll-<namespace>-<name>` splits one way only when neither part has a `-` or `.`: those keep
+    it (exactly two dashes). Every other pair gets a readable prefix, `--` and 10 hex digits of its
+    sha256 (at least three dashes), so the two forms never meet, and two hashed names meet only if
+    40 bits of sha256 do; an object in the way is then refused by owner (rollout/ownership.py).
+    """
+    plain = f"edgeroll-{namespace}-{name}"
+    if re.fullmatch(r"[a-z0-9]+", namespace) and re.fullmatch(r"[a-z0-9]+", name) and len(plain) <= 63:
+        return plain
+    readable = re.sub(r"[^a-z0-9-]", "-", plain.lower())[:51].rstrip("-")
+    return f"{readable}--{_hash(f'{namespace}/{name}', 10)}"
+
+
+def legacy_edge_name(namespace: str, name: str) -> str:
+    """The name edgeroll 0.1 gave (`team-a/web` and `team/a-web` shared one); migrated away
+    from by `executor.retire_legacy`, which keeps its Service as an alias for routers that use it."""
     raw = f"edgeroll-{namespace}-{name}"
     clean = re.sub(r"[^a-z0-9-]", "-", raw.lower())
     if clean == raw and len(clean) <= 63:
@@ -71,12 +93,25 @@ def label_value(value: str) -> str:
 
 
 @dataclass(frozen=True)
+class S3Key:
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class EdgeS3:
+    """Where the cache reads and with which key; no key: the pod's default AWS credential chain
+    (workload identity), so neither the Secret nor the env carries one."""
+
     bucket: str
     endpoint: str | None
     region: str | None
-    access_key_id: str = field(repr=False)
-    secret_access_key: str = field(repr=False)
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+
+    @property
+    def static(self) -> bool:
+        return self.access_key_id is not None and self.secret_access_key is not None
 
 
 @dataclass(frozen=True)
@@ -99,6 +134,7 @@ class EdgeCacheParams:
     cosmo_organization_id: str | None = None
     cosmo_federated_graph_id: str | None = None
     last_good: str | None = None  # recorded on the Deployment (ANNOTATION_LAST_GOOD)
+    rc_uid: str = ""  # the owner's uid, labelled on every object
 
     @property
     def name(self) -> str:
@@ -109,20 +145,23 @@ def selector_labels(p: EdgeCacheParams) -> dict[str, str]:
     return {LABEL_NAME: "edgeroll-cache", LABEL_INSTANCE: p.name}
 
 
-def ownership_labels(rc_namespace: str, rc_name: str, cluster: str) -> dict[str, str]:
-    return {
+def ownership_labels(rc_namespace: str, rc_name: str, cluster: str, rc_uid: str = "") -> dict[str, str]:
+    labels = {
         LABEL_MANAGED_BY: MANAGER,
         LABEL_RC_NAMESPACE: label_value(rc_namespace),
         LABEL_RC_NAME: label_value(rc_name),
         LABEL_CLUSTER: label_value(cluster),
     }
+    if rc_uid:
+        labels[LABEL_RC_UID] = label_value(rc_uid)
+    return labels
 
 
 def _labels(p: EdgeCacheParams) -> dict[str, str]:
     return {
         **selector_labels(p),
         LABEL_COMPONENT: "edge-cache",
-        **ownership_labels(p.rc_namespace, p.rc_name, p.cluster),
+        **ownership_labels(p.rc_namespace, p.rc_name, p.cluster, p.rc_uid),
     }
 
 
@@ -159,16 +198,16 @@ def _b64(value: bytes | str) -> str:
 
 
 def secret(p: EdgeCacheParams) -> dict[str, Any]:
+    data = {SECRET_SIGNING_KEY: _b64(p.signing_key)}
+    if p.s3.access_key_id is not None and p.s3.secret_access_key is not None:
+        data[SECRET_ACCESS_KEY_ID] = _b64(p.s3.access_key_id)
+        data[SECRET_SECRET_ACCESS_KEY] = _b64(p.s3.secret_access_key)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _metadata(p),
         "type": "Opaque",
-        "data": {
-            SECRET_SIGNING_KEY: _b64(p.signing_key),
-            SECRET_ACCESS_KEY_ID: _b64(p.s3.access_key_id),
-            SECRET_SECRET_ACCESS_KEY: _b64(p.s3.secret_access_key),
-        },
+        "data": data,
     }
 
 
@@ -185,6 +224,14 @@ def service(p: EdgeCacheParams) -> dict[str, Any]:
     }
 
 
+def legacy_alias_service(p: EdgeCacheParams) -> dict[str, Any]:
+    """The Service under the legacy name, routing to the current pods: routers keep their URL."""
+    manifest = service(p)
+    manifest["metadata"]["name"] = legacy_edge_name(p.rc_namespace, p.rc_name)
+    manifest["metadata"]["annotations"][ANNOTATION_ALIAS_OF] = p.name
+    return manifest
+
+
 def peer_url(p: EdgeCacheParams) -> str:
     """The cache's own Service (`service()`), namespace-qualified: resolves in any cluster domain."""
     return f"http://{p.name}.{p.namespace}.svc:{p.port}"
@@ -198,11 +245,12 @@ def _env(p: EdgeCacheParams) -> list[dict[str, Any]]:
         return {"name": name, "valueFrom": {"secretKeyRef": {"name": p.name, "key": key}}}
 
     env = [plain("EDGEROLL_S3_ENDPOINT", p.s3.endpoint)] if p.s3.endpoint else []
-    env += [
-        plain("EDGEROLL_S3_BUCKET", p.s3.bucket),
-        from_secret("AWS_ACCESS_KEY_ID", SECRET_ACCESS_KEY_ID),
-        from_secret("AWS_SECRET_ACCESS_KEY", SECRET_SECRET_ACCESS_KEY),
-    ]
+    env.append(plain("EDGEROLL_S3_BUCKET", p.s3.bucket))
+    if p.s3.static:  # else boto3's default chain (IRSA, pod identity, instance profile)
+        env += [
+            from_secret("AWS_ACCESS_KEY_ID", SECRET_ACCESS_KEY_ID),
+            from_secret("AWS_SECRET_ACCESS_KEY", SECRET_SECRET_ACCESS_KEY),
+        ]
     if p.s3.region:
         env.append(plain("AWS_DEFAULT_REGION", p.s3.region))
     env += [
@@ -322,15 +370,26 @@ def edge_manifests(p: EdgeCacheParams) -> list[dict[str, Any]]:
     return [service_account(p), secret(p), service(p), deployment(p)]
 
 
-def edge_refs(rc_namespace: str, rc_name: str, namespace: str) -> list[ObjectRef]:
-    """What to delete, in deletion order (the Deployment first)."""
-    name = edge_name(rc_namespace, rc_name)
+def _refs(name: str, namespace: str) -> list[ObjectRef]:
     return [
         ObjectRef("apps/v1", "Deployment", namespace, name),
         ObjectRef("v1", "Service", namespace, name),
         ObjectRef("v1", "Secret", namespace, name),
         ObjectRef("v1", "ServiceAccount", namespace, name),
     ]
+
+
+def edge_refs(rc_namespace: str, rc_name: str, namespace: str) -> list[ObjectRef]:
+    """What to delete, in deletion order (the Deployment first)."""
+    return _refs(edge_name(rc_namespace, rc_name), namespace)
+
+
+def legacy_refs(rc_namespace: str, rc_name: str, namespace: str) -> list[ObjectRef]:
+    """The objects under the legacy name, when it differs from the current one (else none)."""
+    legacy = legacy_edge_name(rc_namespace, rc_name)
+    if legacy == edge_name(rc_namespace, rc_name):
+        return []
+    return _refs(legacy, namespace)
 
 
 def deployment_ref(rc_namespace: str, rc_name: str, namespace: str) -> ObjectRef:

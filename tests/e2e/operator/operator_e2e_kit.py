@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ import yaml
 from tests.polling import wait_until
 
 from edgeroll.lab import Lab
+from edgeroll.lab.state import shared_edge_key_environment
 from edgeroll.rollout.resources import edge_name
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -48,6 +50,11 @@ def prepare_hub(lab: Lab, ns: str) -> None:
         "crd/edgeclusters.edgeroll.io",
         "--timeout=60s",
     )
+    prepare_namespace(lab, ns)
+
+
+def prepare_namespace(lab: Lab, ns: str) -> None:
+    """A hub namespace with the signing-key Secret every test RouterConfig names."""
     lab.kubectl("hub", "create", "namespace", ns)
     lab.kubectl(
         "hub", "-n", ns, "create", "secret", "generic", "signing", f"--from-literal=key={SIGNING_KEY}"
@@ -55,9 +62,11 @@ def prepare_hub(lab: Lab, ns: str) -> None:
 
 
 def operator_env(lab: Lab, s3_prefix: str) -> dict[str, str]:
-    """This process's environment without stray EDGEROLL_* settings, plus the lab's, under a run prefix."""
+    """This process's environment without stray EDGEROLL_* settings, plus the lab's, under a run prefix.
+    The caches share the lab's one S3 key, with EDGEROLL_ALLOW_SHARED_EDGE_KEY (development only)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEROLL_")}
     env.update(lab.env())
+    env.update(shared_edge_key_environment(env))
     env["EDGEROLL_S3_PREFIX"] = s3_prefix
     return env
 
@@ -178,6 +187,13 @@ class OperatorE2E:
     def condition(self, name: str, type_: str) -> dict[str, Any] | None:
         return next((c for c in self.status(name).get("conditions", []) if c["type"] == type_), None)
 
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The hub's events about the RouterConfig `name`."""
+        out = self.hub(
+            "-n", self.ns, "get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json"
+        )
+        return list(json.loads(out.stdout).get("items", []))
+
     def wait_ready(self, name: str, timeout: float = 120) -> dict[str, Any]:
         """kubectl wait --for=condition=Ready, then the status it waited for."""
         self.lab.kubectl(
@@ -284,36 +300,29 @@ def cosmo_config() -> dict[str, Any]:
     return dict(json.loads((DATA / "cosmo-products.json").read_text()))
 
 
-def _teardown(e2e: OperatorE2E) -> None:
+def _teardown(e2e: OperatorE2E, tenant_namespaces: Sequence[str] = ()) -> None:
     lab = e2e.lab
+    hub_namespaces = [e2e.ns, *tenant_namespaces]
+
+    def left() -> list[str]:
+        return [
+            f"{ns}/{name}"
+            for ns in hub_namespaces
+            for name in lab.kubectl("hub", "-n", ns, "get", "rtc", "-o", "name", check=False).stdout.split()
+        ]
+
     try:
         if e2e.operator.proc is not None and e2e.operator.proc.poll() is None:
-            lab.kubectl("hub", "-n", e2e.ns, "delete", "routerconfigs", "--all", "--wait=false", check=False)
+            for ns in hub_namespaces:
+                lab.kubectl("hub", "-n", ns, "delete", "routerconfigs", "--all", "--wait=false", check=False)
             with contextlib.suppress(AssertionError):
-                wait_until(
-                    lambda: (
-                        not lab.kubectl(
-                            "hub", "-n", e2e.ns, "get", "rtc", "-o", "name", check=False
-                        ).stdout.strip()
-                    ),
-                    timeout=90,
-                    message="RouterConfigs finalized",
-                )
+                wait_until(lambda: not left(), timeout=90, message="RouterConfigs finalized")
     finally:
         e2e.operator.stop()
-        names = lab.kubectl("hub", "-n", e2e.ns, "get", "rtc", "-o", "name", check=False).stdout.split()
-        for name in names:  # the operator could not finalize: do not leave the namespace stuck
-            lab.kubectl(
-                "hub",
-                "-n",
-                e2e.ns,
-                "patch",
-                name,
-                "--type=merge",
-                "-p",
-                '{"metadata":{"finalizers":null}}',
-                check=False,
-            )
+        for ref in left():  # the operator could not finalize: do not leave the namespace stuck
+            ns, name = ref.split("/", 1)
+            patch = '{"metadata":{"finalizers":null}}'
+            lab.kubectl("hub", "-n", ns, "patch", name, "--type=merge", "-p", patch, check=False)
         for name in e2e.created_edgeclusters:
             lab.kubectl("hub", "delete", "edgecluster", name, "--wait=false", check=False)
             # EdgeClusters carry no finalizer of ours; strip any, so a stopped operator never strands one.
@@ -327,7 +336,8 @@ def _teardown(e2e: OperatorE2E) -> None:
                 '{"metadata":{"finalizers":null}}',
                 check=False,
             )
-        lab.kubectl("hub", "delete", "namespace", e2e.ns, "--wait=false", check=False)
+        for ns in hub_namespaces:
+            lab.kubectl("hub", "delete", "namespace", ns, "--wait=false", check=False)
         for cluster in lab.edge_kubeconfigs:
             lab.kubectl(cluster, "delete", "namespace", e2e.ns, "--wait=false", check=False)
 
@@ -362,15 +372,22 @@ def running_operator(
     extra_args: Sequence[str] = (),
     extra_env: Mapping[str, str] | None = None,
     with_edges: bool = True,
+    tenants: Sequence[str] = (),
 ) -> Iterator[OperatorE2E]:
     """An `edgeroll operator` of a run of its own (hub namespace `e2e-<kind>-<run>`, fast loops), with an
-    EdgeCluster per lab edge (flattened kubeconfigs) Ready unless `with_edges` is false; torn down after."""
+    EdgeCluster per lab edge (flattened kubeconfigs) Ready unless `with_edges` is false; torn down after.
+    Each of `tenants` is one more watched hub namespace, `<ns>-<tenant>` (see `tenant_view`)."""
     run = uuid.uuid4().hex[:6]
     ns = f"e2e-{kind}-{run}"
     prepare_hub(lab, ns)
+    tenant_namespaces = [f"{ns}-{t}" for t in tenants]
+    for tenant_ns in tenant_namespaces:
+        prepare_namespace(lab, tenant_ns)
     port = _free_port()
     env = {**operator_env(lab, f"e2e-{run}"), **(extra_env or {})}
-    args = ["--namespace", ns, "--liveness", f"http://127.0.0.1:{port}/healthz"]
+    args = ["--liveness", f"http://127.0.0.1:{port}/healthz"]
+    for watched in (ns, *tenant_namespaces):
+        args += ["--namespace", watched]
     args += ["--resync-seconds", "5", "--progress-seconds", "1", "--probe-seconds", "2"]
     args += ["--edge-timeout-seconds", "3", *extra_args]
     log_path = log_dir / "operator.log"
@@ -392,5 +409,11 @@ def running_operator(
             )
         yield e2e
     finally:
-        _teardown(e2e)
+        _teardown(e2e, tenant_namespaces)
         sys.stderr.write(f"\noperator log: {log_path}\n")
+
+
+def tenant_view(e2e: OperatorE2E, hub_ns: str) -> OperatorE2E:
+    """The same run seen from another hub namespace: RouterConfigs and their statuses there. Its edge
+    caches are still in the run's edge namespace, `e2e.ns` (query them through `e2e`)."""
+    return dataclasses.replace(e2e, ns=hub_ns)

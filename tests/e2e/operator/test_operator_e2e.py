@@ -413,3 +413,67 @@ def test_9_kill_minus_nine_mid_reconcile_converges_without_duplicates_or_flappin
     assert ops.s3_keys("restart")[key]["LastModified"] == written  # not written again
     history = [r["digest"] for r in ops.manifest("restart")["body"]["revisions"]]
     assert history.count(new) == 1
+
+
+# 10 --------------------------------------------------------------------------------------------
+
+
+def test_10_a_manifest_overwritten_with_garbage_is_rebuilt_from_the_listing(ops: OperatorE2E) -> None:
+    v1, v2, v3 = variant("manifest-v1"), variant("manifest-v2"), variant("manifest-v3")
+    ops.apply(ops.routerconfig("manifest", v1))
+    first = ops.wait_ready("manifest")["revision"]["digest"]
+    ops.apply(ops.routerconfig("manifest", v2))
+    ops.wait_status("manifest", lambda s: s.get("revision", {}).get("digest") == digest_of(v2), what="v2")
+    key = f"{ops.prefix}/{ops.ns}/manifest/manifest.json"
+    ops.lab.s3_client().put_object(Bucket=ops.lab.s3_bucket, Key=key, Body=b"{garbage")
+
+    ops.apply(ops.routerconfig("manifest", v3))
+    ops.wait_status(
+        "manifest",
+        lambda s: s.get("revision", {}).get("digest") == digest_of(v3) and s.get("phase") == "Ready",
+        what="v3 ready after the manifest was damaged",
+    )
+    history = [r["digest"] for r in ops.manifest("manifest")["body"]["revisions"]]
+    assert history == [
+        digest_of(v3),
+        digest_of(v2),
+        first,
+    ]  # nothing forgotten: v1 is still a rollback target
+    rebuilt = [e for e in ops.events("manifest") if e.get("reason") == "ManifestRebuilt"]
+    assert len(rebuilt) == 1 and rebuilt[0]["type"] == "Warning"
+    assert key in rebuilt[0]["message"] and "2 revisions recovered" in rebuilt[0]["message"]
+
+
+# 11 --------------------------------------------------------------------------------------------
+
+
+def test_11_a_status_emptied_by_hand_still_lets_an_untargeted_cache_be_removed(ops: OperatorE2E) -> None:
+    ops.apply(ops.routerconfig("hand", variant("hand")))
+    ops.wait_ready("hand")
+    ap = ops.edges["edge-ap"]
+
+    # With the operator down, someone replaces status.clusters and takes edge-ap out of the selector:
+    # only the edge objects still say it holds a cache.
+    ops.operator.stop()
+    broken = {"status": {"clusters": [{"name": "", "phase": "Ready"}]}}
+    ops.hub(
+        "-n", ops.ns, "patch", "rtc", "hand", "--subresource=status", "--type=merge", "-p", json.dumps(broken)
+    )
+    selector = ops.selector()
+    selector["matchExpressions"] = [{"key": "region", "operator": "NotIn", "values": ["ap"]}]
+    ops.apply(ops.routerconfig("hand", variant("hand"), targets={"clusterSelector": selector}))
+    ops.operator.start()
+
+    wait_until(
+        lambda: ops.edge_deployment("edge-ap", "hand") is None,
+        timeout=60,
+        message=lambda: f"edge-ap's cache removed: {json.dumps(ops.status('hand'))}\n{ops.operator.tail()}",
+    )
+    status = ops.wait_status(
+        "hand", lambda s: s.get("phase") == "Ready" and len(s.get("clusters", [])) == 2, what="rewritten"
+    )
+    assert ap not in [c["name"] for c in status["clusters"]] and "" not in [
+        c["name"] for c in status["clusters"]
+    ]
+    assert any(e.get("reason") == "Removed" and ap in e.get("message", "") for e in ops.events("hand"))
+    assert all(ops.edge_deployment(edge, "hand") is not None for edge in ("edge-eu", "edge-us"))

@@ -521,6 +521,10 @@ class KindProvider:
             "s3.region": S3_REGION,
             "s3.accessKeyId": S3_ACCESS_KEY,
             "s3.secretAccessKey": S3_SECRET_KEY,
+            # The throwaway SeaweedFS has one identity: the caches share it, allowed in development only.
+            "s3.edgeAccessKeyId": S3_ACCESS_KEY,
+            "s3.edgeSecretAccessKey": S3_SECRET_KEY,
+            "s3.allowSharedEdgeKey": "true",
             "logLevel": "info",
             **{f"timings.{k}": v for k, v in OPERATOR_TIMINGS.items()},
         }

@@ -126,17 +126,7 @@ class RolloutLab:
         return out.stdout
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        out = self.e2e.hub(
-            "-n",
-            self.e2e.ns,
-            "get",
-            "events",
-            "--field-selector",
-            f"involvedObject.name={name}",
-            "-o",
-            "json",
-        )
-        return list(json.loads(out.stdout).get("items", []))
+        return self.e2e.events(name)
 
     def reasons(self, name: str) -> list[str]:
         return [e.get("reason", "") for e in self.events(name)]

@@ -90,8 +90,16 @@ def schema_dir(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--set",
             "s3.edgeCredentialsSecret=ro",
         ],
+        [
+            "--set",
+            "s3.edgeAccessKeyId=EK",
+            "--set",
+            "s3.edgeSecretAccessKey=ES",
+            "--set",
+            "s3.allowSharedEdgeKey=true",
+        ],
     ],
-    ids=["defaults", "templated-crds", "namespaced", "inline-s3-secret"],
+    ids=["defaults", "templated-crds", "namespaced", "inline-s3-secret", "inline-edge-key"],
 )
 def test_rendered_manifests_are_valid(lab: Lab, schema_dir: Path, values: list[str]) -> None:
     manifests = template(lab, *BASE_VALUES, *values)

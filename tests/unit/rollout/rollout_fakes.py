@@ -49,6 +49,7 @@ class FakeKube:
         self.namespaces = set(namespaces)
         self.calls: Counter[str] = Counter()
         self.unreachable = False
+        self.forbidden: set[tuple[str, str | None]] = set()  # (kind, namespace) RBAC does not grant
         self.closed = False
         self._rv = 0
 
@@ -66,6 +67,7 @@ class FakeKube:
         self._rv += 1
         stored = copy.deepcopy(dict(obj))
         stored.setdefault("metadata", {})["resourceVersion"] = str(self._rv)
+        stored["metadata"].setdefault("uid", f"uid-{self.name}-{self._rv}")
         self.objects[(ref.kind, ref.namespace, ref.name)] = stored
         if ref.kind == "Namespace":
             self.namespaces.add(ref.name)
@@ -75,6 +77,13 @@ class FakeKube:
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         self._check("get")
+        if (ref.kind, ref.namespace) in self.forbidden:
+            raise KubeApiError(
+                403,
+                "Forbidden",
+                f'{ref.kind.lower()}s "{ref.name}" is forbidden: User "system:serviceaccount:edgeroll-system:'
+                f'edgeroll" cannot get resource "{ref.kind.lower()}s" in the namespace "{ref.namespace}"',
+            )
         found = self.objects.get((ref.kind, ref.namespace, ref.name))
         return copy.deepcopy(found) if found is not None else None
 
@@ -87,6 +96,8 @@ class FakeKube:
         key = (ref.kind, ref.namespace, ref.name)
         old = self.objects.get(key)
         new = _merge(old or {}, dict(manifest))
+        if ref.kind == "Secret":  # we write every key of an edge Secret: the apply drops keys we stop sending
+            new["data"] = copy.deepcopy(dict(manifest.get("data") or {}))
         if ref.kind == "Deployment":
             gen = int((old or {}).get("metadata", {}).get("generation", 0))
             changed = old is None or old.get("spec") != new.get("spec")
@@ -97,9 +108,13 @@ class FakeKube:
             self.namespaces.add(ref.name)
         return copy.deepcopy(self.objects[key])
 
-    async def delete(self, ref: ObjectRef) -> bool:
+    async def delete(self, ref: ObjectRef, uid: str | None = None) -> bool:
         self._check("delete")
-        return self.objects.pop((ref.kind, ref.namespace, ref.name), None) is not None
+        key = (ref.kind, ref.namespace, ref.name)
+        found = self.objects.get(key)
+        if found is not None and uid is not None and found["metadata"].get("uid") != uid:
+            raise KubeApiError(409, "Conflict", f"Precondition failed: UID in precondition: {uid}")
+        return self.objects.pop(key, None) is not None
 
     async def version(self) -> str:
         self._check("version")
@@ -210,9 +225,44 @@ class StatusStore:
 
 
 class World:
-    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+    """One RouterConfig (`namespace`/`name`) and its operator; `share` puts it in another World's hub,
+    edges and S3 (two tenants of one install)."""
+
+    def __init__(
+        self,
+        spec: dict[str, Any] | None = None,
+        namespace: str = "prod",
+        name: str = "graph",
+        share: World | None = None,
+    ) -> None:
+        self.namespace, self.name, self.uid = namespace, name, f"uid-{namespace}-{name}"
+        if share is not None:
+            self.hub, self.journal, self.edges = share.hub, share.journal, share.edges
+            self.clusters, self.store = share.clusters, share.store
+        else:
+            self._make_install()
+        self.hub.put(secret(namespace, "sign", {"key": KEY}))
+        self.settings = OperatorSettings(
+            s3=S3Settings(bucket="bucket", endpoint="http://127.0.0.1:8333", prefix="edgeroll"),
+            edge_s3=EdgeS3Credentials("ro-id", "ro-secret", "http://127.0.0.1:8333", "us-east-1"),
+        )
+        self.statuses = StatusStore(self.journal)
+        self.t = T0  # the planner's clock: tests move it
+        self.annotations: dict[str, str] = {}
+        self.events: list[EventNote] = []
+        self.spec = spec or {
+            "format": "cosmo",
+            "config": copy.deepcopy(COSMO),
+            "targets": {"clusterSelector": {"matchLabels": {"tier": "edge"}}},
+            "signing": {"secretRef": {"name": "sign", "key": "key"}},
+            "cosmo": {"organizationId": "org", "federatedGraphId": "graph"},
+        }
+        self.generation = 1
+        self.restart()
+
+    def _make_install(self) -> None:
+        """The hub, three edge clusters and S3."""
         self.hub = FakeKube("hub", namespaces=("prod", "edgeroll-system"))
-        self.hub.put(secret("prod", "sign", {"key": KEY}))
         self.journal: list[str] = []  # status patches and edge writes, in order
         self.edges = {name: FakeKube(name, namespaces=(), journal=self.journal) for name in EDGES}
         self.clusters: dict[str, EdgeClusterInfo] = {}
@@ -232,23 +282,6 @@ class World:
                 ),
             )
         self.store = InMemoryRevisionStore("bucket")
-        self.settings = OperatorSettings(
-            s3=S3Settings(bucket="bucket", endpoint="http://127.0.0.1:8333", prefix="edgeroll"),
-            edge_s3=EdgeS3Credentials("ro-id", "ro-secret", "http://127.0.0.1:8333", "us-east-1"),
-        )
-        self.statuses = StatusStore(self.journal)
-        self.t = T0  # the planner's clock: tests move it
-        self.annotations: dict[str, str] = {}
-        self.events: list[EventNote] = []
-        self.spec = spec or {
-            "format": "cosmo",
-            "config": copy.deepcopy(COSMO),
-            "targets": {"clusterSelector": {"matchLabels": {"tier": "edge"}}},
-            "signing": {"secretRef": {"name": "sign", "key": "key"}},
-            "cosmo": {"organizationId": "org", "federatedGraphId": "graph"},
-        }
-        self.generation = 1
-        self.restart()
 
     def restart(self) -> None:
         """A new operator process: fresh registry, publisher, controller; same clusters and S3."""
@@ -270,11 +303,12 @@ class World:
 
     def obj(self) -> RouterConfigObject:
         return RouterConfigObject(
-            "prod",
-            "graph",
+            self.namespace,
+            self.name,
             self.generation,
             copy.deepcopy(self.spec),
             copy.deepcopy(self.statuses.status),
+            uid=self.uid,
             annotations=dict(self.annotations),
         )
 

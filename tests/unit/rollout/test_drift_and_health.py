@@ -136,3 +136,11 @@ def deployment(
 )
 def test_phase_for(dep: dict | None, want: str, phase: ClusterPhase) -> None:  # type: ignore[type-arg]
     assert phase_for(read_health(dep) if dep else None, want)[0] is phase
+
+
+def test_an_edge_secret_holding_a_key_no_longer_sent_is_drift() -> None:
+    desired = {"kind": "Secret", "data": {"signing-key": "aw=="}}
+    live = {"data": {"signing-key": "aw==", "aws-access-key-id": "aWQ=", "aws-secret-access-key": "cw=="}}
+    assert drifted(desired, live) == "data.aws-access-key-id"
+    assert drifted(desired, {"data": {"signing-key": "aw==", "other": "eA=="}}) is None  # not ours to drop
+    assert drifted({"kind": "ConfigMap", "data": {}}, {"data": {"aws-access-key-id": "x"}}) is None

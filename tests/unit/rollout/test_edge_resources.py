@@ -84,6 +84,16 @@ def test_no_endpoint_or_cosmo_means_no_variable() -> None:
     assert "EDGEROLL_COSMO_ORGANIZATION_ID" not in env
 
 
+def test_no_static_key_means_no_key_in_the_env_or_the_secret() -> None:
+    """Workload identity: the cache's boto3 finds its credentials through the pod's default chain."""
+    p = params(s3=EdgeS3("bucket", "http://127.0.0.1:8333", "us-east-1"))
+    env = env_of(deployment(p))
+    assert "AWS_ACCESS_KEY_ID" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+    assert env["EDGEROLL_S3_BUCKET"] == "bucket" and env["AWS_DEFAULT_REGION"] == "us-east-1"
+    assert set(secret(p)["data"]) == {"signing-key"}
+    assert set(secret(params())["data"]) == {"signing-key", "aws-access-key-id", "aws-secret-access-key"}
+
+
 def test_pod_is_restricted_probed_and_carries_the_revision() -> None:
     dep = deployment(params())
     template = dep["spec"]["template"]

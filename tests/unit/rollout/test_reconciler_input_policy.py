@@ -1,14 +1,17 @@
 """Inputs the operator refuses before anything moves: a signing key a Cosmo router or an edge cache
-cannot use, and a cache image the operator does not allow. Stalled, named, and nothing applied."""
+cannot use, a cache image the operator does not allow, a Secret or ConfigMap the operator may not
+read. Stalled, named, and nothing applied."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
-from rollout_fakes import KEY, World, secret
+from rollout_fakes import COSMO, KEY, World, configmap, secret
 
 from edgeroll.api.routerconfig import RouterConfigStatus
+from edgeroll.clusters.kube import KubeApiError
+from edgeroll.clusters.objects import ObjectRef
 
 pytestmark = pytest.mark.unit
 
@@ -97,3 +100,47 @@ async def test_the_default_and_listed_images_roll_out(image: str) -> None:
     assert status.phase == "Ready"
     for edge in w.edges.values():
         assert edge.deployments()[0]["spec"]["template"]["spec"]["containers"][0]["image"] == image
+
+
+async def test_a_signing_secret_the_operator_may_not_read_stalls_naming_the_chart_value() -> None:
+    w = World()
+    w.hub.forbidden.add(("Secret", "prod"))  # prod is not in the chart's secretNamespaces
+    status = await w.reconcile()
+    assert status.phase == "Stalled"
+    assert _stalled(status) == (
+        "SecretForbidden",
+        "the operator may not read Secret prod/sign (403): add prod to the chart's secretNamespaces "
+        "(spec.signing.secretRef)",
+    )
+    assert w.edge_writes() == 0 and w.store.counters["put"] == 0
+    w.hub.forbidden.clear()  # the administrator adds prod: the next resync proceeds
+    status = await w.converge()
+    assert status.phase == "Ready" and not any(c.type == "Stalled" for c in status.conditions)
+
+
+async def test_a_config_map_the_operator_may_not_read_stalls_naming_the_grant() -> None:
+    w = World()
+    w.hub.put(configmap("prod", "cfg", {"config.json": COSMO}))
+    del w.spec["config"]
+    w.spec["configFrom"] = {"configMapKeyRef": {"name": "cfg", "key": "config.json"}}
+    w.hub.forbidden.add(("ConfigMap", "prod"))
+    status = await w.reconcile()
+    assert _stalled(status) == (
+        "ConfigMapForbidden",
+        "the operator may not read ConfigMap prod/cfg (403): grant the operator get on configmaps in prod "
+        "(spec.configFrom.configMapKeyRef)",
+    )
+    assert w.edge_writes() == 0 and w.store.counters["put"] == 0
+
+
+async def test_other_hub_errors_are_retried_not_stalled(monkeypatch: pytest.MonkeyPatch) -> None:
+    w = World()
+
+    async def overloaded(ref: ObjectRef) -> None:
+        raise KubeApiError(500, "InternalError", "etcdserver: request timed out")
+
+    monkeypatch.setattr(w.hub, "get", overloaded)
+    status = await w.reconcile()
+    assert status.phase != "Stalled" and not any(c.type == "Stalled" for c in status.conditions)
+    published = next(c for c in status.conditions if c.type == "Published")
+    assert published.status == "False" and published.reason == "HubReadFailed"

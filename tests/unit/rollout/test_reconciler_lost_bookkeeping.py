@@ -158,3 +158,39 @@ async def test_a_damaged_manifest_is_rebuilt_with_a_warning_naming_its_key() -> 
     rebuilt = [e for e in w.events if e.reason == "ManifestRebuilt"]
     assert len(rebuilt) == 1 and rebuilt[0].type == "Warning"
     assert f"s3://bucket/{key}" in rebuilt[0].message and "2 revisions recovered" in rebuilt[0].message
+
+
+async def test_a_status_that_lost_its_clusters_still_removes_an_untargeted_cache_by_its_objects() -> None:
+    w = World()
+    await w.converge()
+    w.statuses.status["clusters"] = "lost"  # nothing of the list parses: only the edges remember
+    w.restart()
+    w.clusters["edge-ap"] = EdgeClusterInfo("edge-ap", {"tier": "core"}, w.clusters["edge-ap"].spec)
+    status = await w.reconcile()
+    assert w.edges["edge-ap"].deployments() == []
+    assert [c.name for c in status.clusters] == ["edge-eu", "edge-us"]
+    assert any(e.reason == "Removed" and "edge-ap" in e.message for e in w.events)
+
+
+async def test_deletion_finds_every_cache_by_its_objects_even_with_an_empty_status() -> None:
+    w = World()
+    await w.converge()
+    w.statuses.status = {}  # e.g. wiped by hand
+    w.spec["targets"] = {"clusterSelector": {"matchLabels": {"tier": "nowhere"}}}
+    w.restart()
+    result = await w.controller.finalize(w.obj(), w.clusters, w.events.append)
+    assert result is not None and result.done
+    assert all(edge.deployments() == [] for edge in w.edges.values())
+
+
+async def test_a_status_edited_by_hand_while_no_operator_ran_is_checked_against_the_edges_at_start() -> None:
+    w = World()
+    await w.converge()
+    w.statuses.status["clusters"] = [c for c in w.statuses.status["clusters"] if c["name"] != "edge-ap"]
+    w.clusters["edge-ap"] = EdgeClusterInfo("edge-ap", {"tier": "core"}, w.clusters["edge-ap"].spec)
+    w.restart()  # the status parses, so only a look at the edges finds edge-ap's cache
+    await w.reconcile()
+    assert w.edges["edge-ap"].deployments() == []
+    gets = w.edges["edge-ap"].calls["get"]
+    await w.reconcile()  # once per process: the next resync does not look again
+    assert w.edges["edge-ap"].calls["get"] == gets

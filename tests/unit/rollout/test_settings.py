@@ -1,4 +1,5 @@
-"""Operator settings: required S3 bucket, edge credentials fallback, flags over environment."""
+"""Operator settings: required S3 bucket, the edges' own S3 key (never the operator's), flags over
+environment."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def test_defaults_and_fallbacks() -> None:
         {**ENV, "EDGEROLL_S3_ENDPOINT": "http://127.0.0.1:8333", "AWS_DEFAULT_REGION": "eu-1"}
     )
     assert s.s3.bucket == "b" and s.s3.prefix == "edgeroll" and s.s3.region == "eu-1"
-    assert s.edge_s3.access_key_id == "id" and s.edge_s3.endpoint == "http://127.0.0.1:8333"
+    assert s.edge_s3.endpoint == "http://127.0.0.1:8333" and s.edge_s3.region == "eu-1"
     assert s.cache_image == "ghcr.io/edgeroll/edgeroll:0.1.0"
     assert (s.resync_seconds, s.progress_seconds, s.probe_seconds) == (60.0, 2.0, 15.0)
     assert "secret" not in repr(s)
@@ -29,14 +30,67 @@ def test_read_only_edge_credentials_win() -> None:
     s = settings_from_env(
         {**ENV, "EDGEROLL_EDGE_S3_ACCESS_KEY_ID": "ro", "EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY": "x"}
     )
-    assert (s.edge_s3.access_key_id, s.edge_s3.secret_access_key) == ("ro", "x")
+    assert (s.edge_s3.access_key_id, s.edge_s3.secret_access_key) == ("ro", "x") and s.edge_s3.static
+    assert "'x'" not in repr(s) and "'ro'" not in repr(s)
+
+
+def test_the_edges_never_fall_back_to_the_operators_key() -> None:
+    s = settings_from_env(ENV)
+    assert s.edge_s3.access_key_id is None and s.edge_s3.secret_access_key is None
+    assert not s.edge_s3.static  # workload identity: the caches use their pod's credential chain
+
+
+def test_no_static_keys_anywhere_is_workload_identity() -> None:
+    s = settings_from_env({"EDGEROLL_S3_BUCKET": "b"})
+    assert not s.edge_s3.static and not s.allow_shared_edge_key
+
+
+SHARED = {**ENV, "EDGEROLL_EDGE_S3_ACCESS_KEY_ID": "id", "EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY": "secret"}
+
+
+def test_the_operators_key_for_the_edges_is_refused() -> None:
+    with pytest.raises(SettingsError) as err:
+        settings_from_env(SHARED)
+    message = str(err.value)
+    assert "EDGEROLL_EDGE_S3_ACCESS_KEY_ID equals AWS_ACCESS_KEY_ID" in message
+    assert "EDGEROLL_ALLOW_SHARED_EDGE_KEY=true" in message
+    assert "'id'" not in message and "secret" not in message  # names, never values
+
+
+@pytest.mark.parametrize("flag", ["true", "True", "1"])
+def test_the_development_flag_allows_the_shared_key(flag: str) -> None:
+    s = settings_from_env({**SHARED, "EDGEROLL_ALLOW_SHARED_EDGE_KEY": flag})
+    assert s.allow_shared_edge_key and s.edge_s3.access_key_id == "id"
+
+
+def test_the_development_flag_from_the_command_line() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(SettingsError, match="EDGEROLL_ALLOW_SHARED_EDGE_KEY"):
+        load_settings(parser.parse_args([]), SHARED)
+    s = load_settings(parser.parse_args(["--allow-shared-edge-key"]), SHARED)
+    assert s.allow_shared_edge_key
+    # Without the flag, the environment decides.
+    assert load_settings(parser.parse_args([]), {**SHARED, "EDGEROLL_ALLOW_SHARED_EDGE_KEY": "true"})
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ("EDGEROLL_EDGE_S3_ACCESS_KEY_ID", "EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY"),
+        ("EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY", "EDGEROLL_EDGE_S3_ACCESS_KEY_ID"),
+    ],
+)
+def test_half_an_edge_key_names_the_missing_half(given: str, missing: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{missing} is required with {given}"):
+        settings_from_env({**ENV, given: "ro"})
 
 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}, "EDGEROLL_S3_BUCKET"),
-        ({"EDGEROLL_S3_BUCKET": "b"}, "edge S3 credentials"),
+        ({**ENV, "EDGEROLL_ALLOW_SHARED_EDGE_KEY": "maybe"}, "EDGEROLL_ALLOW_SHARED_EDGE_KEY must be"),
         ({**ENV, "EDGEROLL_RESYNC_SECONDS": "soon"}, "EDGEROLL_RESYNC_SECONDS"),
     ],
 )
