@@ -86,10 +86,8 @@ YAML
     echo "demo: starting the operator (log: .demo/operator.log)"
     local port
     port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    # The lab's S3 has one identity: the caches share the operator's key, allowed in development only.
+    # .lab/env gives the caches the lab's read-only edge key (EDGEROLL_EDGE_S3_*), as in production.
     EDGEROLL_HUB_KUBECONFIG=$DEMO/operator.kubeconfig KUBECONFIG=$DEMO/operator.kubeconfig \
-      EDGEROLL_EDGE_S3_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
-      EDGEROLL_ALLOW_SHARED_EDGE_KEY=true \
       nohup "$EDGEROLL" operator --all-namespaces --liveness "http://127.0.0.1:$port/healthz" \
       >>"$DEMO/operator.log" 2>&1 &
     echo $! > "$DEMO/operator.pid"

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeroll.lab.layout import CLUSTER_NAMES, EDGE_LABELS, LabPaths
+from edgeroll.lab.s3_config import identities
 from edgeroll.lab.state import (
     FAULT_TTL,
     S3_FAULT,
@@ -22,7 +23,6 @@ from edgeroll.lab.state import (
     parse_edge_kubeconfigs,
     parse_state,
     render_env_file,
-    shared_edge_key_environment,
 )
 from edgeroll.settings import settings_from_env
 
@@ -52,6 +52,8 @@ def _state() -> LabState:
         region="us-east-1",
         access_key="edgeroll-lab",
         secret_key="s3cr3t'$(rm -rf)",
+        edge_access_key="edgeroll-lab-edge",
+        edge_secret_key="edge-s3cr3t",
         data_dir=ROOT / ".lab/s3",
         log=ROOT / ".lab/logs/seaweedfs.log",
         ports={"s3": 18333},
@@ -96,13 +98,19 @@ def test_environment_has_the_contract_variables() -> None:
     assert env["AWS_DEFAULT_REGION"] == "us-east-1"
 
 
-def test_an_operator_on_the_lab_shares_its_key_only_with_the_development_flag() -> None:
+def test_an_operator_on_the_lab_gives_its_caches_a_key_of_their_own_without_the_development_flag() -> None:
     env = lab_environment(_state())
-    shared = shared_edge_key_environment(env)
-    assert shared["EDGEROLL_EDGE_S3_ACCESS_KEY_ID"] == env["AWS_ACCESS_KEY_ID"]
-    assert shared["EDGEROLL_ALLOW_SHARED_EDGE_KEY"] == "true"
-    settings = settings_from_env({**env, **shared})
-    assert settings.allow_shared_edge_key and settings.edge_s3.access_key_id == "edgeroll-lab"
+    assert env["EDGEROLL_EDGE_S3_ACCESS_KEY_ID"] == "edgeroll-lab-edge" != env["AWS_ACCESS_KEY_ID"]
+    settings = settings_from_env(env)
+    assert not settings.allow_shared_edge_key and settings.edge_s3.access_key_id == "edgeroll-lab-edge"
+
+
+def test_the_lab_s3_edge_identity_only_reads_the_bucket() -> None:
+    config = identities("edgeroll", operator=("op", "ops"), edge=("edge", "edges"))
+    by_name = {i["name"]: i for i in config["identities"]}
+    assert by_name["edge"]["actions"] == ["Read:edgeroll"]
+    assert by_name["edge"]["credentials"] == [{"accessKey": "edge", "secretKey": "edges"}]
+    assert "Write" in by_name["operator"]["actions"]  # type: ignore[operator]
 
 
 def test_environment_needs_s3() -> None:

@@ -28,7 +28,8 @@ KWOK_COMPONENTS: tuple[str, ...] = (
 
 S3_BUCKET = "edgeroll"
 S3_REGION = "us-east-1"
-S3_ACCESS_KEY = "edgeroll-lab"
+S3_ACCESS_KEY = "edgeroll-lab"  # the operator's: read, write, list, delete
+S3_EDGE_ACCESS_KEY = "edgeroll-lab-edge"  # the edge caches': read only
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,8 @@ def _s3_healthy(state: LabState, faults: set[str]) -> bool:
     if state.s3 is None:
         return False
     s3 = SeaweedServer(state.s3, state.weed)
+    if state.s3.edge_secret_key is None:  # started before the lab had an edge key: restart it with one
+        return False
     return S3_FAULT in faults or (s3.running() and s3.healthy())
 
 

@@ -50,7 +50,9 @@ def candidate_bases(first: int = DEFAULT_BASE_PORT, step: int = 20, count: int =
     return [first + i * step for i in range(count)]
 
 
-def weed_command(weed: Path, *, data_dir: Path, ports: dict[str, int], bucket: str) -> list[str]:
+def weed_command(
+    weed: Path, *, data_dir: Path, ports: dict[str, int], bucket: str, s3_config: Path | None = None
+) -> list[str]:
     """`weed mini` bound to loopback only, with every port pinned and telemetry off.
 
     Credentials are not flags: weed reads AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
@@ -78,8 +80,26 @@ def weed_command(weed: Path, *, data_dir: Path, ports: dict[str, int], bucket: s
         "-master.telemetry=false",
         # Keep the unix sockets weed would otherwise put in /tmp next to the data.
         f"-s3.localSocket={data_dir / 's3.sock'}",
+        *([f"-s3.config={s3_config}"] if s3_config is not None else []),
         f"-filer.localSocket={data_dir / 'filer.sock'}",
     ]
+
+
+def identities(
+    bucket: str, *, operator: tuple[str, str], edge: tuple[str, str]
+) -> dict[str, list[dict[str, object]]]:
+    """`-s3.config` for weed: the operator's key may do anything, the edges' may only read `bucket`,
+    as a production bucket policy would have it (docs/security.md, Edge credentials)."""
+
+    def identity(name: str, key: tuple[str, str], actions: list[str]) -> dict[str, object]:
+        return {"name": name, "credentials": [{"accessKey": key[0], "secretKey": key[1]}], "actions": actions}
+
+    return {
+        "identities": [
+            identity("operator", operator, ["Admin", "Read", "Write", "List", "Tagging"]),
+            identity("edge", edge, [f"Read:{bucket}"]),
+        ]
+    }
 
 
 def weed_environment(base: dict[str, str], *, access_key: str, secret_key: str) -> dict[str, str]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
 
 from edgeroll.lab.health import http_status
-from edgeroll.lab.layout import LOOPBACK, S3_ACCESS_KEY, S3_BUCKET, S3_REGION, LabPaths
+from edgeroll.lab.layout import LOOPBACK, S3_ACCESS_KEY, S3_BUCKET, S3_EDGE_ACCESS_KEY, S3_REGION, LabPaths
 from edgeroll.lab.processes import (
     LabError,
     OwnedProcess,
@@ -19,7 +20,7 @@ from edgeroll.lab.processes import (
     stop_processes,
     wait_for,
 )
-from edgeroll.lab.s3_config import candidate_bases, s3_ports, weed_command, weed_environment
+from edgeroll.lab.s3_config import candidate_bases, identities, s3_ports, weed_command, weed_environment
 from edgeroll.lab.state import S3State
 
 START_TIMEOUT = 60.0
@@ -37,6 +38,8 @@ def plan_s3(paths: LabPaths) -> S3State:
                 region=S3_REGION,
                 access_key=S3_ACCESS_KEY,
                 secret_key=secrets.token_urlsafe(24),
+                edge_access_key=S3_EDGE_ACCESS_KEY,
+                edge_secret_key=secrets.token_urlsafe(24),
                 data_dir=paths.s3_dir,
                 log=paths.logs / "seaweedfs.log",
                 ports=ports,
@@ -78,8 +81,27 @@ class SeaweedServer:
         self.state.data_dir.mkdir(parents=True, exist_ok=True)
         for stale in ("s3.sock", "filer.sock"):  # left behind by a SIGKILL
             (self.state.data_dir / stale).unlink(missing_ok=True)
+        if self.state.edge_secret_key is None:  # a state from before the edge key: give it one
+            update = {"edge_access_key": S3_EDGE_ACCESS_KEY, "edge_secret_key": secrets.token_urlsafe(24)}
+            self.state = self.state.model_copy(update=update)
+        assert self.state.edge_access_key is not None and self.state.edge_secret_key is not None
+        config = self.state.data_dir / "identities.json"
+        config.touch(mode=0o600)
+        config.write_text(
+            json.dumps(
+                identities(
+                    self.state.bucket,
+                    operator=(self.state.access_key, self.state.secret_key),
+                    edge=(self.state.edge_access_key, self.state.edge_secret_key),
+                )
+            )
+        )
         argv = weed_command(
-            self.weed, data_dir=self.state.data_dir, ports=self.state.ports, bucket=self.state.bucket
+            self.weed,
+            data_dir=self.state.data_dir,
+            ports=self.state.ports,
+            bucket=self.state.bucket,
+            s3_config=config,
         )
         env = weed_environment(
             dict(os.environ), access_key=self.state.access_key, secret_key=self.state.secret_key

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +35,9 @@ class S3State(BaseModel):
     access_key: str
     secret_key: str
     data_dir: Path
+    # The edge caches' read-only key; None in a state written before the lab had one (restarts S3).
+    edge_access_key: str | None = None
+    edge_secret_key: str | None = None
     log: Path
     ports: dict[str, int]
     pid: int | None = None
@@ -123,22 +125,15 @@ def lab_environment(state: LabState) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": state.s3.access_key,
         "AWS_SECRET_ACCESS_KEY": state.s3.secret_key,
         "AWS_DEFAULT_REGION": state.s3.region,
+        # The edge caches get a key of their own that only reads, as in production (settings.py).
+        "EDGEROLL_EDGE_S3_ACCESS_KEY_ID": state.s3.edge_access_key or "",
+        "EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY": state.s3.edge_secret_key or "",
         "EDGEROLL_BIN_DIR": str(state.bin_dir),
         "EDGEROLL_LAB_STATE": str(state.root / ".lab" / "state.json"),
         # Plain `kubectl` after `source .lab/env` talks to the hub.
         "KUBECONFIG": str(hub.kubeconfig),
         # kubectl's and helm's discovery cache, kept out of ~/.kube.
         "KUBECACHEDIR": str(state.root / ".lab" / "kube-cache"),
-    }
-
-
-def shared_edge_key_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """What an operator on the lab needs for its edge caches: the lab's S3 server has one identity, so the
-    caches get the operator's own key, which the operator accepts only with the development flag."""
-    return {
-        "EDGEROLL_EDGE_S3_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
-        "EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"],
-        "EDGEROLL_ALLOW_SHARED_EDGE_KEY": "true",
     }
 
 

@@ -30,7 +30,6 @@ import yaml
 from tests.polling import wait_until
 
 from edgeroll.lab import Lab
-from edgeroll.lab.state import shared_edge_key_environment
 from edgeroll.rollout.resources import edge_name
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -62,11 +61,10 @@ def prepare_namespace(lab: Lab, ns: str) -> None:
 
 
 def operator_env(lab: Lab, s3_prefix: str) -> dict[str, str]:
-    """This process's environment without stray EDGEROLL_* settings, plus the lab's, under a run prefix.
-    The caches share the lab's one S3 key, with EDGEROLL_ALLOW_SHARED_EDGE_KEY (development only)."""
+    """This process's environment without stray EDGEROLL_* settings, plus the lab's (with its read-only
+    edge key), under a run prefix."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEROLL_")}
     env.update(lab.env())
-    env.update(shared_edge_key_environment(env))
     env["EDGEROLL_S3_PREFIX"] = s3_prefix
     return env
 

@@ -3,6 +3,7 @@ apiservers (kwok marks pods Ready, so Deployments become Available) and real S3.
 
 from __future__ import annotations
 
+import base64
 import copy
 import gzip
 import hashlib
@@ -10,7 +11,10 @@ import json
 import random
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from operator_e2e_kit import SIGNING_KEY, OperatorE2E, broken_kubeconfig, cosmo_config
 from tests.polling import wait_until
 
@@ -477,3 +481,34 @@ def test_11_a_status_emptied_by_hand_still_lets_an_untargeted_cache_be_removed(o
     ]
     assert any(e.get("reason") == "Removed" and ap in e.get("message", "") for e in ops.events("hand"))
     assert all(ops.edge_deployment(edge, "hand") is not None for edge in ("edge-eu", "edge-us"))
+
+
+# 12 --------------------------------------------------------------------------------------------
+
+
+def test_12_the_key_the_caches_hold_reads_revisions_and_can_neither_write_nor_delete(
+    ops: OperatorE2E,
+) -> None:
+    ops.apply(ops.routerconfig("edgekey", variant("edgekey")))
+    key = ops.s3_key("edgekey", ops.wait_ready("edgekey")["revision"]["digest"])
+    secret = ops.edge_object("edge-eu", "secret", edge_name(ops.ns, "edgekey"))
+    assert secret is not None
+    held = {k: base64.b64decode(v).decode() for k, v in secret["data"].items() if k.startswith("aws-")}
+    assert held["aws-access-key-id"] != ops.lab.access_key, "the caches must not hold the operator's key"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=ops.lab.s3_endpoint,
+        aws_access_key_id=held["aws-access-key-id"],
+        aws_secret_access_key=held["aws-secret-access-key"],
+        region_name=ops.lab.region,
+        config=Config(request_checksum_calculation="when_required", s3={"addressing_style": "path"}),
+    )
+    assert s3.get_object(Bucket=ops.lab.s3_bucket, Key=key)["Body"].read()
+    for attempt in (
+        lambda: s3.put_object(Bucket=ops.lab.s3_bucket, Key=key, Body=b"{}"),
+        lambda: s3.delete_object(Bucket=ops.lab.s3_bucket, Key=key),
+    ):
+        with pytest.raises(ClientError) as refused:
+            attempt()
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert key in ops.s3_keys("edgekey")

@@ -46,7 +46,7 @@ from tests.polling import wait_until
 
 from edgeroll.lab import KubectlError
 from edgeroll.lab.pod_runner import CacheEndpoint, pod_spec_env
-from edgeroll.lab.s3_config import s3_ports, weed_command, weed_environment
+from edgeroll.lab.s3_config import identities, s3_ports, weed_command, weed_environment
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -58,8 +58,10 @@ PREFIX = os.environ.get("EDGEROLL_E2E_KIND_PREFIX", "edgeroll-e2e")
 KIND_KUBECONFIG = Path(tempfile.gettempdir()) / f"{PREFIX}-kind.kubeconfig"
 CLUSTERS = {"hub": "hub", "edge-eu": "eu", "edge-us": "us", "edge-ap": "ap"}  # logical name -> kind suffix
 NETWORK = "kind"  # the docker network kind creates; the S3 container joins it
+IDENTITIES_IN_CONTAINER = "/etc/seaweedfs/identities.json"  # bind-mounted: the operator's and the edges' keys
 S3_PORT, S3_BUCKET, S3_REGION = 8333, "edgeroll", "us-east-1"
 S3_ACCESS_KEY, S3_SECRET_KEY = "edgeroll-e2e", "edgeroll-e2e-secret"  # a throwaway server's keys
+S3_EDGE_ACCESS_KEY, S3_EDGE_SECRET_KEY = "edgeroll-e2e-edge", "edgeroll-e2e-edge-secret"  # read only
 DEFAULT_IMAGE = "localhost:5000/edgeroll:dev"
 # The chart's defaults are 60/2/15/10 s; the scenarios wait less with faster loops, as on the lab.
 OPERATOR_TIMINGS = {"resyncSeconds": 5, "progressSeconds": 1, "probeSeconds": 2, "edgeTimeoutSeconds": 3}
@@ -182,15 +184,33 @@ class SeaweedContainer:
         return image
 
     def command(self) -> list[str]:
-        """The lab's `weed mini` line, listening on every interface of its own container."""
-        argv = weed_command(Path("weed"), data_dir=Path("/data"), ports=_container_ports(), bucket=S3_BUCKET)
+        """The lab's `weed mini` line (operator and read-only edge identities), listening on every
+        interface of its own container."""
+        argv = weed_command(
+            Path("weed"),
+            data_dir=Path("/data"),
+            ports=_container_ports(),
+            bucket=S3_BUCKET,
+            s3_config=Path(IDENTITIES_IN_CONTAINER),
+        )
         return [a.replace("-ip.bind=127.0.0.1", "-ip.bind=0.0.0.0") for a in argv[1:]]
 
     def run(self) -> None:
         _run(["docker", "rm", "-f", self.name], check=False)  # a leftover of a killed session
         env = weed_environment({}, access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY)
+        config = Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.name}-identities.json"
+        config.write_text(
+            json.dumps(
+                identities(
+                    S3_BUCKET,
+                    operator=(S3_ACCESS_KEY, S3_SECRET_KEY),
+                    edge=(S3_EDGE_ACCESS_KEY, S3_EDGE_SECRET_KEY),
+                )
+            )
+        )
         argv = ["docker", "run", "-d", "--name", self.name, "--network", NETWORK]
         argv += ["-p", f"127.0.0.1:{self.host_port}:{S3_PORT}", "--tmpfs", "/tmp"]
+        argv += ["-v", f"{config}:{IDENTITIES_IN_CONTAINER}:ro"]
         argv += [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
         self.container_id = _run([*argv, self.image, *self.command()]).stdout.strip()
         self.wait_healthy()
@@ -521,10 +541,8 @@ class KindProvider:
             "s3.region": S3_REGION,
             "s3.accessKeyId": S3_ACCESS_KEY,
             "s3.secretAccessKey": S3_SECRET_KEY,
-            # The throwaway SeaweedFS has one identity: the caches share it, allowed in development only.
-            "s3.edgeAccessKeyId": S3_ACCESS_KEY,
-            "s3.edgeSecretAccessKey": S3_SECRET_KEY,
-            "s3.allowSharedEdgeKey": "true",
+            "s3.edgeAccessKeyId": S3_EDGE_ACCESS_KEY,  # the caches': read only
+            "s3.edgeSecretAccessKey": S3_EDGE_SECRET_KEY,
             "logLevel": "info",
             **{f"timings.{k}": v for k, v in OPERATOR_TIMINGS.items()},
         }

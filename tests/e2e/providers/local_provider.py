@@ -23,7 +23,6 @@ from tests.e2e.providers.e2e_provider import RunScope, install_chart, token_kube
 
 from edgeroll.lab import Lab
 from edgeroll.lab.pod_runner import CacheEndpoint, edge_cache_from_cluster
-from edgeroll.lab.state import shared_edge_key_environment
 
 # Faster loops than the defaults (60/2/15/10 s), as the operator e2e suite uses: scenarios wait less.
 OPERATOR_TIMINGS = [
@@ -67,11 +66,9 @@ class LocalProvider:
         kubeconfig.write_text(token_kubeconfig(self.lab, scope))
         self._kubeconfigs[scope.release] = kubeconfig
 
-        # The lab's env for S3, but never its admin kubeconfig. The lab's S3 has one identity: the edges
-        # share the operator's key, with EDGEROLL_ALLOW_SHARED_EDGE_KEY (development only).
+        # The lab's env for S3 (with its read-only edge key), but never its admin kubeconfig.
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEROLL_") and k != "KUBECONFIG"}
         env.update(self.lab.env())
-        env.update(shared_edge_key_environment(env))
         env.pop("EDGEROLL_EDGE_KUBECONFIGS", None)
         env.update(
             {
