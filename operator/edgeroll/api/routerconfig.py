@@ -77,6 +77,14 @@ class CosmoSpec(ApiModel):
 
     organization_id: str = Field(min_length=1, max_length=253)
     federated_graph_id: str = Field(min_length=1, max_length=253)
+    graph_token_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description=(
+            "Secret key holding the HS256 secret graph tokens are signed with (Cosmo's "
+            "AUTH_JWT_SECRET). The caches then accept only tokens signed with it; unset, they "
+            "check the token's claims only, and the TokensVerified condition says so."
+        ),
+    )
 
 
 class ResourceRequirements(ApiModel):
@@ -96,6 +104,13 @@ class CacheSpec(ApiModel):
     )
     port: int = Field(default=8080, ge=1, le=65535)
     resources: ResourceRequirements | None = None
+    public_read: bool = Field(
+        default=False,
+        description=(
+            "Serve GET /configs/<namespace>/<name> without a credential. Off: it needs a verified "
+            "graph token or the read token derived from the signing key (docs/edge-cache.md)."
+        ),
+    )
 
 
 class RouterConfigSpec(ApiModel):

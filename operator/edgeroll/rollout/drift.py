@@ -12,12 +12,16 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from edgeroll.rollout.resources import SECRET_ACCESS_KEY_ID, SECRET_SECRET_ACCESS_KEY
+from edgeroll.rollout.resources import (
+    SECRET_ACCESS_KEY_ID,
+    SECRET_GRAPH_TOKEN_SECRET,
+    SECRET_SECRET_ACCESS_KEY,
+)
 
 # Edge Secret keys only the operator writes. One it stopped sending (the S3 key, once the caches use
-# workload identity) must not linger there: it is drift, and the server-side apply drops what our field
-# manager no longer sends.
-_DROPPED_SECRET_KEYS = (SECRET_ACCESS_KEY_ID, SECRET_SECRET_ACCESS_KEY)
+# workload identity; a graph token secret taken out of the spec) must not linger there: it is drift,
+# and the server-side apply drops what our field manager no longer sends.
+_DROPPED_SECRET_KEYS = (SECRET_ACCESS_KEY_ID, SECRET_SECRET_ACCESS_KEY, SECRET_GRAPH_TOKEN_SECRET)
 
 _SUFFIXES = {
     "Ki": Decimal(2) ** 10,

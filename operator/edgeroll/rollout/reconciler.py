@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from edgeroll.api.common import SecretKeyRef
 from edgeroll.api.routerconfig import ClusterPhase, ClusterStatus, RouterConfigSpec, RouterConfigStatus
 from edgeroll.api.selectors import selector_matches
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApi, KubeApiError
@@ -75,6 +76,7 @@ from edgeroll.rollout.status import (
     build_status,
     condition_changed,
     short_digest,
+    with_token_verification,
 )
 from edgeroll.settings import OperatorSettings
 
@@ -133,6 +135,7 @@ class DesiredState:
     signing_key: bytes = field(repr=False)
     revision: str = ""  # content id of what is rolled out (content_revision)
     edge_key: S3Key | None = field(default=None, repr=False)  # the namespace's own; None: the global one
+    graph_token_secret: bytes | None = field(default=None, repr=False)  # spec.cosmo.graphTokenSecretRef
 
 
 @dataclass
@@ -365,25 +368,47 @@ class Reconciler:
             raise _Stall(exc.reason, exc.message) from None
         raise _Stall("ConfigKeyNotFound", f"{source}: no such key (spec.configFrom.configMapKeyRef.key)")
 
-    async def _signing_key(self, namespace: str, spec: RouterConfigSpec) -> bytes:
-        ref = spec.signing.secret_ref
+    async def _secret_value(self, namespace: str, ref: SecretKeyRef, field: str, what: str) -> bytes:
+        """The decoded, non-empty value at `ref`; Stalled `<What>NotFound` / `Invalid<What>` naming the
+        Secret, its key and `field` (never the value) otherwise."""
         where = f"Secret {namespace}/{ref.name}"
-        secret = await self._hub_get(ObjectRef("v1", "Secret", namespace, ref.name), "spec.signing.secretRef")
+        secret = await self._hub_get(ObjectRef("v1", "Secret", namespace, ref.name), field)
         if secret is None:
-            raise _Stall("SigningKeyNotFound", f"{where} not found (spec.signing.secretRef)")
+            raise _Stall(f"{what}NotFound", f"{where} not found ({field})")
         value = (secret.get("data") or {}).get(ref.key)
         if value is None:
-            raise _Stall("SigningKeyNotFound", f"{where} has no key {ref.key!r} (spec.signing.secretRef.key)")
+            raise _Stall(f"{what}NotFound", f"{where} has no key {ref.key!r} ({field}.key)")
         try:
-            key = base64.b64decode(value, validate=True)
+            decoded = base64.b64decode(value, validate=True)
         except ValueError:
-            raise _Stall("InvalidSigningKey", f"{where} key {ref.key!r} is not base64") from None
-        if not key:
-            raise _Stall("InvalidSigningKey", f"{where} key {ref.key!r} is empty (spec.signing.secretRef)")
+            raise _Stall(f"Invalid{what}", f"{where} key {ref.key!r} is not base64") from None
+        if not decoded:
+            raise _Stall(f"Invalid{what}", f"{where} key {ref.key!r} is empty ({field})")
+        return decoded
+
+    async def _signing_key(self, namespace: str, spec: RouterConfigSpec) -> bytes:
+        ref, field = spec.signing.secret_ref, "spec.signing.secretRef"
+        key = await self._secret_value(namespace, ref, field, "SigningKey")
         problem = signing_key_problem(key)
         if problem is not None:  # a cache given this key could not start, nor a router verify with it
-            raise _Stall("InvalidSigningKey", f"{where} key {ref.key!r} {problem} (spec.signing.secretRef)")
+            raise _Stall(
+                "InvalidSigningKey", f"Secret {namespace}/{ref.name} key {ref.key!r} {problem} ({field})"
+            )
         return key
+
+    async def _graph_token_secret(self, namespace: str, spec: RouterConfigSpec) -> bytes | None:
+        """The HS256 secret the caches verify graph tokens with; None when the spec names none."""
+        ref = spec.cosmo.graph_token_secret_ref if spec.cosmo is not None else None
+        if ref is None:
+            return None
+        field = "spec.cosmo.graphTokenSecretRef"
+        secret = await self._secret_value(namespace, ref, field, "GraphTokenSecret")
+        try:
+            secret.decode("utf-8")  # the cache reads it from its environment as text
+        except UnicodeDecodeError:
+            where = f"Secret {namespace}/{ref.name} key {ref.key!r}"
+            raise _Stall("InvalidGraphTokenSecret", f"{where} is not valid UTF-8 text ({field})") from None
+        return secret
 
     async def _namespace_edge_key(self, namespace: str) -> S3Key | None:
         """The S3 key of this namespace's caches from its Secret NAMESPACE_EDGE_S3_SECRET; None when
@@ -431,6 +456,7 @@ class Reconciler:
             raise _Stall("CacheImageNotAllowed", image_problem)
         config, source = await self._config(obj.namespace, spec)
         signing_key = await self._signing_key(obj.namespace, spec)
+        token_secret = await self._graph_token_secret(obj.namespace, spec)
         edge_key = await self._namespace_edge_key(obj.namespace)  # before anything is published
         facts = [ClusterFacts(t.name, dict(t.labels)) for t in targets]
         try:
@@ -478,6 +504,7 @@ class Reconciler:
             signing_key=signing_key,
             revision=content_revision(spec, rendered.base.digest),
             edge_key=edge_key,
+            graph_token_secret=token_secret,
         )
         return desired, events
 
@@ -562,6 +589,8 @@ class Reconciler:
             resources=spec.cache.resources,
             cosmo_organization_id=spec.cosmo.organization_id if spec.cosmo else None,
             cosmo_federated_graph_id=spec.cosmo.federated_graph_id if spec.cosmo else None,
+            graph_token_secret=desired.graph_token_secret,
+            public_read=spec.cache.public_read,
             # Only a digest other than the one applied says something (the planner also takes the digest
             # a cluster is healthy on as good), and leaving it out saves a write when it would not.
             last_good=last_good if last_good != rev.digest else None,
@@ -867,11 +896,13 @@ class Reconciler:
                 status = build_status(
                     prev, generation=obj.generation, now=now, reports=None, stalled=stall.problem
                 )
+                status = with_token_verification(status, spec, now=now, generation=obj.generation)
                 return self._finish(prev, status, events, self.settings.resync_seconds, None)
             except _Transient as err:
                 status = build_status(
                     prev, generation=obj.generation, now=now, reports=None, publish_error=err.problem
                 )
+                status = with_token_verification(status, spec, now=now, generation=obj.generation)
                 result = self._finish(prev, status, events, self.settings.progress_seconds, None)
                 result.transient, result.settled = True, False
                 return result
@@ -963,6 +994,7 @@ class Reconciler:
             rollout=rollout,
             stalled=Problem(CONFLICT_REASON, "; ".join(conflicts)) if conflicts else None,
         )
+        status = with_token_verification(status, spec, now=now, generation=obj.generation)
         requeue, settled = self._requeue(status, plan, clock)
         if manifest_problem is not None:
             settled = False

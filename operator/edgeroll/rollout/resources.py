@@ -36,12 +36,16 @@ ANNOTATION_ALIAS_OF = "edgeroll.io/alias-of"
 ANNOTATION_DIGEST = "edgeroll.io/digest"
 ANNOTATION_KEY = "edgeroll.io/config-key"
 ANNOTATION_SIGNATURE = "edgeroll.io/signature"
+# A fingerprint of the graph token secret: a rotated secret rolls the pods (env from a Secret is read
+# at start). Edge-namespace readers can read the Secret itself, so it tells them nothing more.
+ANNOTATION_TOKEN_SECRET = "edgeroll.io/graph-token-secret-sha256"  # noqa: S105 - a name
 # On the Deployment itself, not its pod template (changing it must not roll the pods): the digest this
 # cluster goes back to should its current move fail. The planner reads it when status.rollout is lost.
 ANNOTATION_LAST_GOOD = "edgeroll.io/last-good"
 
 # Key names inside the edge Secret (names, not values).
 SECRET_SIGNING_KEY = "signing-key"  # noqa: S105
+SECRET_GRAPH_TOKEN_SECRET = "graph-token-secret"  # noqa: S105
 SECRET_ACCESS_KEY_ID = "aws-access-key-id"  # noqa: S105
 SECRET_SECRET_ACCESS_KEY = "aws-secret-access-key"  # noqa: S105
 # A hub Secret of this name in a RouterConfig's namespace, with the two keys above, gives that namespace's
@@ -134,6 +138,8 @@ class EdgeCacheParams:
     cosmo_organization_id: str | None = None
     cosmo_federated_graph_id: str | None = None
     last_good: str | None = None  # recorded on the Deployment (ANNOTATION_LAST_GOOD)
+    graph_token_secret: bytes | None = field(default=None, repr=False)  # verifies graph tokens (HS256)
+    public_read: bool = False  # GET /configs/... without a credential (spec.cache.publicRead)
     rc_uid: str = ""  # the owner's uid, labelled on every object
 
     @property
@@ -199,6 +205,8 @@ def _b64(value: bytes | str) -> str:
 
 def secret(p: EdgeCacheParams) -> dict[str, Any]:
     data = {SECRET_SIGNING_KEY: _b64(p.signing_key)}
+    if p.graph_token_secret is not None:
+        data[SECRET_GRAPH_TOKEN_SECRET] = _b64(p.graph_token_secret)
     if p.s3.access_key_id is not None and p.s3.secret_access_key is not None:
         data[SECRET_ACCESS_KEY_ID] = _b64(p.s3.access_key_id)
         data[SECRET_SECRET_ACCESS_KEY] = _b64(p.s3.secret_access_key)
@@ -265,6 +273,10 @@ def _env(p: EdgeCacheParams) -> list[dict[str, Any]]:
             plain("EDGEROLL_COSMO_ORGANIZATION_ID", p.cosmo_organization_id),
             plain("EDGEROLL_COSMO_FEDERATED_GRAPH_ID", p.cosmo_federated_graph_id),
         ]
+    if p.graph_token_secret is not None:
+        env.append(from_secret("EDGEROLL_COSMO_TOKEN_SECRET", SECRET_GRAPH_TOKEN_SECRET))
+    if p.public_read:
+        env.append(plain("EDGEROLL_CACHE_PUBLIC_READ", "true"))
     env += [
         plain("EDGEROLL_CACHE_PORT", str(p.port)),
         plain("EDGEROLL_STATE_DIR", STATE_DIR),
@@ -284,6 +296,13 @@ def _resources(p: EdgeCacheParams) -> dict[str, Any]:
     if p.resources.limits:
         out["limits"] = {k: str(v) for k, v in p.resources.limits.items()}
     return out
+
+
+def _template_annotations(p: EdgeCacheParams) -> dict[str, str]:
+    annotations = {ANNOTATION_DIGEST: p.digest, ANNOTATION_KEY: p.key, ANNOTATION_SIGNATURE: p.signature}
+    if p.graph_token_secret is not None:
+        annotations[ANNOTATION_TOKEN_SECRET] = hashlib.sha256(p.graph_token_secret).hexdigest()[:16]
+    return annotations
 
 
 def deployment(p: EdgeCacheParams) -> dict[str, Any]:
@@ -337,11 +356,7 @@ def deployment(p: EdgeCacheParams) -> dict[str, Any]:
             "template": {
                 "metadata": {
                     "labels": _labels(p),
-                    "annotations": {
-                        ANNOTATION_DIGEST: p.digest,
-                        ANNOTATION_KEY: p.key,
-                        ANNOTATION_SIGNATURE: p.signature,
-                    },
+                    "annotations": _template_annotations(p),
                 },
                 "spec": {
                     "serviceAccountName": p.name,

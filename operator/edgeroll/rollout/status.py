@@ -18,6 +18,7 @@ from edgeroll.api.routerconfig import (
     ClusterPhase,
     ClusterStatus,
     RevisionStatus,
+    RouterConfigSpec,
     RouterConfigStatus,
     StatusPhase,
     Summary,
@@ -25,7 +26,7 @@ from edgeroll.api.routerconfig import (
 from edgeroll.publish.history import ManifestEntry
 from edgeroll.render.canonical import digest_hex
 
-CONDITION_ORDER = ["Ready", "Reconciling", "Stalled", "Published"]
+CONDITION_ORDER = ["Ready", "Reconciling", "Stalled", "Published", "TokensVerified"]
 MAX_MESSAGE = 1000
 
 
@@ -228,6 +229,38 @@ def build_status(
         summary=summary,
         rollout=rollout.state if rollout is not None else prev.rollout,
     )
+
+
+def with_token_verification(
+    status: RouterConfigStatus, spec: RouterConfigSpec, *, now: str, generation: int
+) -> RouterConfigStatus:
+    """`TokensVerified`: whether the caches check graph tokens' HS256 signature, not only their claims.
+    Only for a RouterConfig served over the Cosmo protocol (spec.cosmo)."""
+    conds = [c for c in status.conditions if c.type != "TokensVerified"]
+    if spec.cosmo is not None:
+        ref = spec.cosmo.graph_token_secret_ref
+        if ref is not None:
+            reason, message = (
+                "GraphTokenSecret",
+                f"graph tokens must be signed with Secret key {ref.name}/{ref.key}",
+            )
+        else:
+            reason = "NoGraphTokenSecret"
+            message = (
+                "the edge caches check graph tokens' claims but not their signature: set "
+                "spec.cosmo.graphTokenSecretRef to the secret Cosmo signs graph tokens with"
+            )
+        status_value: ConditionStatus = "True" if ref is not None else "False"
+        conds = set_condition(
+            list(status.conditions),
+            "TokensVerified",
+            status_value,
+            reason,
+            message,
+            now=now,
+            generation=generation,
+        )
+    return status.model_copy(update={"conditions": _ordered(conds)})
 
 
 def _degraded(clusters: Sequence[ClusterStatus]) -> tuple[str, str]:

@@ -38,7 +38,8 @@ async def test_first_rollout_publishes_signs_and_reaches_every_cluster() -> None
     assert status.summary is not None and status.summary.ready == 3
     ready = next(c for c in status.conditions if c.type == "Ready")
     assert ready.status == "True"
-    assert {c.type for c in status.conditions} == {"Ready", "Published"}  # no Reconciling/Stalled when false
+    # no Reconciling/Stalled when false; TokensVerified: the world serves Cosmo without a token secret
+    assert {c.type for c in status.conditions} == {"Ready", "Published", "TokensVerified"}
     assert all(c.phase == "Ready" and c.digest == status.revision.digest for c in status.clusters)
     assert w.reasons()["Published"] == 1 and w.reasons()["Created"] == 3 and w.reasons()["Ready"] == 1
 
@@ -248,7 +249,7 @@ async def test_secrets_never_reach_status_or_events() -> None:
     w.edges["edge-ap"].unreachable = True
     status = await w.converge()
     text = json.dumps(status.to_wire()) + " ".join(e.message for e in w.events)
-    for secret_value in ("ro-secret", KEY.decode(), "token"):
+    for secret_value in ("ro-secret", KEY.decode(), "kubeconfig-bearer-value"):
         assert secret_value not in text
 
 
