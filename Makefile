@@ -58,6 +58,7 @@ test: setup ## ruff, mypy, unit, integration and e2e (`make reliability` is the 
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PYTEST) -m unit
 	$(PYTEST) -m "(integration or e2e) and not reliability and not kind"
 

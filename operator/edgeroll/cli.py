@@ -20,7 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "cache": ("edgeroll.cache.main", "run the edge cache server"),
     "lab": ("edgeroll.lab.cli", "start, stop and inspect the local multi-cluster lab"),
     "rollout": ("edgeroll.rollout.cli", "pause, resume, promote, abort or undo a rollout"),
-    "crds": ("edgeroll.api.crds", "print or write the CRDs generated from the models"),
+    "crds": ("edgeroll.api.crds_command", "print or write the CRDs generated from the models"),
 }
 
 # Why a subcommand's module can be missing by design, said instead of a traceback.

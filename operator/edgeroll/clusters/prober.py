@@ -13,9 +13,9 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from edgeroll.api.edgecluster import EdgeClusterStatus
+from edgeroll.api.mergepatch import merge_diff
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo, ProbeResult
 from edgeroll.clusters.status import edgecluster_status
-from edgeroll.render.mergepatch import merge_diff
 from edgeroll.settings import OperatorSettings
 
 log = logging.getLogger(__name__)

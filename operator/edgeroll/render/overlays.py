@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeroll.api.mergepatch import merge_patch
 from edgeroll.api.routerconfig import Overlay
 from edgeroll.api.selectors import selector_matches
 from edgeroll.render.errors import PathSegment, RenderError, json_path
-from edgeroll.render.mergepatch import merge_patch
 
 # `$${` is an escaped literal `${`; anything else starting with `${cluster.` must resolve.
 _TOKEN = re.compile(r"\$\$\{|\$\{cluster\.([^}]*)\}")

@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from edgeroll.api.mergepatch import merge_diff
 from edgeroll.api.routerconfig import RouterConfigStatus
 from edgeroll.clusters.registry import EdgeClusterInfo
-from edgeroll.render.mergepatch import merge_diff
 from edgeroll.rollout.reconciler import (
     DesiredState,
     EventNote,

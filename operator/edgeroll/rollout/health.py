@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edgeroll.api.edge_objects import ANNOTATION_DIGEST
 from edgeroll.api.routerconfig import ClusterPhase
-from edgeroll.rollout.resources import ANNOTATION_DIGEST
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edgeroll.api.edge_objects import ANNOTATION_ROUTERCONFIG
 from edgeroll.clusters.objects import ObjectRef
-from edgeroll.rollout.resources import ANNOTATION_ROUTERCONFIG
 
 CONFLICT_REASON = "EdgeObjectConflict"
 

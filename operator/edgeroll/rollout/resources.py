@@ -14,6 +14,66 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeroll.api.edge_objects import (
+    ANNOTATION_ALIAS_OF as ANNOTATION_ALIAS_OF,
+)
+from edgeroll.api.edge_objects import (
+    ANNOTATION_DIGEST as ANNOTATION_DIGEST,
+)
+from edgeroll.api.edge_objects import (
+    ANNOTATION_KEY as ANNOTATION_KEY,
+)
+from edgeroll.api.edge_objects import (
+    ANNOTATION_LAST_GOOD as ANNOTATION_LAST_GOOD,
+)
+from edgeroll.api.edge_objects import (
+    ANNOTATION_ROUTERCONFIG as ANNOTATION_ROUTERCONFIG,
+)
+from edgeroll.api.edge_objects import (
+    ANNOTATION_SIGNATURE as ANNOTATION_SIGNATURE,
+)
+from edgeroll.api.edge_objects import (
+    ANNOTATION_TOKEN_SECRET as ANNOTATION_TOKEN_SECRET,
+)
+from edgeroll.api.edge_objects import (
+    LABEL_CLUSTER as LABEL_CLUSTER,
+)
+from edgeroll.api.edge_objects import (
+    LABEL_COMPONENT as LABEL_COMPONENT,
+)
+from edgeroll.api.edge_objects import (
+    LABEL_INSTANCE as LABEL_INSTANCE,
+)
+from edgeroll.api.edge_objects import (  # re-exported: the vocabulary of the objects built here
+    LABEL_MANAGED_BY as LABEL_MANAGED_BY,
+)
+from edgeroll.api.edge_objects import (
+    LABEL_NAME as LABEL_NAME,
+)
+from edgeroll.api.edge_objects import (
+    LABEL_RC_NAME as LABEL_RC_NAME,
+)
+from edgeroll.api.edge_objects import (
+    LABEL_RC_NAMESPACE as LABEL_RC_NAMESPACE,
+)
+from edgeroll.api.edge_objects import (
+    LABEL_RC_UID as LABEL_RC_UID,
+)
+from edgeroll.api.edge_objects import (
+    NAMESPACE_EDGE_S3_SECRET as NAMESPACE_EDGE_S3_SECRET,
+)
+from edgeroll.api.edge_objects import (
+    SECRET_ACCESS_KEY_ID as SECRET_ACCESS_KEY_ID,
+)
+from edgeroll.api.edge_objects import (
+    SECRET_GRAPH_TOKEN_SECRET as SECRET_GRAPH_TOKEN_SECRET,
+)
+from edgeroll.api.edge_objects import (
+    SECRET_SECRET_ACCESS_KEY as SECRET_SECRET_ACCESS_KEY,
+)
+from edgeroll.api.edge_objects import (
+    SECRET_SIGNING_KEY as SECRET_SIGNING_KEY,
+)
 from edgeroll.api.routerconfig import ResourceRequirements
 from edgeroll.clusters.objects import FIELD_MANAGER, ObjectRef
 
@@ -22,35 +82,6 @@ CONTAINER = "cache"
 STATE_DIR = "/var/lib/edgeroll"
 UID = 65532  # the image's non-root user (Dockerfile)
 
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_NAME = "app.kubernetes.io/name"
-LABEL_INSTANCE = "app.kubernetes.io/instance"
-LABEL_COMPONENT = "app.kubernetes.io/component"
-LABEL_RC_NAMESPACE = "edgeroll.io/routerconfig-namespace"
-LABEL_RC_NAME = "edgeroll.io/routerconfig-name"
-LABEL_RC_UID = "edgeroll.io/routerconfig-uid"
-LABEL_CLUSTER = "edgeroll.io/edgecluster"
-ANNOTATION_ROUTERCONFIG = "edgeroll.io/routerconfig"  # "<namespace>/<name>": the owner (rollout/ownership.py)
-# On a Service kept under a legacy name: the name of the edge objects it now routes to.
-ANNOTATION_ALIAS_OF = "edgeroll.io/alias-of"
-ANNOTATION_DIGEST = "edgeroll.io/digest"
-ANNOTATION_KEY = "edgeroll.io/config-key"
-ANNOTATION_SIGNATURE = "edgeroll.io/signature"
-# A fingerprint of the graph token secret: a rotated secret rolls the pods (env from a Secret is read
-# at start). Edge-namespace readers can read the Secret itself, so it tells them nothing more.
-ANNOTATION_TOKEN_SECRET = "edgeroll.io/graph-token-secret-sha256"  # noqa: S105 - a name
-# On the Deployment itself, not its pod template (changing it must not roll the pods): the digest this
-# cluster goes back to should its current move fail. The planner reads it when status.rollout is lost.
-ANNOTATION_LAST_GOOD = "edgeroll.io/last-good"
-
-# Key names inside the edge Secret (names, not values).
-SECRET_SIGNING_KEY = "signing-key"  # noqa: S105
-SECRET_GRAPH_TOKEN_SECRET = "graph-token-secret"  # noqa: S105
-SECRET_ACCESS_KEY_ID = "aws-access-key-id"  # noqa: S105
-SECRET_SECRET_ACCESS_KEY = "aws-secret-access-key"  # noqa: S105
-# A hub Secret of this name in a RouterConfig's namespace, with the two keys above, gives that namespace's
-# caches their own S3 key instead of the operator's EDGEROLL_EDGE_S3_* one (docs/security.md).
-NAMESPACE_EDGE_S3_SECRET = "edgeroll-edge-s3"  # noqa: S105
 TMP_DIR = "/tmp"  # noqa: S108 - an emptyDir of its own, needed with a read-only root filesystem
 
 DEFAULT_RESOURCES: dict[str, dict[str, str]] = {

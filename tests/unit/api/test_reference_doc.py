@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from edgeroll.api.crds import all_crds
-from edgeroll.api.crds import run as crds_command
+from edgeroll.api.crds_command import run as crds_command
 from edgeroll.api.reference import render_reference
 
 pytestmark = pytest.mark.unit

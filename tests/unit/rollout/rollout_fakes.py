@@ -15,13 +15,13 @@ from typing import Any
 import yaml
 
 from edgeroll.api.edgecluster import EdgeClusterSpec
+from edgeroll.api.mergepatch import merge_patch
 from edgeroll.api.routerconfig import RouterConfigStatus
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApiError
 from edgeroll.clusters.objects import ObjectRef, ref_of
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
 from edgeroll.publish.memory import InMemoryRevisionStore
 from edgeroll.publish.publisher import RevisionPublisher
-from edgeroll.render.mergepatch import merge_patch
 from edgeroll.rollout.controller import RouterConfigController
 from edgeroll.rollout.reconciler import EventNote, Reconciler, RouterConfigObject
 from edgeroll.settings import EdgeS3Credentials, OperatorSettings, S3Settings

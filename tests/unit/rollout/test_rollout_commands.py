@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from edgeroll.render.mergepatch import merge_patch
+from edgeroll.api.mergepatch import merge_patch
 from edgeroll.rollout import cli
 from edgeroll.rollout.commands import (
     annotation_key,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeroll.render.mergepatch import merge_diff, merge_patch
+from edgeroll.api.mergepatch import merge_diff, merge_patch
 
 pytestmark = pytest.mark.unit
 
