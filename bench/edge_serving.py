@@ -48,13 +48,15 @@ from edgeroll.cache.responses import compress_body
 from edgeroll.cache.revision import verify_revision
 from edgeroll.cache.state import StateDir, StateIdentity
 from edgeroll.render.canonical import canonical_json, content_digest, digest_hex
-from edgeroll.render.signing import sign
+from edgeroll.render.signing import read_token, sign
 
 NAME = "edge_serving"
 CASES = ("200", "304")
 NAMESPACE, CONFIG_NAME = "bench", "router"
 PATH = f"/configs/{NAMESPACE}/{CONFIG_NAME}"
 SIGNING_KEY = "bench-signing-key-0123456789abcd"  # 32 bytes, like a Cosmo graph.sign_key
+# GET /configs needs a credential; nginx ignores it, so both servers get the same request.
+AUTH = {"Authorization": f"Bearer {read_token(SIGNING_KEY.encode(), NAMESPACE, CONFIG_NAME)}"}
 REPO = Path(__file__).resolve().parent.parent
 EDGEROLL = REPO / ".venv" / "bin" / "edgeroll"
 
@@ -133,7 +135,7 @@ def wait_http(
 
 def fetch(port: int, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    conn.request("GET", PATH, headers=headers)
+    conn.request("GET", PATH, headers={**AUTH, **headers})
     response = conn.getresponse()
     body = response.read()
     conn.close()
@@ -329,8 +331,8 @@ def main() -> int:
             def headers(case: str, server: str) -> dict[str, str]:
                 # A router that holds the current revision revalidates; one that does not fetches.
                 if case == "304":
-                    return {"Accept-Encoding": "gzip", "If-None-Match": etags[server]}
-                return {"Accept-Encoding": "gzip"}
+                    return {**AUTH, "Accept-Encoding": "gzip", "If-None-Match": etags[server]}
+                return {**AUTH, "Accept-Encoding": "gzip"}
 
             # Warm both up (page cache, allocator, first-connection costs); not recorded.
             warmup = argparse.Namespace(**{**vars(args), "duration": 1})

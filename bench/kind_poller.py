@@ -11,6 +11,8 @@ and reads the answer:
 - 304: the digest in X-Config-Digest (the cache sends it with a 304);
 - anything else: `http-<code>`, or `error:<exception>` when no answer came.
 
+Each request carries the read token GET /configs needs, derived from SIGNING_KEY.
+
 It prints one JSON line whenever that state changes, `{"t": <wall time of the answer>, "state":
 ...}`, and a heartbeat `{"t": ..., "hb": <requests so far>, "state": ...}` every second, so the
 reader knows how far the log is complete. Pods share the host's kernel clock, so `t` compares with
@@ -34,11 +36,22 @@ import time
 RESOLVE_EVERY_S = 5.0  # the ClusterIP does not change; resolving per request would load CoreDNS
 
 
+def read_token(key: bytes, config_path: str) -> str:
+    """edgeroll.render.signing.read_token of /configs/<ns>/<name>, restated: standard library only."""
+    _, _, namespace, name = config_path.split("/", 3)
+    mac = hmac.new(key, f"edgeroll-read:{namespace}/{name}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
 def answer(ip: str, host: str, port: int, path: str, etag: str | None, key: bytes) -> tuple[str, bool]:
     """(state, verified 200) of one request on a new connection."""
     conn = http.client.HTTPConnection(ip, port, timeout=2)
     try:
-        headers = {"Host": f"{host}:{port}", "Connection": "close"}
+        headers = {
+            "Host": f"{host}:{port}",
+            "Connection": "close",
+            "Authorization": f"Bearer {read_token(key, path)}",
+        }
         if etag:
             headers["If-None-Match"] = etag
         conn.request("GET", path, headers=headers)

@@ -94,6 +94,7 @@ from edgeroll.clusters.objects import ObjectRef
 from edgeroll.lab import Lab, up
 from edgeroll.lab.pod_runner import LocalEdgeCache, cache_container, fetch_and_verify, local_argv, resolve_env
 from edgeroll.render.revision import make_revision
+from edgeroll.render.signing import read_token
 from edgeroll.rollout.health import read_health
 from edgeroll.rollout.resources import ANNOTATION_DIGEST, LABEL_INSTANCE, edge_name
 
@@ -237,12 +238,13 @@ class Edge:
         """Poll the new cache until it answers with `digest`; then verify body, sha256 and HMAC."""
         ns, name = cache.env["EDGEROLL_CONFIG_NAMESPACE"], cache.env["EDGEROLL_CONFIG_NAME"]
         url = f"{cache.url}/configs/{ns}/{name}"
+        auth = {"Authorization": f"Bearer {read_token(cache.signing_key, ns, name)}"}
         deadline = time.monotonic() + 60
         while True:
             if cache.proc is not None and cache.proc.poll() is not None:
                 raise RuntimeError(f"{self.cluster}: edge cache exited; see {cache.log_path}")
             with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                async with session.get(url, headers=auth, timeout=aiohttp.ClientTimeout(total=2)) as resp:
                     await resp.read()
                     if resp.status == 200 and resp.headers.get("X-Config-Digest") == digest:
                         at = time.monotonic()

@@ -35,7 +35,7 @@ from tests.polling import wait_until
 from edgeroll.api.routerconfig import ConfigFormat
 from edgeroll.lab.pod_runner import LocalEdgeCache, cache_container, free_port, local_argv, resolve_env
 from edgeroll.render.revision import make_revision
-from edgeroll.render.signing import SIGNATURE_HEADER, verify
+from edgeroll.render.signing import SIGNATURE_HEADER, read_token, verify
 from edgeroll.rollout.resources import ANNOTATION_DIGEST, edge_name
 
 FIGURES: list[str] = []  # RELIABILITY lines of this session, for the terminal summary
@@ -130,6 +130,13 @@ def http_get(
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
         conn.close()
+
+
+def read_headers(cache: LocalEdgeCache) -> dict[str, str]:
+    """The credential GET /configs needs: the read token of the cache's RouterConfig (docs/edge-cache.md)."""
+    env = cache.env
+    token = read_token(cache.signing_key, env["EDGEROLL_CONFIG_NAMESPACE"], env["EDGEROLL_CONFIG_NAME"])
+    return {"Authorization": f"Bearer {token}"}
 
 
 def cache_metric(cache: LocalEdgeCache, name: str, **labels: str) -> float:
@@ -539,6 +546,7 @@ def _poll(pod: Pod, etag: str | None) -> Poll:
     env = pod.cache.env
     path = f"/configs/{env['EDGEROLL_CONFIG_NAMESPACE']}/{env['EDGEROLL_CONFIG_NAME']}"
     headers = {"If-None-Match": f'"{etag}"'} if etag else {}
+    headers |= read_headers(pod.cache)
     now = time.monotonic()
     try:
         status, head, body = http_get(pod.cache.port, path, headers)

@@ -20,7 +20,16 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from reliability_kit import EdgeFleet, Reliability, cache_metric, digest_of, figure, http_get, variant
+from reliability_kit import (
+    EdgeFleet,
+    Reliability,
+    cache_metric,
+    digest_of,
+    figure,
+    http_get,
+    read_headers,
+    variant,
+)
 from tests.polling import wait_until
 
 from edgeroll.render.signing import SIGNATURE_METADATA_KEY
@@ -95,7 +104,9 @@ def test_tampered_object_is_never_served_and_is_repaired(rel: Reliability) -> No
                 )
                 assert http_get(pod.cache.port, "/readyz")[0] == 503
                 path = f"/configs/{rel.ns}/{rc}"
-                assert http_get(pod.cache.port, path)[0] == 503, "nothing verified: nothing served"
+                assert http_get(pod.cache.port, path, read_headers(pod.cache))[0] == 503, (
+                    "nothing verified: nothing served"
+                )
                 assert cache_metric(pod.cache, "edgeroll_cache_ready") == 0
                 assert all(d == digest for d in fleet.serving().values())
             finally:
@@ -113,7 +124,7 @@ def test_tampered_object_is_never_served_and_is_repaired(rel: Reliability) -> No
                 lambda: http_get(pod.cache.port, "/readyz")[0] == 200, timeout=60, message="the new pod ready"
             )
             pod_ready_after = time.monotonic() - restarted
-            _, head, body = http_get(pod.cache.port, path)
+            _, head, body = http_get(pod.cache.port, path, read_headers(pod.cache))
             assert head["x-config-digest"] == digest and _sha(body) == digest
             refused = cache_metric(pod.cache, "edgeroll_cache_verify_failures_total", source="origin")
         finally:

@@ -7,6 +7,14 @@ verifying it, path-escapes them into
 sends `Authorization: Bearer <token>` with the body `{"version": "<held>"}`.
 We require the claims to match the path; with a token secret configured we
 also verify the token's HS256 signature, as Cosmo's own CDN does.
+
+Routers of compatibility version N > 1 ask `routerconfigs/v<N>/latest.json`
+(routerconfig.VersionPath). Cosmo's CDN (cdn-server/cdn/src/index.ts) routes
+`routerconfigs/:compatibility_version/latest.json` but accepts only the segment
+`1` (pattern /^1$/, read from S3 key `routerconfigs/v1/latest.json`, which the
+control plane never writes: version 1 is stored unversioned); any other segment,
+`v2` included, is answered 400 `Invalid router compatibility version "<segment>".`
+before the body or the stored version is looked at. We answer the same.
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-ROUTE_SUFFIX = b"/routerconfigs/latest.json"
+CONFIG_FILE = b"/latest.json"  # every routerconfigs route ends so, versioned or not
+# The only compatibility-version segment Cosmo's CDN accepts (its routerCompatibilityVersionPattern).
+ACCEPTED_COMPATIBILITY_SEGMENT = "1"
 MAX_TOKEN_BYTES = 8192
 _TOKEN_CACHE_SIZE = 1024
 
@@ -97,6 +107,11 @@ class TokenCache:
         self._secret = secret
         self._cache: dict[bytes, GraphClaims | TokenError] = {}
 
+    @property
+    def verifies(self) -> bool:
+        """True when tokens are HS256-verified; an unverified token proves nothing."""
+        return self._secret is not None
+
     def claims(self, authorization: bytes | None, now: float | None = None) -> GraphClaims:
         if authorization is None:
             raise TokenError("missing bearer token")
@@ -117,18 +132,30 @@ class TokenCache:
         return hit
 
 
-def graph_path(path: bytes) -> tuple[str, str] | None:
-    """(organization_id, federated_graph_id) of a Cosmo config path, unescaped; None if not one."""
-    if not path.endswith(ROUTE_SUFFIX):
+@dataclass(frozen=True)
+class ConfigPath:
+    organization_id: str
+    federated_graph_id: str
+    # The raw segment of routerconfigs/<segment>/latest.json ("v2"); None for the unversioned route.
+    compatibility_segment: str | None = None
+
+
+def _unescape(segment: bytes) -> str:
+    return unquote(segment.decode("ascii"), errors="strict")
+
+
+def config_path(path: bytes) -> ConfigPath | None:
+    """`/<org>/<graph>/routerconfigs[/<segment>]/latest.json`, unescaped; None if not one."""
+    if not path.endswith(CONFIG_FILE):
         return None
-    parts = path[: -len(ROUTE_SUFFIX)].split(b"/")
-    if len(parts) != 3 or parts[0] != b"" or not parts[1] or not parts[2]:
+    parts = path.split(b"/")
+    if len(parts) not in (5, 6) or parts[0] != b"" or parts[3] != b"routerconfigs":
+        return None
+    if not all(parts[1:-1]):
         return None
     try:
-        return (
-            unquote(parts[1].decode("ascii"), errors="strict"),
-            unquote(parts[2].decode("ascii"), errors="strict"),
-        )
+        segment = _unescape(parts[4]) if len(parts) == 6 else None
+        return ConfigPath(_unescape(parts[1]), _unescape(parts[2]), segment)
     except UnicodeDecodeError:
         return None
 

@@ -6,7 +6,8 @@ verified, so an unready pod never asks itself. Nothing a peer says is trusted: t
 fetch loop passes its answer to `verify_revision` with the wanted digest and the
 signing key, exactly like an S3 object. This module only fetches, blocking (the
 caller runs it in a thread): one GET, a short timeout, a size bound, no redirects,
-no content coding.
+no content coding. It sends the read token (render.signing.read_token), the
+credential a sibling's GET /configs asks for unless it serves publicly.
 """
 
 from __future__ import annotations
@@ -65,8 +66,12 @@ class PeerOrigin:
         deadline: float = PEER_DEADLINE,
         max_bytes: int = MAX_OBJECT_BYTES,
         connect: Connect = http.client.HTTPConnection,
+        read_token: str | None = None,
     ) -> None:
         self.host, self.port = parse_peer_url(url)
+        self.headers = dict(REQUEST_HEADERS)
+        if read_token is not None:
+            self.headers["Authorization"] = f"Bearer {read_token}"
         self.where = f"{url.rstrip('/')}{config_path}"
         self.path = config_path
         self.timeout = timeout
@@ -78,7 +83,7 @@ class PeerOrigin:
         deadline = time.monotonic() + self.deadline
         conn = self.connect(self.host, self.port, self.timeout)  # no I/O until the request
         try:
-            conn.request("GET", self.path, headers=REQUEST_HEADERS)
+            conn.request("GET", self.path, headers=self.headers)
             response = conn.getresponse()
             self._check(response, digest)
             body = self._read(response, deadline)

@@ -66,6 +66,11 @@ def text_response(route: str, code: int, text: str, headers: list[tuple[str, str
     )
 
 
+def cdn_text(route: str, code: int, text: str) -> Response:
+    """A text answer byte for byte as Cosmo's CDN (Hono's `c.text`) gives it: no trailing newline."""
+    return make_response(route, code, text.encode("utf-8"), [("Content-Type", "text/plain; charset=UTF-8")])
+
+
 def compress_body(body: bytes) -> bytes:
     """Deterministic gzip (mtime 0) so the bench can hand nginx exactly the same bytes."""
     return gzip.compress(body, compresslevel=9, mtime=0)

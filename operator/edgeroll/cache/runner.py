@@ -23,6 +23,7 @@ from edgeroll.cache.revision import Revision
 from edgeroll.cache.server import CosmoRoute, HttpConnection, ServerState, run_ticker
 from edgeroll.cache.settings import CacheSettings
 from edgeroll.cache.state import StateDir, StateIdentity
+from edgeroll.render.signing import read_token
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,9 @@ def make_peer(settings: CacheSettings) -> PeerOrigin | None:
     """The sibling pods (through the Service) to fill from when S3 fails; None without a peer URL."""
     if settings.peer_url is None:
         return None
-    return PeerOrigin(settings.peer_url, settings.config_path)
+    # Siblings need the read token like any client, unless they serve publicly.
+    token = read_token(settings.signing_key, settings.namespace, settings.name)
+    return PeerOrigin(settings.peer_url, settings.config_path, read_token=token)
 
 
 def make_server_state(settings: CacheSettings, metrics: Metrics) -> ServerState:
@@ -62,6 +65,9 @@ def make_server_state(settings: CacheSettings, metrics: Metrics) -> ServerState:
         configs_path=settings.config_path.encode("utf-8"),
         status=ServingStatus(settings.namespace, settings.name, settings.config_digest),
         metrics=metrics,
+        configs_read_token=None
+        if settings.public_read
+        else read_token(settings.signing_key, settings.namespace, settings.name).encode("ascii"),
         cosmo_route=route,
     )
 

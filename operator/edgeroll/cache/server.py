@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from edgeroll.cache.responses import (
     Prepared,
     Response,
     accepts_gzip,
+    cdn_text,
     date_tails,
     etag_matches,
     make_response,
@@ -34,6 +36,8 @@ from edgeroll.cache.responses import (
 )
 
 log = logging.getLogger(__name__)
+
+UNAUTHORIZED_CHALLENGE = 'Bearer realm="edgeroll"'
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class ServerState:
     configs_path: bytes
     status: ServingStatus
     metrics: Metrics
+    # The read token GET /configs needs (render.signing.read_token); None: public read.
+    configs_read_token: bytes | None
     cosmo_route: CosmoRoute | None = None
     limits: Limits = field(default_factory=Limits)
     prepared: Prepared | None = None
@@ -91,6 +97,17 @@ class ServerState:
         self.r_configs_405 = text_response("configs", 405, "method not allowed", [("Allow", "GET, HEAD")])
         self.r_cosmo_405 = text_response("cosmo", 405, "method not allowed", [("Allow", "POST")])
         self.r_cosmo_404 = text_response("cosmo", 404, "unknown federated graph")
+        # Cosmo's CDN answers a token whose claims name another graph than the path with this.
+        self.r_cosmo_400 = cdn_text("cosmo", 400, "Bad Request")
+        self.r_cosmo_no_v1 = text_response(
+            "cosmo", 404, "no config under routerconfigs/1/: compatibility version 1 is stored unversioned"
+        )
+        self.r_configs_401 = text_response(
+            "configs",
+            401,
+            "send Authorization: Bearer <read token or graph token>",
+            [("WWW-Authenticate", UNAUTHORIZED_CHALLENGE)],
+        )
         self.r_healthz = text_response("healthz", 200, "ok", [("Cache-Control", "no-store")])
         self.r_not_found = text_response("other", 404, "not found")
 
@@ -116,9 +133,41 @@ class ServerState:
 
     # -- routes ---------------------------------------------------------------------------
 
-    def configs(self, method: bytes, if_none_match: bytes | None, accept_encoding: bytes | None) -> Response:
+    def configs_authorized(self, authorization: bytes | None) -> bool:
+        """The read token, or a verified graph token of our graph; anything without publicRead."""
+        expected = self.configs_read_token
+        if expected is None:
+            return True
+        if authorization is None:
+            return False
+        scheme, _, token = authorization.strip().partition(b" ")
+        if scheme.lower() != b"bearer":
+            return False
+        if hmac.compare_digest(token.strip(), expected):
+            return True
+        route = self.cosmo_route
+        if route is None or not route.tokens.verifies:
+            return False  # an unverified graph token is no credential
+        try:
+            claims = route.tokens.claims(authorization)
+        except cosmo.TokenError:
+            return False
+        return (claims.organization_id, claims.federated_graph_id) == (
+            route.organization_id,
+            route.federated_graph_id,
+        )
+
+    def configs(
+        self,
+        method: bytes,
+        if_none_match: bytes | None,
+        accept_encoding: bytes | None,
+        authorization: bytes | None = None,
+    ) -> Response:
         if method != b"GET" and method != b"HEAD":
             return self.r_configs_405
+        if not self.configs_authorized(authorization):
+            return self.r_configs_401
         prepared = self.prepared
         if prepared is None:
             return self.r_not_loaded
@@ -135,21 +184,27 @@ class ServerState:
         accept_encoding: bytes | None,
     ) -> Response:
         route = self.cosmo_route
-        graph = cosmo.graph_path(path)
-        if route is None or graph is None:
-            return self.r_not_found if graph is None else self.r_cosmo_404
-        if method != b"POST":
-            return self.r_cosmo_405
+        where = cosmo.config_path(path)
+        if route is None or where is None:
+            return self.r_not_found if where is None else self.r_cosmo_404
+        # The token first, whatever the method: Cosmo's CDN checks it in a middleware of the path.
         try:
             claims = route.tokens.claims(authorization)
         except cosmo.TokenError as exc:
-            return text_response("cosmo", 401, str(exc), [("WWW-Authenticate", 'Bearer realm="edgeroll"')])
+            return text_response("cosmo", 401, str(exc), [("WWW-Authenticate", UNAUTHORIZED_CHALLENGE)])
+        if method != b"POST":
+            return self.r_cosmo_405
+        graph = (where.organization_id, where.federated_graph_id)
         if (claims.organization_id, claims.federated_graph_id) != graph:
-            return text_response(
-                "cosmo", 401, "token claims do not match the path", [("WWW-Authenticate", "Bearer")]
-            )
+            return self.r_cosmo_400
+        segment = where.compatibility_segment
+        if segment is not None and segment != cosmo.ACCEPTED_COMPATIBILITY_SEGMENT:
+            # As Cosmo's CDN: every v<N>, before the body or the stored version (see cosmo.py).
+            return cdn_text("cosmo", 400, f'Invalid router compatibility version "{segment}".')
         if graph != (route.organization_id, route.federated_graph_id):
             return self.r_cosmo_404
+        if segment is not None:
+            return self.r_cosmo_no_v1
         prepared = self.prepared
         if prepared is None:
             # Not 404: the router would swap in its built-in empty config. 503 makes it retry.
@@ -365,8 +420,8 @@ class HttpConnection(asyncio.Protocol):
         if b"?" in path:
             path = path.partition(b"?")[0]
         if path == st.configs_path:
-            response = st.configs(method, self.inm, self.accept)
-        elif path.endswith(cosmo.ROUTE_SUFFIX):
+            response = st.configs(method, self.inm, self.accept, self.auth)
+        elif path.endswith(cosmo.CONFIG_FILE):
             response = st.cosmo(method, path, self.auth, self.body, self.accept)
         elif path == b"/healthz":
             response = st.r_healthz

@@ -43,6 +43,8 @@ class CacheSettings:
     workers: int = 1
     # The cache's own Service, asked when S3 fails (peer fill); None: S3 only.
     peer_url: str | None = None
+    # GET /configs/<ns>/<name> without a credential (spec.cache.publicRead).
+    public_read: bool = False
 
     @property
     def config_path(self) -> str:
@@ -76,6 +78,15 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "false"):
+        return False
+    if raw == "true":
+        return True
+    raise SettingsError(f"{name} must be true or false, got {raw[:40]!r}")
 
 
 def _peer_url(env: Mapping[str, str]) -> str | None:
@@ -139,4 +150,5 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> CacheSettings:
         state_dir=Path(_optional(env, "EDGEROLL_STATE_DIR") or DEFAULT_STATE_DIR),
         workers=_int(env, "EDGEROLL_CACHE_WORKERS", 1, 1, MAX_WORKERS),
         peer_url=_peer_url(env),
+        public_read=_bool(env, "EDGEROLL_CACHE_PUBLIC_READ"),
     )

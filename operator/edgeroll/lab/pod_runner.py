@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from edgeroll.lab.handle import Lab
 from edgeroll.render.canonical import content_digest
-from edgeroll.render.signing import SIGNATURE_HEADER, verify
+from edgeroll.render.signing import SIGNATURE_HEADER, read_token, verify
 from edgeroll.rollout.resources import CONTAINER as CACHE_CONTAINER
 from edgeroll.rollout.resources import edge_name
 
@@ -269,7 +269,11 @@ def fetch_and_verify(cache: CacheEndpoint, timeout: float = 5.0) -> FetchResult:
     """GET /configs/<ns>/<name>, check digest and HMAC; then ask as a Cosmo router would: first with
     no version (200 and the same bytes), then with the version just served (304)."""
     ns, name = cache.env["EDGEROLL_CONFIG_NAMESPACE"], cache.env["EDGEROLL_CONFIG_NAME"]
-    with urllib.request.urlopen(f"{cache.url}/configs/{ns}/{name}", timeout=timeout) as resp:  # noqa: S310
+    request = urllib.request.Request(  # noqa: S310 - the lab's cache
+        f"{cache.url}/configs/{ns}/{name}",
+        headers={"Authorization": f"Bearer {read_token(cache.signing_key, ns, name)}"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
         body = resp.read()
         status, digest, signature = (
             resp.status,

@@ -43,6 +43,16 @@ def sign(key: bytes, body: bytes) -> str:
     return base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode("ascii")
 
 
+def read_token(key: bytes, namespace: str, name: str) -> str:
+    """The bearer credential for `GET /configs/<namespace>/<name>`, derived from the signing key.
+
+    Every cache of the RouterConfig and every router of its graph already holds the key, so
+    nothing new is distributed; binding namespace/name makes one config's token useless for another.
+    """
+    mac = hmac.new(key, f"edgeroll-read:{namespace}/{name}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
 def verify(key: bytes, body: bytes, signature: str | None) -> bool:
     """Constant-time check; a missing signature never verifies."""
     if not signature:

@@ -4,8 +4,9 @@ Standard library only: it runs as `python3 kind_client.py` in the edgeroll image
 ConfigMap, next to the routers' place in the cluster. It reaches the cache by its Service DNS
 name, as a Cosmo router's `cdn.url` would, and prints one JSON line:
 
-- a plain `GET /configs/<ns>/<name>`: status, X-Config-Digest, the sha256 of the body, whether
-  X-Signature-SHA256 is the HMAC-SHA256 of the body under SIGNING_KEY;
+- a plain `GET /configs/<ns>/<name>` with the read token derived from SIGNING_KEY: status,
+  X-Config-Digest, the sha256 of the body, whether X-Signature-SHA256 is the HMAC-SHA256 of the
+  body under SIGNING_KEY;
 - the Cosmo CDN route `POST /<org>/<graph>/routerconfigs/latest.json` with a graph-token-shaped
   JWT: status, whether it carried the same bytes, and the status of a second POST with the
   version just received (a router revalidating: 304).
@@ -33,6 +34,12 @@ def graph_token(org: str, graph: str) -> str:
     return f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(claims)}.c2lnbmF0dXJl"
 
 
+def read_token(key: bytes, namespace: str, name: str) -> str:
+    """edgeroll.render.signing.read_token, restated: this client imports the standard library only."""
+    mac = hmac.new(key, f"edgeroll-read:{namespace}/{name}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
 def cosmo(url: str, org: str, graph: str, version: str) -> tuple[int, bytes]:
     request = urllib.request.Request(  # noqa: S310 - the cache's Service
         f"{url}/{org}/{graph}/routerconfigs/latest.json",
@@ -49,8 +56,11 @@ def cosmo(url: str, org: str, graph: str, version: str) -> tuple[int, bytes]:
 
 def main() -> None:
     url, key = os.environ["CACHE_URL"], os.environ["SIGNING_KEY"].encode()
-    path = f"{url}/configs/{os.environ['CONFIG_NAMESPACE']}/{os.environ['CONFIG_NAME']}"
-    with urllib.request.urlopen(path, timeout=10) as resp:  # noqa: S310 - the cache's Service
+    ns, name = os.environ["CONFIG_NAMESPACE"], os.environ["CONFIG_NAME"]
+    request = urllib.request.Request(  # noqa: S310 - the cache's Service
+        f"{url}/configs/{ns}/{name}", headers={"Authorization": f"Bearer {read_token(key, ns, name)}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - the cache's Service
         body, status = resp.read(), int(resp.status)
         digest, signature = (
             resp.headers.get("X-Config-Digest", ""),

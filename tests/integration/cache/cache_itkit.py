@@ -5,7 +5,11 @@ A plain module with a unique name (tests have no __init__.py, so basenames must 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import http.client
+import json
 import os
 import re
 import signal
@@ -19,7 +23,7 @@ from typing import Any
 from tests.polling import wait_until
 
 from edgeroll.render.canonical import canonical_json, content_digest, digest_hex
-from edgeroll.render.signing import SIGNATURE_METADATA_KEY, sign
+from edgeroll.render.signing import SIGNATURE_METADATA_KEY, read_token, sign
 
 REPO = Path(__file__).resolve().parents[3]
 EDGEROLL = REPO / ".venv" / "bin" / "edgeroll"
@@ -85,6 +89,18 @@ def publish(
     return Published(key, digest, body)
 
 
+def graph_token(claims: dict[str, Any], secret: str) -> str:
+    """An HS256 JWT as Cosmo's control plane signs graph tokens."""
+
+    def b64url(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    signing_input = f"{header}.{b64url(json.dumps(claims).encode())}"
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(signature)}"
+
+
 def unique(prefix: str = "it") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -133,6 +149,16 @@ class CacheProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    @property
+    def read_token(self) -> str:
+        """The credential GET /configs needs, derived from the signing key the cache holds."""
+        env = self.env
+        return read_token(
+            env["EDGEROLL_SIGNING_KEY"].encode(),
+            env["EDGEROLL_CONFIG_NAMESPACE"],
+            env["EDGEROLL_CONFIG_NAME"],
+        )
+
     def connection(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
 
@@ -144,10 +170,14 @@ class CacheProcess:
         body: bytes | None = None,
         conn: http.client.HTTPConnection | None = None,
     ) -> Answer:
+        """One request; to /configs/ it carries the read token unless `headers` has an Authorization."""
         own = conn is None
         conn = conn or self.connection()
+        headers = dict(headers or {})
+        if path.startswith("/configs/") and not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = f"Bearer {self.read_token}"
         try:
-            conn.request(method, path, body=body, headers=headers or {})
+            conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()
             return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)

@@ -68,6 +68,9 @@ def test_replacement_fills_from_a_ready_sibling_without_s3(
 
     got, from_a = b.request("GET", path), a.request("GET", path)
     assert got.status == 200 and got.body == rev.body == from_a.body
+    # A let B in only with the read token: without one, A refuses.
+    assert a.request("GET", path, {"Authorization": "Bearer nothing"}).status == 401
+    assert a.metric("edgeroll_cache_requests_total", route="configs", code="401") == 1
     assert got.headers["x-config-digest"] == rev.digest
     assert got.headers["x-signature-sha256"] == from_a.headers["x-signature-sha256"]
     assert verify(SIGNING_KEY.encode(), got.body, got.headers["x-signature-sha256"])
@@ -103,16 +106,18 @@ class LyingPeer(ThreadingHTTPServer):
             (200, good, signed),
             (302, b"", {"Location": a_url}),
         ]
-        self.seen: list[tuple[str, str | None]] = []
+        self.seen: list[tuple[str, str | None, str | None]] = []
         self.lock = threading.Lock()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def next_answer(self, path: str, accept_encoding: str | None) -> tuple[int, bytes, dict[str, str]]:
+    def next_answer(
+        self, path: str, accept_encoding: str | None, authorization: str | None
+    ) -> tuple[int, bytes, dict[str, str]]:
         with self.lock:
-            self.seen.append((path, accept_encoding))
+            self.seen.append((path, accept_encoding, authorization))
             return self.answers[(len(self.seen) - 1) % len(self.answers)]
 
 
@@ -121,7 +126,9 @@ class LyingHandler(BaseHTTPRequestHandler):
     server: LyingPeer
 
     def do_GET(self) -> None:
-        status, body, headers = self.server.next_answer(self.path, self.headers.get("Accept-Encoding"))
+        status, body, headers = self.server.next_answer(
+            self.path, self.headers.get("Accept-Encoding"), self.headers.get("Authorization")
+        )
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -174,5 +181,5 @@ def test_a_sibling_serving_tampered_or_unsigned_bytes_is_refused(
     assert answers == {503}, "nothing unverified is ever served, and the cache never gets ready"
     assert c.metric("edgeroll_cache_ready") == 0 and c.metric("edgeroll_cache_fetches_total") == 0
     assert not (state_c / "current.rev").exists()
-    assert len(liar.seen) >= 8 and set(liar.seen) == {(path, "identity")}
+    assert len(liar.seen) >= 8 and set(liar.seen) == {(path, "identity", f"Bearer {c.read_token}")}
     assert SIGNING_KEY not in c.log()

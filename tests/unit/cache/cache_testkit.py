@@ -17,9 +17,10 @@ from edgeroll.cache.responses import prepare
 from edgeroll.cache.revision import Revision, verify_revision
 from edgeroll.cache.server import CosmoRoute, HttpConnection, Limits, ServerState
 from edgeroll.render.canonical import canonical_json, content_digest
-from edgeroll.render.signing import sign
+from edgeroll.render.signing import read_token, sign
 
 SIGNING_KEY = b"unit-test-signing-key-32-bytes!!"
+READ_TOKEN = read_token(SIGNING_KEY, "ns", "router")  # the harness serves /configs/ns/router
 
 
 def config_body(version: str = "v1", size: int = 4000) -> bytes:
@@ -157,6 +158,7 @@ def make_harness(
     cosmo_secret: bytes | None = None,
     limits: Limits | None = None,
     with_cosmo: bool = True,
+    public_read: bool = False,
 ) -> Harness:
     metrics = Metrics()
     wanted_digest = wanted.digest if wanted else (loaded.digest if loaded else "sha256:" + "0" * 64)
@@ -164,6 +166,7 @@ def make_harness(
         configs_path=b"/configs/ns/router",
         status=ServingStatus("ns", "router", wanted_digest),
         metrics=metrics,
+        configs_read_token=None if public_read else READ_TOKEN.encode("ascii"),
         cosmo_route=CosmoRoute(ORG, GRAPH, cosmo.TokenCache(cosmo_secret)) if with_cosmo else None,
         limits=limits or Limits(),
     )

@@ -8,11 +8,12 @@ import pytest
 from cache_testkit import jwt
 
 from edgeroll.cache.cosmo import (
+    ConfigPath,
     TokenCache,
     TokenError,
     bearer_token,
+    config_path,
     decode_graph_token,
-    graph_path,
     requested_version,
 )
 
@@ -106,17 +107,23 @@ def test_cache_remembers_rejections_and_stays_bounded() -> None:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        (b"/org-1/graph-1/routerconfigs/latest.json", ("org-1", "graph-1")),
-        (b"/org%201/graph%2F1/routerconfigs/latest.json", ("org 1", "graph/1")),
+        (b"/org-1/graph-1/routerconfigs/latest.json", ConfigPath("org-1", "graph-1")),
+        (b"/org%201/graph%2F1/routerconfigs/latest.json", ConfigPath("org 1", "graph/1")),
+        (b"/org-1/graph-1/routerconfigs/v2/latest.json", ConfigPath("org-1", "graph-1", "v2")),
+        (b"/org-1/graph-1/routerconfigs/v%202/latest.json", ConfigPath("org-1", "graph-1", "v 2")),
         (b"/routerconfigs/latest.json", None),
         (b"//graph/routerconfigs/latest.json", None),
+        (b"/org/graph/routerconfigs//latest.json", None),
         (b"/a/b/c/routerconfigs/latest.json", None),
+        (b"/org/graph/manifest/latest.json", None),
+        (b"/org/graph/routerconfigs/v2/x/latest.json", None),
         (b"/org/graph/routerconfigs/latest.json.bak", None),
         (b"/org%ff/graph/routerconfigs/latest.json", None),
+        (b"/org/graph/routerconfigs/v%ff/latest.json", None),
     ],
 )
-def test_graph_path(path: bytes, expected: tuple[str, str] | None) -> None:
-    assert graph_path(path) == expected
+def test_config_path(path: bytes, expected: ConfigPath | None) -> None:
+    assert config_path(path) == expected
 
 
 @pytest.mark.parametrize(
