@@ -15,11 +15,17 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from edgeroll.lab import Lab, LabError, UpReport, down, up
 from edgeroll.lab.layout import LabPaths
 from edgeroll.lab.locks import SharedUse
 from edgeroll.lab.toolchain import find_repo_root
+
+# Properties assert behaviour, not speed: on a 2-core CI machine shared with labs and kind clusters,
+# Hypothesis's per-example deadline and slow-generation check fail runs that are correct.
+settings.register_profile("edgeroll", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("edgeroll")
 
 
 def _log(message: str) -> None:

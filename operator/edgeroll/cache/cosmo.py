@@ -44,6 +44,9 @@ class GraphClaims:
     organization_id: str
     federated_graph_id: str
     expires_at: float | None = None
+    # The token's `features` (e.g. "split-config-loading"); anything but a list of strings is none,
+    # as Cosmo's CDN takes it.
+    features: tuple[str, ...] = ()
 
 
 def _b64url(segment: str) -> bytes:
@@ -97,7 +100,9 @@ def decode_graph_token(token: str, secret: bytes | None) -> GraphClaims:
     exp = claims.get("exp")
     if exp is not None and (isinstance(exp, bool) or not isinstance(exp, int | float)):
         raise TokenError("token has a malformed exp claim")
-    return GraphClaims(org, graph, float(exp) if exp is not None else None)
+    features = claims.get("features")
+    listed = tuple(f for f in features if isinstance(f, str)) if isinstance(features, list) else ()
+    return GraphClaims(org, graph, float(exp) if exp is not None else None, listed)
 
 
 class TokenCache:
@@ -158,6 +163,33 @@ def config_path(path: bytes) -> ConfigPath | None:
         return ConfigPath(_unescape(parts[1]), _unescape(parts[2]), segment)
     except UnicodeDecodeError:
         return None
+
+
+MANIFEST_DIR = b"/manifest/"
+
+
+@dataclass(frozen=True)
+class ManifestPath:
+    organization_id: str
+    federated_graph_id: str
+    file: str  # "mapper.json", "latest.json" or "feature-flags/<name>.json", unescaped
+
+
+def manifest_path(path: bytes) -> ManifestPath | None:
+    """`/<org>/<graph>/manifest/<file>` of split config loading, unescaped; None if not one."""
+    parts = path.split(b"/")
+    if len(parts) < 5 or parts[0] != b"" or parts[3] != b"manifest" or not all(parts[1:]):
+        return None
+    try:
+        org, graph, *rest = (_unescape(p) for p in parts[1:])
+    except UnicodeDecodeError:
+        return None
+    file = "/".join(rest[1:])
+    if file in ("mapper.json", "latest.json"):
+        return ManifestPath(org, graph, file)
+    if len(rest) == 3 and rest[1] == "feature-flags" and rest[2].endswith(".json") and rest[2] != ".json":
+        return ManifestPath(org, graph, file)
+    return None
 
 
 def requested_version(body: bytes) -> str:

@@ -9,13 +9,16 @@ and the Cosmo route. gzip is computed here, once, at level 9.
 from __future__ import annotations
 
 import gzip
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 
 from edgeroll.cache.metrics import bytes_slot, request_slot
 from edgeroll.cache.revision import Revision
-from edgeroll.render.signing import SIGNATURE_HEADER
+from edgeroll.render.cosmo_split import CosmoSplit, SplitFile, split_config
+from edgeroll.render.signing import SIGNATURE_HEADER, sign
 
 CONFIG_CACHE_CONTROL = "no-cache"  # may be stored, but revalidate (cheap: 304) before reuse
 
@@ -83,6 +86,16 @@ def date_tails(now: float) -> tuple[bytes, bytes]:
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedFile:
+    """One file of split config loading (`manifest/...`): its answers and the version that gets 304."""
+
+    version: str
+    identity: Response
+    gzip: Response
+    not_modified: Response
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
     digest: str
     etag: bytes
@@ -93,10 +106,41 @@ class Prepared:
     cosmo_identity: Response
     cosmo_gzip: Response
     cosmo_not_modified: Response
+    # "mapper.json", "latest.json", "feature-flags/<name>.json"; empty unless the revision is a Cosmo
+    # config and the cache serves the Cosmo routes.
+    manifest: Mapping[str, PreparedFile] = field(default_factory=dict)
 
 
-def prepare(revision: Revision) -> Prepared:
-    """CPU work (gzip of a few MB): run it off the event loop."""
+# Byte for byte what Cosmo's CDN (Hono's c.body with this header) sends for manifest files.
+MANIFEST_CONTENT_TYPE = "application/json; charset=UTF-8"
+
+
+def _prepared_file(file: SplitFile, signing_key: bytes) -> PreparedFile:
+    """As the CDN answers a manifest file: the router checks X-Signature-SHA256 on every one (mapper
+    included) when it has a sign key, so each is signed, here, with the key that verified the config."""
+    body = file.body
+    compressed = compress_body(body)
+    signed = [("Content-Type", MANIFEST_CONTENT_TYPE), (SIGNATURE_HEADER, sign(signing_key, body))]
+    identity = make_response("manifest", 200, body, signed)
+    gz = (
+        make_response("manifest", 200, compressed, [*signed, ("Content-Encoding", "gzip")])
+        if len(compressed) < len(body)
+        else identity
+    )
+    return PreparedFile(file.version, identity, gz, make_response("manifest", 304, b""))
+
+
+def prepare_manifest(revision: Revision, signing_key: bytes) -> dict[str, PreparedFile]:
+    """The split-config files of a Cosmo revision (render.cosmo_split), ready to serve."""
+    split: CosmoSplit = split_config(json.loads(revision.body))
+    files = {"mapper.json": split.mapper, "latest.json": split.base}
+    files |= {f"feature-flags/{name}.json": f for name, f in split.flags.items()}
+    return {path: _prepared_file(file, signing_key) for path, file in files.items()}
+
+
+def prepare(revision: Revision, manifest_key: bytes | None = None) -> Prepared:
+    """CPU work (gzip of a few MB): run it off the event loop. With `manifest_key` (the signing key),
+    a Cosmo revision's split-config files are prepared too."""
     body = revision.body
     compressed = compress_body(body)
     gzip_pays = len(compressed) < len(body)
@@ -124,13 +168,10 @@ def prepare(revision: Revision) -> Prepared:
 
     configs = variants("configs", "application/json")
     cosmo = variants("cosmo", "application/json; charset=utf-8")
-    return Prepared(
-        revision.digest,
-        etag.encode("ascii"),
-        revision.version,
-        *configs,
-        *cosmo,
+    manifest = (
+        prepare_manifest(revision, manifest_key) if manifest_key is not None and revision.version else {}
     )
+    return Prepared(revision.digest, etag.encode("ascii"), revision.version, *configs, *cosmo, manifest)
 
 
 def etag_matches(if_none_match: bytes, etag: bytes) -> bool:

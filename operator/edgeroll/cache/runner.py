@@ -72,9 +72,12 @@ def make_server_state(settings: CacheSettings, metrics: Metrics) -> ServerState:
     )
 
 
-def installer(state: ServerState) -> Callable[[Revision], Awaitable[None]]:
+def installer(state: ServerState, settings: CacheSettings) -> Callable[[Revision], Awaitable[None]]:
+    # The split-config files (manifest/...) exist only where the Cosmo routes do.
+    manifest_key = settings.signing_key if state.cosmo_route is not None else None
+
     async def install(revision: Revision) -> None:
-        prepared = await asyncio.to_thread(prepare, revision)  # gzip off the event loop
+        prepared = await asyncio.to_thread(prepare, revision, manifest_key)  # gzip off the event loop
         state.install(prepared, published_at=revision.published_at)
         # Revisions are long-lived: keep them out of the cyclic GC's way for a flat p99.
         gc.collect()
@@ -135,7 +138,7 @@ async def serve_single(settings: CacheSettings, options: RunOptions) -> int:
     install_stop_signals(stop)
     metrics = Metrics()
     state = make_server_state(settings, metrics)
-    install = installer(state)
+    install = installer(state, settings)
     state_dir = make_state_dir(settings)
     if state_dir is not None:
         lkg = load_last_known_good(state_dir, settings.signing_key, metrics)

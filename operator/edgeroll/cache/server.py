@@ -34,6 +34,7 @@ from edgeroll.cache.responses import (
     make_response,
     text_response,
 )
+from edgeroll.render.cosmo_split import FEATURE as SPLIT_FEATURE
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,12 @@ class ServerState:
             "send Authorization: Bearer <read token or graph token>",
             [("WWW-Authenticate", UNAUTHORIZED_CHALLENGE)],
         )
+        # Split config loading (manifest/...): Cosmo's CDN's own texts.
+        self.r_manifest_403 = cdn_text("manifest", 403, "Forbidden - Missing required feature")
+        self.r_manifest_400 = cdn_text("manifest", 400, "Bad Request")
+        self.r_manifest_404 = cdn_text("manifest", 404, "404 Not Found")
+        self.r_manifest_405 = text_response("manifest", 405, "method not allowed", [("Allow", "POST")])
+        self.r_manifest_not_loaded = text_response("manifest", 503, "no verified revision loaded yet", retry)
         self.r_healthz = text_response("healthz", 200, "ok", [("Cache-Control", "no-store")])
         self.r_not_found = text_response("other", 404, "not found")
 
@@ -216,6 +223,47 @@ class ServerState:
         if prepared.version is not None and version == prepared.version:
             return prepared.cosmo_not_modified
         return prepared.cosmo_gzip if accepts_gzip(accept_encoding) else prepared.cosmo_identity
+
+    def manifest(
+        self,
+        method: bytes,
+        path: bytes,
+        authorization: bytes | None,
+        body: bytes,
+        accept_encoding: bytes | None,
+    ) -> Response:
+        """`POST /<org>/<graph>/manifest/<file>`, checked in the order of Cosmo's CDN: token (401), the
+        `split-config-loading` feature (403), the ids (400), then 404 / 304 / 200."""
+        route = self.cosmo_route
+        where = cosmo.manifest_path(path)
+        if route is None or where is None:
+            return self.r_not_found
+        try:
+            claims = route.tokens.claims(authorization)
+        except cosmo.TokenError as exc:
+            return text_response("manifest", 401, str(exc), [("WWW-Authenticate", UNAUTHORIZED_CHALLENGE)])
+        if SPLIT_FEATURE not in claims.features:
+            return self.r_manifest_403
+        if method != b"POST":
+            return self.r_manifest_405
+        graph = (where.organization_id, where.federated_graph_id)
+        if (claims.organization_id, claims.federated_graph_id) != graph:
+            return self.r_manifest_400
+        if graph != (route.organization_id, route.federated_graph_id):
+            return self.r_manifest_404
+        prepared = self.prepared
+        if prepared is None:
+            return self.r_manifest_not_loaded
+        try:
+            version = cosmo.requested_version(body)
+        except ValueError as exc:
+            return text_response("manifest", 400, str(exc))
+        file = prepared.manifest.get(where.file)
+        if file is None:
+            return self.r_manifest_404
+        if version and version == file.version:
+            return file.not_modified
+        return file.gzip if accepts_gzip(accept_encoding) else file.identity
 
     def readyz(self, method: bytes) -> Response:
         if method != b"GET" and method != b"HEAD":
@@ -421,6 +469,8 @@ class HttpConnection(asyncio.Protocol):
             path = path.partition(b"?")[0]
         if path == st.configs_path:
             response = st.configs(method, self.inm, self.accept, self.auth)
+        elif cosmo.MANIFEST_DIR in path:  # before the next: manifest/latest.json ends like a config
+            response = st.manifest(method, path, self.auth, self.body, self.accept)
         elif path.endswith(cosmo.CONFIG_FILE):
             response = st.cosmo(method, path, self.auth, self.body, self.accept)
         elif path == b"/healthz":

@@ -199,7 +199,7 @@ async def serve_worker(args: argparse.Namespace) -> int:
     settings = replace(settings_from_env(), host=args.host)
     metrics = Metrics(mmap.mmap(args.metrics_fd, shared_size(args.rows)), rows=args.rows, row=args.row)
     server_state = make_server_state(settings, metrics)
-    install = installer(server_state)
+    install = installer(server_state, settings)
     state_dir = make_state_dir(settings)
     if state_dir is None:
         return 2

@@ -12,19 +12,16 @@ namespace in every edge, and the S3 prefix.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from scenario_kit import ComposedGraph, Fleet, forbidden_lines
 from tests.e2e.operator.operator_e2e_kit import SIGNING_KEY, OperatorE2E, _teardown
 from tests.e2e.providers.e2e_provider import ROOT, E2EProvider, RunScope, apply_crds
 from tests.polling import wait_until
+from tests.wgc import compose
 
 PROVIDERS = ("local", "kind")
 
@@ -123,33 +120,9 @@ def no_forbidden_in_operator_log(fleet: Fleet) -> Iterator[None]:
     assert not denied, "the operator was denied (the chart's RBAC lacks a verb):\n" + "\n".join(denied[:20])
 
 
-def _wgc() -> str:
-    candidates = [
-        os.environ.get("EDGEROLL_NPM_BIN", ""),
-        str(Path.home() / ".cache" / "edgeroll" / "npm" / "node_modules" / ".bin"),
-    ]
-    for directory in candidates:
-        if directory and (Path(directory) / "wgc").exists():
-            return str(Path(directory) / "wgc")
-    found = shutil.which("wgc")
-    if not found:
-        pytest.fail("`wgc` (npm package wgc) is not installed: run `make setup`")
-    return found
-
-
 @pytest.fixture(scope="session")
 def composed_graph(tmp_path_factory: pytest.TempPathFactory) -> ComposedGraph:
     """The Cosmo execution config of examples/graph, composed now by `wgc router compose`."""
     out = tmp_path_factory.mktemp("wgc") / "storefront.json"
-    result = subprocess.run(
-        [_wgc(), "router", "compose", "-i", "graph.yaml", "-o", str(out)],
-        cwd=ROOT / "examples" / "graph",
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, f"wgc router compose failed:\n{result.stdout}\n{result.stderr}"
-    config = json.loads(out.read_text())
-    assert {"engineConfig", "subgraphs"} <= set(config), sorted(config)
+    config = compose(ROOT / "examples" / "graph" / "graph.yaml", out)
     return ComposedGraph(out, config)
