@@ -6,6 +6,7 @@ A plain module with a unique name (tests have no __init__.py, so basenames must 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,3 +242,32 @@ def cache_env(
     }
     env.update(extra)
     return env
+
+
+@contextlib.contextmanager
+def cosmo_cdn(
+    lab: Any, tmp: Path, body: bytes, *, organization_id: str, federated_graph_id: str, token_secret: str
+) -> Iterator[CacheProcess]:
+    """One cache serving `body` (published to the lab's S3) on the Cosmo routes of one graph, tokens
+    HS256-verified as Cosmo's CDN always does; ready when yielded, stopped and unpublished after."""
+    prefix, name = unique("cache-cdn"), unique("graph")
+    rev = publish(lab, prefix, name, body)
+    home = tmp / "home"
+    home.mkdir()
+    env = cache_env(
+        lab,
+        rev,
+        name,
+        tmp / "state",
+        home,
+        EDGEROLL_COSMO_ORGANIZATION_ID=organization_id,
+        EDGEROLL_COSMO_FEDERATED_GRAPH_ID=federated_graph_id,
+        EDGEROLL_COSMO_TOKEN_SECRET=token_secret,
+    )
+    cache = CacheProcess(env, workdir=tmp).start()
+    try:
+        wait_until(cache.ready, timeout=30, interval=0.05, message=lambda: f"cache ready\n{cache.log()}")
+        yield cache
+    finally:
+        assert cache.stop() == 0
+        lab.s3_client().delete_object(Bucket=lab.s3_bucket, Key=rev.key)

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from cache_itkit import SIGNING_KEY, CacheProcess, cache_env, config_body, graph_token, publish, unique
-from tests.polling import wait_until
+from cache_itkit import SIGNING_KEY, CacheProcess, config_body, cosmo_cdn, graph_token
 
 from edgeroll.render.signing import sign
 
@@ -217,27 +216,10 @@ CASES = [
 @pytest.fixture(scope="module")
 def cdn(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CacheProcess]:
     tmp = tmp_path_factory.mktemp("conformance")
-    prefix, name = unique("cache-conf"), unique("graph")
-    rev = publish(lab, prefix, name, CONFIG)
-    home = tmp / "home"
-    home.mkdir()
-    env = cache_env(
-        lab,
-        rev,
-        name,
-        tmp / "state",
-        home,
-        EDGEROLL_COSMO_ORGANIZATION_ID=ORG,
-        EDGEROLL_COSMO_FEDERATED_GRAPH_ID=GRAPH,
-        EDGEROLL_COSMO_TOKEN_SECRET=SECRET,
-    )
-    cache = CacheProcess(env, workdir=tmp).start()
-    try:
-        wait_until(cache.ready, timeout=30, interval=0.05, message=lambda: f"cache ready\n{cache.log()}")
+    with cosmo_cdn(
+        lab, tmp, CONFIG, organization_id=ORG, federated_graph_id=GRAPH, token_secret=SECRET
+    ) as cache:
         yield cache
-    finally:
-        assert cache.stop() == 0
-        lab.s3_client().delete_object(Bucket=lab.s3_bucket, Key=rev.key)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.mirrors for c in CASES])

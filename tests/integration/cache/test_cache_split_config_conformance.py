@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cache_itkit import SIGNING_KEY, Answer, CacheProcess, cache_env, graph_token, publish, unique
-from tests.polling import wait_until
+from cache_itkit import SIGNING_KEY, Answer, CacheProcess, cosmo_cdn, graph_token
 from tests.wgc import compose
 
 from edgeroll.render.canonical import canonical_json
@@ -83,27 +82,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @pytest.fixture(scope="module")
 def cdn(lab: Any, served: bytes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CacheProcess]:
     tmp = tmp_path_factory.mktemp("split")
-    prefix, name = unique("cache-split"), unique("graph")
-    rev = publish(lab, prefix, name, served)
-    home = tmp / "home"
-    home.mkdir()
-    env = cache_env(
-        lab,
-        rev,
-        name,
-        tmp / "state",
-        home,
-        EDGEROLL_COSMO_ORGANIZATION_ID=ORG,
-        EDGEROLL_COSMO_FEDERATED_GRAPH_ID=GRAPH,
-        EDGEROLL_COSMO_TOKEN_SECRET=SECRET,
-    )
-    cache = CacheProcess(env, workdir=tmp).start()
-    try:
-        wait_until(cache.ready, timeout=30, interval=0.05, message=lambda: f"cache ready\n{cache.log()}")
+    with cosmo_cdn(
+        lab, tmp, served, organization_id=ORG, federated_graph_id=GRAPH, token_secret=SECRET
+    ) as cache:
         yield cache
-    finally:
-        assert cache.stop() == 0
-        lab.s3_client().delete_object(Bucket=lab.s3_bucket, Key=rev.key)
 
 
 def fetch(cdn: CacheProcess, file: str, token: str | None, version: str = "") -> Answer:
