@@ -27,6 +27,7 @@ COPY --from=build /opt/edgeroll /opt/edgeroll
 ENV PATH=/opt/edgeroll/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 USER 65532:65532
-EXPOSE 8080
+# 8080: kopf liveness (operator) or the cache; 8081: the operator's /metrics (--metrics-addr).
+EXPOSE 8080 8081
 ENTRYPOINT ["edgeroll"]
 CMD ["operator"]

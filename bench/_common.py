@@ -245,7 +245,9 @@ class OperatorProcess:
         self.port = free_port()
         self.python_args = list(python_args)  # e.g. ["-m", "cProfile", "-o", "out.prof"]
         self.env = dict(env)
-        self.args = [*args, "--liveness", f"http://127.0.0.1:{self.port}/healthz"]
+        # Metrics on a free loopback port: benchmarks start several operators on one machine.
+        liveness = f"http://127.0.0.1:{self.port}/healthz"
+        self.args = [*args, "--liveness", liveness, "--metrics-addr", "127.0.0.1:0"]
         self.log_path = log_path
         self.proc: Any = None
         self.starts = 0

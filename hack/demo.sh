@@ -84,15 +84,22 @@ YAML
 
   if ! operator_running; then
     echo "demo: starting the operator (log: .demo/operator.log)"
-    local port
-    port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    local port metrics_port
+    # Two free ports (liveness, metrics), both held until printed so that they differ.
+    read -r port metrics_port < <("$PY" -c 'import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*(x.getsockname()[1] for x in s))')
     # .lab/env gives the caches the lab's read-only edge key (EDGEROLL_EDGE_S3_*), as in production.
     EDGEROLL_HUB_KUBECONFIG=$DEMO/operator.kubeconfig KUBECONFIG=$DEMO/operator.kubeconfig \
       nohup "$EDGEROLL" operator --all-namespaces --liveness "http://127.0.0.1:$port/healthz" \
-      >>"$DEMO/operator.log" 2>&1 &
+      --metrics-addr "127.0.0.1:$metrics_port" >>"$DEMO/operator.log" 2>&1 &
     echo $! > "$DEMO/operator.pid"
     echo "$port" > "$DEMO/operator.port"
+    echo "$metrics_port" > "$DEMO/operator.metrics-port"
   fi
+  # A second `up` reuses the running operator, and its port.
+  [[ -f $DEMO/operator.metrics-port ]] && echo "operator metrics: http://127.0.0.1:$(cat "$DEMO/operator.metrics-port")/metrics"
 
   "$kubectl" apply -f examples/routerconfig-storefront.yaml -f examples/routerconfig-json.yaml >/dev/null
   echo "demo: waiting for the RouterConfigs to be Ready"

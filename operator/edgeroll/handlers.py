@@ -23,6 +23,7 @@ from edgeroll.clusters.hub import HUB_TIMEOUT, HubNotReady, HubStatusWriter, con
 from edgeroll.clusters.kube import KubeClient
 from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
+from edgeroll.operator_metrics import OperatorMetrics
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.s3 import S3RevisionStore
 from edgeroll.render.canonical import json_sha256
@@ -76,17 +77,18 @@ class OperatorContext:
     probes: ProbeLoops
 
     @classmethod
-    async def create(cls, settings: OperatorSettings) -> OperatorContext:
+    async def create(cls, settings: OperatorSettings, metrics: OperatorMetrics) -> OperatorContext:
         try:
             hub = await connect_hub(settings.hub_kubeconfig, timeout=HUB_TIMEOUT)
         except HubNotReady as exc:
             raise kopf.PermanentError(str(exc)) from None
         writer = HubStatusWriter(hub)
-        store = S3RevisionStore(settings.s3)
+        store = S3RevisionStore(settings.s3, metrics=metrics)
         registry = ClusterRegistry(hub, timeout=settings.edge_timeout_seconds)
-        reconciler = Reconciler(hub, registry, RevisionPublisher(store, settings.s3.prefix), settings)
-        controller = RouterConfigController(reconciler, writer, settings)
-        prober = EdgeClusterProber(registry, writer, settings, now=utc_now)
+        publisher = RevisionPublisher(store, settings.s3.prefix)
+        reconciler = Reconciler(hub, registry, publisher, settings, metrics=metrics)
+        controller = RouterConfigController(reconciler, writer, settings)  # the reconciler's metrics
+        prober = EdgeClusterProber(registry, writer, settings, now=utc_now, metrics=metrics)
         return cls(settings, hub, store, registry, controller, ProbeLoops(prober, controller.poke_all))
 
     async def close(self) -> None:
@@ -147,7 +149,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.connect_timeout = 10
     settings.peering.standalone = True  # one replica, Recreate; kopf peering is not leader election
     settings.scanning.disabled = True  # serve the CRDs present at startup; no cluster-wide CRD watch
-    memo["ctx"] = await OperatorContext.create(cast(OperatorSettings, memo["settings"]))
+    # operator_main.py serves these metrics; a memo without them (tests) gets a registry of its own.
+    metrics = cast(OperatorMetrics, memo.get("metrics") or OperatorMetrics())
+    memo["ctx"] = await OperatorContext.create(cast(OperatorSettings, memo["settings"]), metrics)
 
 
 @kopf.on.cleanup()

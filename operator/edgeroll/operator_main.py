@@ -1,7 +1,8 @@
 """`edgeroll operator`: run the kopf operator against the hub cluster.
 
 The hub is reached with EDGEROLL_HUB_KUBECONFIG, else KUBECONFIG, else the
-in-cluster service account. Liveness is kopf's probe endpoint (`/healthz`).
+in-cluster service account. Liveness is kopf's probe endpoint (`/healthz`); Prometheus metrics are
+served on --metrics-addr (operator_metrics.py).
 Flags override the environment (settings.py lists the variables).
 """
 
@@ -14,6 +15,7 @@ import os
 import sys
 from typing import Any
 
+from edgeroll.operator_metrics import OperatorMetrics, serve_metrics
 from edgeroll.settings import OperatorSettings, SettingsError, settings_from_env
 
 DEFAULT_LIVENESS = "http://127.0.0.1:8080/healthz"
@@ -30,6 +32,7 @@ _FLAG_ENV = {
     "progress_seconds": "EDGEROLL_PROGRESS_SECONDS",
     "probe_seconds": "EDGEROLL_PROBE_SECONDS",
     "edge_timeout_seconds": "EDGEROLL_EDGE_TIMEOUT_SECONDS",
+    "metrics_addr": "EDGEROLL_METRICS_ADDR",
 }
 
 
@@ -87,6 +90,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-request edge timeout (EDGEROLL_EDGE_TIMEOUT_SECONDS, 10)",
     )
     parser.add_argument(
+        "--metrics-addr",
+        metavar="[HOST]:PORT",
+        help="serve Prometheus /metrics here, or off (EDGEROLL_METRICS_ADDR, default :8081)",
+    )
+    parser.add_argument(
         "--log-level",
         default=os.environ.get("EDGEROLL_LOG_LEVEL", "INFO"),
         help="DEBUG, INFO, WARNING (INFO)",
@@ -135,12 +143,13 @@ def run(args: argparse.Namespace) -> int:
     import edgeroll.handlers  # noqa: F401 - registers the handlers
 
     namespaces: list[str] = list(args.namespace or [])
+    metrics = OperatorMetrics()  # one per process; handlers.py hands it to every component
     kwargs: dict[str, Any] = {
         "clusterwide": not namespaces,
         "namespaces": namespaces,
         "standalone": True,
         "liveness_endpoint": args.liveness,
-        "memo": kopf.Memo(settings=settings),
+        "memo": kopf.Memo(settings=settings, metrics=metrics),
     }
     loop_factory: Any = None
     try:
@@ -159,7 +168,12 @@ def run(args: argparse.Namespace) -> int:
                 # One plain line and an exit code, rather than a traceback from kopf's startup handler.
                 print(f"edgeroll operator: {problem}", file=sys.stderr)
                 return 1
-            runner.run(kopf.operator(**kwargs))
+            server = serve_metrics(metrics, settings.metrics_address)
+            try:
+                runner.run(kopf.operator(**kwargs))
+            finally:
+                if server is not None:
+                    server.close()
     except KeyboardInterrupt:
         return 130
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from edgeroll import __version__
 
@@ -19,6 +20,21 @@ DEFAULT_S3_PREFIX = "edgeroll"
 
 class SettingsError(ValueError):
     """A variable is missing or malformed; the message names it."""
+
+
+class MetricsAddress(NamedTuple):
+    """Where the operator serves /metrics; host "" is every interface."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+# Next to kopf's liveness endpoint (8080 in the chart), never on it.
+DEFAULT_METRICS_ADDRESS = MetricsAddress("", 8081)
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,8 @@ class OperatorSettings:
     # Upper bound for one request to an edge apiserver; an unreachable edge costs at most this.
     edge_timeout_seconds: float = 10.0
     max_backoff_seconds: float = 300.0
+    # Prometheus /metrics (operator_metrics.py); None: not served.
+    metrics_address: MetricsAddress | None = DEFAULT_METRICS_ADDRESS
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -97,6 +115,20 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     if raw in ("true", "1", "yes"):
         return True
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _metrics_address(env: Mapping[str, str], name: str) -> MetricsAddress | None:
+    """`[host]:port` (`:8081`, `127.0.0.1:0`, `[::1]:8081`); `off` or set but empty: not served."""
+    if name not in env:
+        return DEFAULT_METRICS_ADDRESS
+    raw = env[name].strip()
+    if raw.lower() in ("", "off"):
+        return None
+    host, colon, port = raw.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not port.isdigit() or int(port) > 65535 or any(c.isspace() for c in host):
+        raise SettingsError(f"{name} must be [host]:port (e.g. :8081) or off, got {raw!r}")
+    return MetricsAddress(host, int(port))
 
 
 def _edge_key(env: Mapping[str, str], allow_shared: bool) -> tuple[str | None, str | None]:
@@ -156,4 +188,5 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         probe_seconds=_float(env, "EDGEROLL_PROBE_SECONDS", 15.0),
         probe_heartbeat_seconds=_float(env, "EDGEROLL_PROBE_HEARTBEAT_SECONDS", 300.0),
         edge_timeout_seconds=_float(env, "EDGEROLL_EDGE_TIMEOUT_SECONDS", 10.0),
+        metrics_address=_metrics_address(env, "EDGEROLL_METRICS_ADDR"),
     )

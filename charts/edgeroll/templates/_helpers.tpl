@@ -43,3 +43,10 @@ app.kubernetes.io/component: operator
 {{- range .Values.secretNamespaces }}{{- if not (has . $ns) }}{{- $ns = append $ns . -}}{{- end }}{{- end -}}
 {{- join "," $ns -}}
 {{- end -}}
+
+{{/* The operator's metrics port, "0" for off; 8081 when the values predate metrics.port (an upgrade with
+--reuse-values keeps the old release's values, without the chart's new defaults). */}}
+{{- define "edgeroll.metricsPort" -}}
+{{- $port := (.Values.metrics).port -}}
+{{- if kindIs "invalid" $port }}8081{{ else }}{{ int $port }}{{ end -}}
+{{- end -}}

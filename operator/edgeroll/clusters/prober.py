@@ -16,6 +16,7 @@ from edgeroll.api.edgecluster import EdgeClusterStatus
 from edgeroll.api.mergepatch import merge_diff
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo, ProbeResult
 from edgeroll.clusters.status import edgecluster_status
+from edgeroll.operator_metrics import OperatorMetrics
 from edgeroll.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,14 @@ class EdgeClusterProber:
         settings: OperatorSettings,
         now: Callable[[], str],
         clock: Callable[[], float] = time.monotonic,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self.registry = registry
         self.writer = writer
         self.settings = settings
         self.now = now
         self.clock = clock
+        self.metrics = metrics if metrics is not None else OperatorMetrics()
         self._written: dict[str, tuple[dict[str, Any], float]] = {}  # name -> (status, when)
 
     async def probe(
@@ -52,6 +55,7 @@ class EdgeClusterProber:
     ) -> ProbeOutcome:
         before = self.registry.last_probe(info.name)
         result = await self.registry.probe(info)
+        self.metrics.set_reachable(info.name, result.reachable)
         written = self._written.get(info.name)
         try:
             prev = EdgeClusterStatus.model_validate(written[0] if written else dict(raw_status))
@@ -101,7 +105,9 @@ class EdgeClusterProber:
                     await asyncio.wait_for(wake.wait(), timeout=min(1.0, max(0.0, deadline - self.clock())))
 
     def forget(self, name: str) -> None:
+        """The EdgeCluster is gone: its status memory and its reachability series go too."""
         self._written.pop(name, None)
+        self.metrics.forget_edgecluster(name)
 
 
 Snapshot = tuple[EdgeClusterInfo, int, Mapping[str, Any]]  # info, generation, raw status

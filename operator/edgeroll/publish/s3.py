@@ -15,6 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from edgeroll.operator_metrics import OperatorMetrics
 from edgeroll.publish.history import Manifest
 from edgeroll.publish.store import ListedObject, PublishError, StoredObject
 from edgeroll.render.signing import SIGNATURE_METADATA_KEY
@@ -48,10 +49,22 @@ def _status(err: ClientError) -> int:
     return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
+def _response_status(resp: object) -> int | str:
+    meta = resp.get("ResponseMetadata", {}) if isinstance(resp, dict) else {}
+    return int(meta.get("HTTPStatusCode", 0)) or "ok"
+
+
 class S3RevisionStore:
-    def __init__(self, settings: S3Settings, client: S3Client | None = None, workers: int = 16) -> None:
+    def __init__(
+        self,
+        settings: S3Settings,
+        client: S3Client | None = None,
+        workers: int = 16,
+        metrics: OperatorMetrics | None = None,
+    ) -> None:
         self.bucket = settings.bucket
         self.counters: Counter[str] = Counter()
+        self.metrics = metrics if metrics is not None else OperatorMetrics()
         self._client: S3Client = client or boto3.session.Session().client(
             "s3", endpoint_url=settings.endpoint, region_name=settings.region, config=boto_config(workers)
         )
@@ -65,13 +78,18 @@ class S3RevisionStore:
         self.counters[op] += 1
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(
+            resp = await loop.run_in_executor(
                 self._pool, functools.partial(fn, Bucket=self.bucket, Key=key, **kwargs)
             )
-        except ClientError:
+        except ClientError as err:
+            self.metrics.s3_request(op, _status(err) or _code(err) or "ClientError")
             raise
         except BotoCoreError as exc:
+            # No HTTP status: the error class (EndpointConnectionError, ReadTimeoutError…) says what failed.
+            self.metrics.s3_request(op, type(exc).__name__)
             raise PublishError("S3Unavailable", f"s3://{self.bucket}/{key}: {exc}") from exc
+        self.metrics.s3_request(op, _response_status(resp))
+        return resp
 
     @staticmethod
     def _error(err: ClientError, bucket: str, key: str) -> PublishError:
@@ -194,8 +212,12 @@ class S3RevisionStore:
 
         self.counters["list"] += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, pages)
+            listed = await asyncio.get_running_loop().run_in_executor(self._pool, pages)
         except ClientError as err:
+            self.metrics.s3_request("list", _status(err) or _code(err) or "ClientError")
             raise self._error(err, self.bucket, prefix) from err
         except BotoCoreError as exc:
+            self.metrics.s3_request("list", type(exc).__name__)
             raise PublishError("S3Unavailable", f"s3://{self.bucket}/{prefix}: {exc}") from exc
+        self.metrics.s3_request("list", 200)  # every page answered (one count per listing, not per page)
+        return listed

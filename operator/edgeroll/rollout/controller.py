@@ -16,12 +16,12 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from edgeroll.api.mergepatch import merge_diff
-from edgeroll.api.routerconfig import RouterConfigStatus
+from edgeroll.api.routerconfig import ClusterPhase, RouterConfigStatus
 from edgeroll.clusters.registry import EdgeClusterInfo
 from edgeroll.rollout.reconciler import (
     DesiredState,
@@ -55,10 +55,26 @@ class _Memo:
     desired: DesiredState | None = None
     status: dict[str, Any] | None = None  # what we last wrote (the watch may lag behind it)
     finalizing: bool = False  # the finalizer ran: no reconcile may re-create edge objects
+    # edgeroll_propagation_seconds: when this process first saw the current generation, and the
+    # (generation, revision) being timed since `propagating_since` until every target is Ready on it.
+    seen_generation: int | None = None
+    seen_at: float = 0.0
+    propagating: tuple[int, str] | None = None
+    propagating_since: float = 0.0
+    propagated: bool = True
 
 
 def backoff(failures: int, base: float, cap: float) -> float:
     return float(min(cap, base * 2 ** max(failures - 1, 0)))
+
+
+def ready_everywhere(status: RouterConfigStatus, desired: DesiredState) -> bool:
+    """Every target cluster is Ready and its Deployment carries the digest rendered for it."""
+    clusters = {c.name: c for c in status.clusters}
+    return all(
+        (c := clusters.get(name)) is not None and c.phase is ClusterPhase.READY and c.digest == rev.digest
+        for name, rev in desired.revisions.items()
+    )
 
 
 class RouterConfigController:
@@ -73,7 +89,9 @@ class RouterConfigController:
         self.writer = writer
         self.settings = settings
         self.clock = clock
+        self.metrics = reconciler.metrics
         self._memos: dict[Key, _Memo] = {}
+        self._busy: collections.Counter[Key] = collections.Counter()  # calls waiting for or holding a lock
         # Objects whose finalizer completed (uids are never reused): a late tick must not revive them.
         self._finalized: collections.OrderedDict[Key, None] = collections.OrderedDict()
 
@@ -85,6 +103,41 @@ class RouterConfigController:
 
     def forget(self, key: Key) -> None:
         self._memos.pop(key, None)
+        self.metrics.forget_routerconfig(key[0], key[1])
+
+    @contextlib.asynccontextmanager
+    async def _queued(self, key: Key) -> AsyncIterator[None]:
+        """edgeroll_workqueue_depth counts RouterConfigs with a call waiting for their lock or running."""
+        self._busy[key] += 1
+        self.metrics.workqueue_depth.set(len(self._busy))
+        try:
+            yield
+        finally:
+            self._busy[key] -= 1
+            if self._busy[key] <= 0:
+                del self._busy[key]
+            self.metrics.workqueue_depth.set(len(self._busy))
+
+    def _time_propagation(self, memo: _Memo, result: ReconcileResult, started: float) -> None:
+        """edgeroll_propagation_seconds, once per new generation or revision: from the moment this process
+        first saw it to the reconcile that finds every target Ready on its digest."""
+        desired = result.desired
+        if desired is None or not desired.revisions:  # stalled, or nothing to propagate to
+            return
+        ready = ready_everywhere(result.status, desired)
+        ident = (desired.generation, desired.revision)
+        if ident != memo.propagating:
+            first = memo.propagating is None
+            new_generation = memo.propagating is None or memo.propagating[0] != desired.generation
+            # A new generation is timed from its first sight (maybe a stalled reconcile before); a new
+            # revision of the same generation (a ConfigMap edit) from the reconcile that rendered it.
+            since = memo.seen_at if new_generation and memo.seen_generation == desired.generation else started
+            memo.propagating, memo.propagating_since = ident, since
+            # A restart that finds it in place saw nothing propagate.
+            memo.propagated = first and ready
+        if ready and not memo.propagated:
+            self.metrics.propagation.observe(max(0.0, self.clock() - memo.propagating_since))
+            memo.propagated = True
 
     def poke_all(self) -> None:
         """EdgeClusters changed: every loop checks whether its targets did."""
@@ -117,7 +170,9 @@ class RouterConfigController:
         """Reconcile once; None when the object is being deleted (the finalizer owns it then)."""
         key = self.key_of(obj)
         memo = self._memo(key)
-        async with memo.lock:
+        if memo.seen_generation != obj.generation:
+            memo.seen_generation, memo.seen_at = obj.generation, self.clock()
+        async with self._queued(key), memo.lock:
             if obj.deleting or memo.finalizing:
                 return None
             started = self.clock()
@@ -133,9 +188,11 @@ class RouterConfigController:
                 obj, clusters, self._prev(memo, obj.status), memo.desired, full, persist
             )
             try:
-                await self._write(key, memo, obj.status, result.status)
+                with self.metrics.step("report"):
+                    await self._write(key, memo, obj.status, result.status)
             except Exception as exc:  # the hub is down or refuses: retry with backoff, keep going
                 log.warning("patching the status of %s/%s failed: %s", key[0], key[1], exc)
+                self.metrics.error("report", "StatusPatchFailed")
                 result.transient = True
             for event in result.events:
                 emit(event)
@@ -148,6 +205,8 @@ class RouterConfigController:
                 len(result.events),
             )
             memo.desired = result.desired
+            self._time_propagation(memo, result, started)
+            self.metrics.set_phase(key[0], key[1], result.status.phase)
             if full and not result.transient:
                 memo.last_full = started
             if result.transient:
@@ -201,7 +260,7 @@ class RouterConfigController:
     ) -> FinalizeResult:
         key = self.key_of(obj)
         memo = self._memo(key)
-        async with memo.lock:
+        async with self._queued(key), memo.lock:
             memo.finalizing = True
             result = await self.reconciler.finalize(obj, clusters, self._prev(memo, obj.status))
             try:
@@ -210,6 +269,7 @@ class RouterConfigController:
                 log.warning("patching the status of %s/%s failed: %s", key[0], key[1], exc)
             for event in result.events:
                 emit(event)
+            self.metrics.set_phase(key[0], key[1], result.status.phase)
         if result.done:
             self.forget(key)
             self._finalized[key] = None

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from edgeroll.api.selectors import selector_matches
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApi, KubeApiError
 from edgeroll.clusters.objects import ObjectRef
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
+from edgeroll.operator_metrics import OperatorMetrics
 from edgeroll.publish.history import ManifestEntry, manifest_key
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.store import PublishError
@@ -296,6 +298,7 @@ class Reconciler:
         settings: OperatorSettings,
         now: Callable[[], str] = utc_now,
         clock: Callable[[], datetime] = utc_clock,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self.hub = hub
         self.registry = registry
@@ -303,6 +306,7 @@ class Reconciler:
         self.settings = settings
         self.now = now  # status timestamps
         self.clock = clock  # the planner's `now` (soak, deadlines)
+        self.metrics = metrics if metrics is not None else OperatorMetrics()
         # Command annotations that did not parse, per object, already reported (one event each).
         self._bad_commands: dict[tuple[str, str], frozenset[str]] = {}
         # Status fields that did not parse, per object, already reported (one event per set).
@@ -326,6 +330,16 @@ class Reconciler:
                 ]
             )
         return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+
+    @contextlib.contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        """Time one step of the reconcile; a Stalled or retryable error leaving it counts by reason."""
+        with self.metrics.step(name):
+            try:
+                yield
+            except (_Stall, _Transient) as exc:
+                self.metrics.error(name, exc.problem.reason)
+                raise
 
     # ---- gathering ----------------------------------------------------------------------------------
 
@@ -450,26 +464,29 @@ class Reconciler:
     async def _desired(
         self, obj: RouterConfigObject, spec: RouterConfigSpec, targets: list[EdgeClusterInfo], fp: str
     ) -> tuple[DesiredState, list[EventNote]]:
-        allowed = allowed_cache_images(self.settings.cache_image, self.settings.allowed_cache_images)
-        image_problem = cache_image_problem(spec.cache.image, allowed)
-        if image_problem is not None:  # before anything is read, published or applied
-            raise _Stall("CacheImageNotAllowed", image_problem)
-        config, source = await self._config(obj.namespace, spec)
-        signing_key = await self._signing_key(obj.namespace, spec)
-        token_secret = await self._graph_token_secret(obj.namespace, spec)
-        edge_key = await self._namespace_edge_key(obj.namespace)  # before anything is published
+        with self._step("gather"):
+            allowed = allowed_cache_images(self.settings.cache_image, self.settings.allowed_cache_images)
+            image_problem = cache_image_problem(spec.cache.image, allowed)
+            if image_problem is not None:  # before anything is read, published or applied
+                raise _Stall("CacheImageNotAllowed", image_problem)
+            config, source = await self._config(obj.namespace, spec)
+            signing_key = await self._signing_key(obj.namespace, spec)
+            token_secret = await self._graph_token_secret(obj.namespace, spec)
+            edge_key = await self._namespace_edge_key(obj.namespace)  # before anything is published
         facts = [ClusterFacts(t.name, dict(t.labels)) for t in targets]
-        try:
-            rendered = render_set(spec.format, config, spec.overlays, facts, source)
-        except RenderError as exc:
-            raise _Stall(exc.reason, exc.message) from None
+        with self._step("render"):
+            try:
+                rendered = render_set(spec.format, config, spec.overlays, facts, source)
+            except RenderError as exc:
+                raise _Stall(exc.reason, exc.message) from None
         revisions = list(rendered.revisions().values())
-        try:
-            outcome = await self.publisher.publish(
-                obj.namespace, obj.name, revisions, signing_key, self.now()
-            )
-        except PublishError as exc:
-            raise _Transient(exc.reason, exc.message) from None
+        with self._step("publish"):
+            try:
+                outcome = await self.publisher.publish(
+                    obj.namespace, obj.name, revisions, signing_key, self.now()
+                )
+            except PublishError as exc:
+                raise _Transient(exc.reason, exc.message) from None
         events = [
             EventNote(
                 "Normal",
@@ -650,6 +667,7 @@ class Reconciler:
             return None
         except KubeApiError as exc:
             message = f"apply failed: {exc}"
+            self.metrics.error("apply", "ApplyFailed")
             work.report = self._report(work, ClusterPhase.FAILED, health, desired, message)
             if work.prev_phase is not ClusterPhase.FAILED:  # once, not on every retry
                 work.events.append(EventNote("Warning", "ApplyFailed", f"{work.name}: {message}"))
@@ -876,8 +894,10 @@ class Reconciler:
         now = self.now()
         unparsed, events = self._status_problems(obj)
         try:
-            spec = RouterConfigSpec.model_validate(dict(obj.spec))
+            with self.metrics.step("parse"):
+                spec = RouterConfigSpec.model_validate(dict(obj.spec))
         except ValidationError as exc:
+            self.metrics.error("parse", "InvalidSpec")
             err = exc.errors()[0]
             path = "spec." + ".".join(str(p) for p in err["loc"])
             problem = Problem("InvalidSpec", f"{path}: {err['msg']}")
@@ -909,82 +929,90 @@ class Reconciler:
 
         managed = {c.name for c in prev.clusters}
         names = sorted({t.name for t in targets} | managed)
-        works = list(await asyncio.gather(*(self._observe(n, clusters.get(n), obj) for n in names)))
-        scan_key = (obj.namespace, obj.name, obj.uid)
-        if full and (unparsed or scan_key not in self._holders_found):
-            # The status may have lost clusters (a hand edit or a downgrade while no operator ran, or
-            # a part that does not parse): once per process, and whenever it does not parse, the edge
-            # objects themselves say who holds a cache.
-            holders, complete = await self._holders(obj, clusters, skip=set(names))
-            works += holders
-            managed |= {w.name for w in holders}
-            if complete:
-                self._holders_found.add(scan_key)
-        by_name = {w.name: w for w in works}
-        previous = {c.name: c for c in prev.clusters}
-        for w in works:
-            if w.name in previous:
-                w.prev_digest, w.prev_phase = previous[w.name].digest, previous[w.name].phase
-        commands, problems = parse_commands(obj.annotations)
-        events += self._command_problems(obj, problems)
-        clock = self.clock()
-        plan = plan_rollout(
-            PlanInput(
-                desired={t.name: desired.revisions[t.name] for t in targets},
-                observed={w.name: w.state for w in works},
-                previously_managed=frozenset(managed),
-                policy=spec.rollout,
-                now=clock,
-                state=prev.rollout,
-                revision=desired.revision,
-                commands=commands,
+        with self._step("observe"):
+            works = list(await asyncio.gather(*(self._observe(n, clusters.get(n), obj) for n in names)))
+            scan_key = (obj.namespace, obj.name, obj.uid)
+            if full and (unparsed or scan_key not in self._holders_found):
+                # The status may have lost clusters (a hand edit or a downgrade while no operator ran, or
+                # a part that does not parse): once per process, and whenever it does not parse, the edge
+                # objects themselves say who holds a cache.
+                holders, complete = await self._holders(obj, clusters, skip=set(names))
+                works += holders
+                managed |= {w.name for w in holders}
+                if complete:
+                    self._holders_found.add(scan_key)
+        with self._step("plan"):
+            by_name = {w.name: w for w in works}
+            previous = {c.name: c for c in prev.clusters}
+            for w in works:
+                if w.name in previous:
+                    w.prev_digest, w.prev_phase = previous[w.name].digest, previous[w.name].phase
+            commands, problems = parse_commands(obj.annotations)
+            events += self._command_problems(obj, problems)
+            clock = self.clock()
+            plan = plan_rollout(
+                PlanInput(
+                    desired={t.name: desired.revisions[t.name] for t in targets},
+                    observed={w.name: w.state for w in works},
+                    previously_managed=frozenset(managed),
+                    policy=spec.rollout,
+                    now=clock,
+                    state=prev.rollout,
+                    revision=desired.revision,
+                    commands=commands,
+                )
             )
-        )
-        plan_events = [EventNote(e.type, e.reason, e.message) for e in plan.events]
-        for view in plan.clusters:
-            by_name[view.name].view = view
-        lookups = {a.digest for a in plan.rollbacks} | {
-            v.digest for v in plan.clusters if v.digest is not None and by_name[v.name].live is not None
-        }
-        published, manifest_problem = await self._published(obj, desired, lookups)
-        if manifest_problem is not None:
-            log.warning(
-                "reading the revision manifest of %s/%s: %s", obj.namespace, obj.name, manifest_problem
+            plan_events = [EventNote(e.type, e.reason, e.message) for e in plan.events]
+            for view in plan.clusters:
+                by_name[view.name].view = view
+            lookups = {a.digest for a in plan.rollbacks} | {
+                v.digest for v in plan.clusters if v.digest is not None and by_name[v.name].live is not None
+            }
+            published, manifest_problem = await self._published(obj, desired, lookups)
+            if manifest_problem is not None:
+                log.warning(
+                    "reading the revision manifest of %s/%s: %s", obj.namespace, obj.name, manifest_problem
+                )
+            actions = {a.cluster: a for a in plan.cluster_actions}
+            for name, action in actions.items():
+                by_name[name].report = self._planned(by_name[name], action, desired, published, prev)
+            rollout = RolloutView(plan.state, plan.message)
+            if persist is not None:
+                planned = build_status(
+                    prev,
+                    generation=obj.generation,
+                    now=now,
+                    reports=[w.report for w in works if w.report is not None],
+                    published=desired.base,
+                    rollout=rollout,
+                )
+                try:
+                    await persist(planned, plan_events)
+                except Exception as exc:  # nothing acts on a plan that is not on record
+                    log.warning("persisting status.rollout of %s/%s failed: %s", obj.namespace, obj.name, exc)
+                    self.metrics.error("plan", "StatusPersistFailed")
+                    result = ReconcileResult(prev, events, self.settings.progress_seconds, settled=False)
+                    result.transient = True
+                    return result
+            else:
+                events += plan_events
+        with self._step("apply"):
+            await asyncio.gather(
+                *(
+                    self._guarded(
+                        by_name[name], self._execute(by_name[name], a, obj, desired, published, full)
+                    )
+                    for name, a in actions.items()
+                )
             )
-        actions = {a.cluster: a for a in plan.cluster_actions}
-        for name, action in actions.items():
-            by_name[name].report = self._planned(by_name[name], action, desired, published, prev)
-        rollout = RolloutView(plan.state, plan.message)
-        if persist is not None:
-            planned = build_status(
-                prev,
-                generation=obj.generation,
-                now=now,
-                reports=[w.report for w in works if w.report is not None],
-                published=desired.base,
-                rollout=rollout,
-            )
-            try:
-                await persist(planned, plan_events)
-            except Exception as exc:  # nothing acts on a plan that is not on record
-                log.warning("persisting status.rollout of %s/%s failed: %s", obj.namespace, obj.name, exc)
-                result = ReconcileResult(prev, events, self.settings.progress_seconds, settled=False)
-                result.transient = True
-                return result
-        else:
-            events += plan_events
-        await asyncio.gather(
-            *(
-                self._guarded(by_name[name], self._execute(by_name[name], a, obj, desired, published, full))
-                for name, a in actions.items()
-            )
-        )
         for w in works:
             events += w.events
         reports = [w.report for w in works if w.report is not None]
         conflicts = [
             f"{w.name}: {w.conflict}" for w in works if w.conflict is not None and w.view is not None
         ]
+        if conflicts:  # Stalled: an edge object in the way belongs to another owner
+            self.metrics.error("apply", CONFLICT_REASON)
         status = build_status(
             prev,
             generation=obj.generation,
@@ -1001,7 +1029,8 @@ class Reconciler:
         result = self._finish(prev, status, events, requeue, desired, planned=True)
         result.settled = settled
         if full and settled and not unparsed:  # what the unparsed part said may still be in use
-            await self._collect_garbage(obj, spec, desired, prev, status)
+            with self._step("retention"):
+                await self._collect_garbage(obj, spec, desired, prev, status)
         return result
 
     def _status_problems(self, obj: RouterConfigObject) -> tuple[list[str], list[EventNote]]:

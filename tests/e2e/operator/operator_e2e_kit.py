@@ -35,6 +35,7 @@ from edgeroll.rollout.resources import edge_name
 ROOT = Path(__file__).resolve().parents[3]
 DATA = Path(__file__).parent / "data"
 SIGNING_KEY = "e2e-signing-key-of-32-bytes-long"  # a Cosmo router wants exactly 32 bytes
+LOCAL_METRICS = ["--metrics-addr", "127.0.0.1:0"]  # loopback, a free port
 
 
 def prepare_hub(lab: Lab, ns: str) -> None:
@@ -91,8 +92,10 @@ class OperatorProcess:
         self.starts += 1
         with self.log_path.open("ab") as log:
             log.write(f"\n===== start {self.starts} =====\n".encode())
+            # Several test operators share the machine: each serves its metrics on a port of its own.
+            metrics = [] if any(a.startswith("--metrics-addr") for a in self.args) else LOCAL_METRICS
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "edgeroll.cli", "operator", *self.args],
+                [sys.executable, "-m", "edgeroll.cli", "operator", *self.args, *metrics],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -8,7 +8,7 @@ import argparse
 import pytest
 
 from edgeroll.operator_main import add_arguments, load_settings
-from edgeroll.settings import SettingsError, settings_from_env
+from edgeroll.settings import MetricsAddress, SettingsError, settings_from_env
 
 pytestmark = pytest.mark.unit
 
@@ -105,3 +105,36 @@ def test_flags_override_the_environment() -> None:
     args = parser.parse_args(["-n", "prod", "--s3-prefix", "p", "--resync-seconds", "5"])
     s = load_settings(args, {**ENV, "EDGEROLL_S3_PREFIX": "env", "EDGEROLL_RESYNC_SECONDS": "99"})
     assert s.s3.prefix == "p" and s.resync_seconds == 5.0 and args.namespace == ["prod"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "address"),
+    [
+        (None, MetricsAddress("", 8081)),  # unset: the default, every interface
+        (":9000", MetricsAddress("", 9000)),
+        ("127.0.0.1:0", MetricsAddress("127.0.0.1", 0)),
+        ("[::1]:8081", MetricsAddress("::1", 8081)),
+        ("off", None),
+        ("", None),  # set but empty: off
+    ],
+)
+def test_metrics_address_from_the_environment(raw: str | None, address: MetricsAddress | None) -> None:
+    env = ENV if raw is None else {**ENV, "EDGEROLL_METRICS_ADDR": raw}
+    assert settings_from_env(env).metrics_address == address
+
+
+@pytest.mark.parametrize("raw", ["8081", "localhost", ":http", ":70000", "a b:1"])
+def test_a_malformed_metrics_address_names_the_variable(raw: str) -> None:
+    with pytest.raises(SettingsError, match="EDGEROLL_METRICS_ADDR must be"):
+        settings_from_env({**ENV, "EDGEROLL_METRICS_ADDR": raw})
+
+
+def test_the_metrics_flag_overrides_the_environment() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    env = {**ENV, "EDGEROLL_METRICS_ADDR": ":9000"}
+    assert load_settings(parser.parse_args(["--metrics-addr", "127.0.0.1:9100"]), env).metrics_address == (
+        MetricsAddress("127.0.0.1", 9100)
+    )
+    assert load_settings(parser.parse_args(["--metrics-addr", "off"]), env).metrics_address is None
+    assert load_settings(parser.parse_args([]), env).metrics_address == MetricsAddress("", 9000)
