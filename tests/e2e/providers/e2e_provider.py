@@ -69,6 +69,12 @@ class RunScope:
     def username(self) -> str:
         return f"system:serviceaccount:{self.system_ns}:{self.service_account}"
 
+    @property
+    def tenant_ns(self) -> str:
+        """A second tenant's hub namespace, also watched. With RouterConfigs `a-web` in `ns` and `web`
+        here, the pair spells the 0.1 name collision (`team/a-web` and `team-a/web`)."""
+        return f"{self.ns}-a"
+
 
 class ClusterAccess(Protocol):
     """The part of `edgeroll.lab.Lab` the scenarios and `OperatorE2E` use."""
@@ -164,7 +170,7 @@ def install_chart(clusters: ClusterAccess, scope: RunScope, *values: str) -> Non
         "--create-namespace",
         "--skip-crds",
         "--set",
-        f"secretNamespaces={{{scope.ns}}}",
+        f"secretNamespaces={{{scope.ns},{scope.tenant_ns}}}",
         "--set",
         f"s3.prefix={scope.prefix}",
         *values,

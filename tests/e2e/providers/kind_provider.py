@@ -535,6 +535,7 @@ class KindProvider:
             "image.tag": tag,
             "image.pullPolicy": "Never",
             "watchNamespace": scope.ns,
+            "watchNamespaces": f"{{{scope.tenant_ns}}}",
             "s3.bucket": S3_BUCKET,
             "s3.endpoint": self.clusters.s3.internal_endpoint,  # the operator's
             "s3.edgeEndpoint": self.clusters.edge_s3.internal_endpoint,  # the edges', through the proxy

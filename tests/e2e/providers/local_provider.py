@@ -78,7 +78,8 @@ class LocalProvider:
             }
         )
         port = _free_port()
-        args = ["--namespace", scope.ns, "--liveness", f"http://127.0.0.1:{port}/healthz", *OPERATOR_TIMINGS]
+        watched = ["--namespace", scope.ns, "--namespace", scope.tenant_ns]
+        args = [*watched, "--liveness", f"http://127.0.0.1:{port}/healthz", *OPERATOR_TIMINGS]
         operator = OperatorProcess(env=env, args=args, log_path=log_path, port=port)
         operator.start()
         return operator

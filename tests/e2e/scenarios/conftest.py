@@ -70,19 +70,13 @@ def fleet(provider: E2EProvider, tmp_path_factory: pytest.TempPathFactory) -> It
     work = tmp_path_factory.mktemp("scenarios")
     log_path = work / "operator.log"
     apply_crds(clusters)
-    clusters.kubectl("hub", "create", "namespace", scope.ns)
     e2e: OperatorE2E | None = None
     try:
-        clusters.kubectl(
-            "hub",
-            "-n",
-            scope.ns,
-            "create",
-            "secret",
-            "generic",
-            "signing",
-            f"--from-literal=key={SIGNING_KEY}",
-        )
+        for ns in (scope.ns, scope.tenant_ns):
+            clusters.kubectl("hub", "create", "namespace", ns)
+            clusters.kubectl(
+                "hub", "-n", ns, "create", "secret", "generic", "signing", f"--from-literal=key={SIGNING_KEY}"
+            )
         operator = provider.install_operator(scope, log_path)
         e2e = OperatorE2E(clusters, scope.run, scope.ns, scope.prefix, {}, operator)
         for edge in sorted(clusters.edge_labels):
@@ -104,9 +98,10 @@ def fleet(provider: E2EProvider, tmp_path_factory: pytest.TempPathFactory) -> It
         yield Fleet(provider, scope, e2e, work)
     finally:
         if e2e is not None:
-            _teardown(e2e)
+            _teardown(e2e, [scope.tenant_ns])
         else:
-            clusters.kubectl("hub", "delete", "namespace", scope.ns, "--wait=false", check=False)
+            for ns in (scope.ns, scope.tenant_ns):
+                clusters.kubectl("hub", "delete", "namespace", ns, "--wait=false", check=False)
         provider.uninstall_operator(scope)
         sys.stderr.write(f"\nscenario operator log: {log_path}\n")
 

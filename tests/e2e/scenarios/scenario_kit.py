@@ -85,9 +85,12 @@ def expect(fmt: ConfigFormat, document: dict[str, Any]) -> Expected:
     return Expected(revision.digest, version)
 
 
-def fetch_from_edges(fleet: Fleet, rc: str, edges: list[str] | None = None) -> dict[str, FetchResult]:
-    """Fetch `rc` from an edge cache of each edge, built from what the operator wrote in that cluster."""
-    deployment = edge_name(fleet.scope.ns, rc)
+def fetch_from_edges(
+    fleet: Fleet, rc: str, edges: list[str] | None = None, rc_namespace: str | None = None
+) -> dict[str, FetchResult]:
+    """Fetch `rc` (of `rc_namespace`, the run's by default) from an edge cache of each edge, built from
+    what the operator wrote in that cluster. Every tenant's caches live in the run's edge namespace."""
+    deployment = edge_name(rc_namespace or fleet.scope.ns, rc)
     results = {}
     for edge in edges or sorted(fleet.e2e.edges):
         work = Path(tempfile.mkdtemp(prefix=f"{edge}-", dir=fleet.work))  # fresh state: no last-known-good
