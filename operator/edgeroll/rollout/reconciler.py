@@ -187,6 +187,37 @@ class _ClusterWork:
     conflict: str | None = None  # an edge object in the way belongs to another owner (ownership.py)
 
 
+@dataclass
+class _Pass:
+    """One reconcile's inputs and what its steps have found so far."""
+
+    obj: RouterConfigObject
+    clusters: Mapping[str, EdgeClusterInfo]
+    prev: RouterConfigStatus
+    now: str
+    full: bool
+    unparsed: list[str]
+    events: list[EventNote]
+    targets: list[EdgeClusterInfo] = field(default_factory=list)
+    managed: set[str] = field(default_factory=set)  # clusters that hold (or held) this RouterConfig's cache
+    works: list[_ClusterWork] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """The plan step's outcome: what each cluster does, and the revisions a rollback may need."""
+
+    plan: Plan
+    clock: datetime
+    actions: Mapping[str, ClusterAction]
+    published: Mapping[str, DesiredRevision]
+    manifest_problem: str | None
+
+    @property
+    def rollout(self) -> RolloutView:
+        return RolloutView(self.plan.state, self.plan.message)
+
+
 def _why(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"])
@@ -889,75 +920,128 @@ class Reconciler:
         full: bool = True,
         persist: PersistRollout | None = None,
     ) -> ReconcileResult:
-        """Reconcile once. `persist` writes status.rollout before any action runs (the controller's);
-        without it, the plan's events go out with the result."""
-        now = self.now()
+        """Reconcile once, step by step: parse, gather + render + publish (`_desired`), observe, plan,
+        apply, report, retention. A step that cannot go on returns the result to give; errors become
+        conditions in `_stopped`. `persist` writes status.rollout before any action runs (the
+        controller's); without it, the plan's events go out with the result."""
         unparsed, events = self._status_problems(obj)
+        run = _Pass(obj, clusters, prev, self.now(), full, unparsed, events)
+        spec = self._parse(run)
+        if isinstance(spec, ReconcileResult):
+            return spec
+        desired = await self._gather(run, spec, cached)
+        if isinstance(desired, ReconcileResult):
+            return desired
+        await self._observe_all(run, spec)
+        planned = await self._plan(run, spec, desired, persist)
+        if isinstance(planned, ReconcileResult):
+            return planned
+        await self._apply(run, planned, desired)
+        result, settled, status = self._report_status(run, spec, desired, planned)
+        if run.full and settled and not run.unparsed:  # what the unparsed part said may still be in use
+            with self._step("retention"):
+                await self._collect_garbage(obj, spec, desired, prev, status)
+        return result
+
+    def _stopped(
+        self,
+        run: _Pass,
+        spec: RouterConfigSpec | None,
+        *,
+        stalled: Problem | None = None,
+        publish_error: Problem | None = None,
+    ) -> ReconcileResult:
+        """The result of a reconcile that stops before the edges: `stalled` (looked at again at the
+        next resync) or `publish_error` (retried with backoff). The edges' status is kept."""
+        obj = run.obj
+        status = build_status(
+            run.prev,
+            generation=obj.generation,
+            now=run.now,
+            reports=None,
+            stalled=stalled,
+            publish_error=publish_error,
+        )
+        if spec is not None:
+            status = with_token_verification(status, spec, now=run.now, generation=obj.generation)
+        transient = publish_error is not None
+        requeue = self.settings.progress_seconds if transient else self.settings.resync_seconds
+        result = self._finish(run.prev, status, run.events, requeue, None)
+        result.transient = transient
+        return result
+
+    def _parse(self, run: _Pass) -> RouterConfigSpec | ReconcileResult:
         try:
             with self.metrics.step("parse"):
-                spec = RouterConfigSpec.model_validate(dict(obj.spec))
+                return RouterConfigSpec.model_validate(dict(run.obj.spec))
         except ValidationError as exc:
             self.metrics.error("parse", "InvalidSpec")
             err = exc.errors()[0]
             path = "spec." + ".".join(str(p) for p in err["loc"])
-            problem = Problem("InvalidSpec", f"{path}: {err['msg']}")
-            status = build_status(prev, generation=obj.generation, now=now, reports=None, stalled=problem)
-            return self._finish(prev, status, events, self.settings.resync_seconds, None)
-        targets = targets_of(spec, clusters)
-        fp = self.fingerprint(spec, clusters)
-        desired = cached if cached is not None and not full else None
-        if desired is not None and (desired.generation != obj.generation or desired.targets != fp):
-            desired, full = None, True
-        if desired is None:
-            try:
-                desired, published_events = await self._desired(obj, spec, targets, fp)
-                events += published_events
-            except _Stall as stall:
-                status = build_status(
-                    prev, generation=obj.generation, now=now, reports=None, stalled=stall.problem
-                )
-                status = with_token_verification(status, spec, now=now, generation=obj.generation)
-                return self._finish(prev, status, events, self.settings.resync_seconds, None)
-            except _Transient as err:
-                status = build_status(
-                    prev, generation=obj.generation, now=now, reports=None, publish_error=err.problem
-                )
-                status = with_token_verification(status, spec, now=now, generation=obj.generation)
-                result = self._finish(prev, status, events, self.settings.progress_seconds, None)
-                result.transient, result.settled = True, False
-                return result
+            return self._stopped(run, None, stalled=Problem("InvalidSpec", f"{path}: {err['msg']}"))
 
-        managed = {c.name for c in prev.clusters}
-        names = sorted({t.name for t in targets} | managed)
+    async def _gather(
+        self, run: _Pass, spec: RouterConfigSpec, cached: DesiredState | None
+    ) -> DesiredState | ReconcileResult:
+        """What to roll out: the cached render on a progress check, else gathered, rendered, published."""
+        run.targets = targets_of(spec, run.clusters)
+        fp = self.fingerprint(spec, run.clusters)
+        desired = cached if cached is not None and not run.full else None
+        if desired is not None and (desired.generation != run.obj.generation or desired.targets != fp):
+            desired, run.full = None, True
+        if desired is not None:
+            return desired
+        try:
+            desired, published_events = await self._desired(run.obj, spec, run.targets, fp)
+        except _Stall as stall:
+            return self._stopped(run, spec, stalled=stall.problem)
+        except _Transient as err:
+            return self._stopped(run, spec, publish_error=err.problem)
+        run.events += published_events
+        return desired
+
+    async def _observe_all(self, run: _Pass, spec: RouterConfigSpec) -> None:
+        """Every target and every cluster the status says holds a cache (and, when the status may
+        have lost some, every cluster whose edge objects say so)."""
+        obj, clusters = run.obj, run.clusters
+        run.managed = {c.name for c in run.prev.clusters}
+        names = sorted({t.name for t in run.targets} | run.managed)
         with self._step("observe"):
             works = list(await asyncio.gather(*(self._observe(n, clusters.get(n), obj) for n in names)))
             scan_key = (obj.namespace, obj.name, obj.uid)
-            if full and (unparsed or scan_key not in self._holders_found):
+            if run.full and (run.unparsed or scan_key not in self._holders_found):
                 # The status may have lost clusters (a hand edit or a downgrade while no operator ran, or
                 # a part that does not parse): once per process, and whenever it does not parse, the edge
                 # objects themselves say who holds a cache.
                 holders, complete = await self._holders(obj, clusters, skip=set(names))
                 works += holders
-                managed |= {w.name for w in holders}
+                run.managed |= {w.name for w in holders}
                 if complete:
                     self._holders_found.add(scan_key)
+        previous = {c.name: c for c in run.prev.clusters}
+        for w in works:
+            if w.name in previous:
+                w.prev_digest, w.prev_phase = previous[w.name].digest, previous[w.name].phase
+        run.works = works
+
+    async def _plan(
+        self, run: _Pass, spec: RouterConfigSpec, desired: DesiredState, persist: PersistRollout | None
+    ) -> _Planned | ReconcileResult:
+        """The planner's actions, each cluster's report as planned, and status.rollout on record
+        (through `persist`) before anything acts."""
+        obj, by_name = run.obj, {w.name: w for w in run.works}
         with self._step("plan"):
-            by_name = {w.name: w for w in works}
-            previous = {c.name: c for c in prev.clusters}
-            for w in works:
-                if w.name in previous:
-                    w.prev_digest, w.prev_phase = previous[w.name].digest, previous[w.name].phase
             commands, problems = parse_commands(obj.annotations)
-            events += self._command_problems(obj, problems)
+            run.events += self._command_problems(obj, problems)
             clock = self.clock()
             plan = plan_rollout(
                 PlanInput(
-                    desired={t.name: desired.revisions[t.name] for t in targets},
-                    observed={w.name: w.state for w in works},
-                    previously_managed=frozenset(managed),
+                    desired={t.name: desired.revisions[t.name] for t in run.targets},
+                    observed={w.name: w.state for w in run.works},
+                    previously_managed=frozenset(run.managed),
                     policy=spec.rollout,
                     now=clock,
-                    state=prev.rollout,
+                    state=run.prev.rollout,
                     revision=desired.revision,
                     commands=commands,
                 )
@@ -975,63 +1059,72 @@ class Reconciler:
                 )
             actions = {a.cluster: a for a in plan.cluster_actions}
             for name, action in actions.items():
-                by_name[name].report = self._planned(by_name[name], action, desired, published, prev)
-            rollout = RolloutView(plan.state, plan.message)
-            if persist is not None:
-                planned = build_status(
-                    prev,
-                    generation=obj.generation,
-                    now=now,
-                    reports=[w.report for w in works if w.report is not None],
-                    published=desired.base,
-                    rollout=rollout,
-                )
-                try:
-                    await persist(planned, plan_events)
-                except Exception as exc:  # nothing acts on a plan that is not on record
-                    log.warning("persisting status.rollout of %s/%s failed: %s", obj.namespace, obj.name, exc)
-                    self.metrics.error("plan", "StatusPersistFailed")
-                    result = ReconcileResult(prev, events, self.settings.progress_seconds, settled=False)
-                    result.transient = True
-                    return result
-            else:
-                events += plan_events
+                by_name[name].report = self._planned(by_name[name], action, desired, published, run.prev)
+            planned = _Planned(plan, clock, actions, published, manifest_problem)
+            if persist is None:
+                run.events += plan_events
+                return planned
+            status = build_status(
+                run.prev,
+                generation=obj.generation,
+                now=run.now,
+                reports=[w.report for w in run.works if w.report is not None],
+                published=desired.base,
+                rollout=planned.rollout,
+            )
+            try:
+                await persist(status, plan_events)
+            except Exception as exc:  # nothing acts on a plan that is not on record
+                log.warning("persisting status.rollout of %s/%s failed: %s", obj.namespace, obj.name, exc)
+                self.metrics.error("plan", "StatusPersistFailed")
+                result = ReconcileResult(run.prev, run.events, self.settings.progress_seconds, settled=False)
+                result.transient = True
+                return result
+            return planned
+
+    async def _apply(self, run: _Pass, planned: _Planned, desired: DesiredState) -> None:
+        """Every cluster's action, concurrently; one cluster never holds up the others for long."""
+        by_name = {w.name: w for w in run.works}
         with self._step("apply"):
             await asyncio.gather(
                 *(
                     self._guarded(
-                        by_name[name], self._execute(by_name[name], a, obj, desired, published, full)
+                        by_name[name],
+                        self._execute(by_name[name], action, run.obj, desired, planned.published, run.full),
                     )
-                    for name, a in actions.items()
+                    for name, action in planned.actions.items()
                 )
             )
-        for w in works:
-            events += w.events
-        reports = [w.report for w in works if w.report is not None]
+
+    def _report_status(
+        self, run: _Pass, spec: RouterConfigSpec, desired: DesiredState, planned: _Planned
+    ) -> tuple[ReconcileResult, bool, RouterConfigStatus]:
+        """The status the clusters' reports make (Stalled when an edge object belongs to another owner),
+        when to look again, and whether everything has settled."""
+        obj = run.obj
+        for w in run.works:
+            run.events += w.events
+        reports = [w.report for w in run.works if w.report is not None]
         conflicts = [
-            f"{w.name}: {w.conflict}" for w in works if w.conflict is not None and w.view is not None
+            f"{w.name}: {w.conflict}" for w in run.works if w.conflict is not None and w.view is not None
         ]
-        if conflicts:  # Stalled: an edge object in the way belongs to another owner
+        if conflicts:
             self.metrics.error("apply", CONFLICT_REASON)
         status = build_status(
-            prev,
+            run.prev,
             generation=obj.generation,
-            now=now,
+            now=run.now,
             reports=reports,
             published=desired.base,
-            rollout=rollout,
+            rollout=planned.rollout,
             stalled=Problem(CONFLICT_REASON, "; ".join(conflicts)) if conflicts else None,
         )
-        status = with_token_verification(status, spec, now=now, generation=obj.generation)
-        requeue, settled = self._requeue(status, plan, clock)
-        if manifest_problem is not None:
-            settled = False
-        result = self._finish(prev, status, events, requeue, desired, planned=True)
+        status = with_token_verification(status, spec, now=run.now, generation=obj.generation)
+        requeue, settled = self._requeue(status, planned.plan, planned.clock)
+        settled = settled and planned.manifest_problem is None
+        result = self._finish(run.prev, status, run.events, requeue, desired, planned=True)
         result.settled = settled
-        if full and settled and not unparsed:  # what the unparsed part said may still be in use
-            with self._step("retention"):
-                await self._collect_garbage(obj, spec, desired, prev, status)
-        return result
+        return result, settled, status
 
     def _status_problems(self, obj: RouterConfigObject) -> tuple[list[str], list[EventNote]]:
         """What of the stored status does not parse, and a warning when that changed (not every resync)."""

@@ -119,6 +119,93 @@ def _ordered(conditions: list[Condition]) -> list[Condition]:
     )
 
 
+class _Conditions:
+    """The conditions being written, each stamped with the same time and generation."""
+
+    def __init__(self, conditions: Sequence[Condition], now: str, generation: int) -> None:
+        self.list, self.now, self.generation = list(conditions), now, generation
+
+    def put(self, type_: str, status: ConditionStatus, reason: str, message: str) -> None:
+        self.list = set_condition(
+            self.list, type_, status, reason, _truncate(message), now=self.now, generation=self.generation
+        )
+
+    def drop(self, type_: str) -> None:
+        self.list = [c for c in self.list if c.type != type_]
+
+
+def _problem_phase(
+    conds: _Conditions, deleting: Problem | None, stalled: Problem | None, publish_error: Problem | None
+) -> StatusPhase | None:
+    """Deleting, Stalled, or retrying a publish: these decide the phase before any rollout does."""
+    if deleting is not None:
+        conds.drop("Stalled")
+        conds.put("Reconciling", "True", deleting.reason, deleting.message)
+        conds.put("Ready", "False", deleting.reason, deleting.message)
+        return "Deleting"
+    if stalled is not None:
+        conds.put("Stalled", "True", stalled.reason, stalled.message)
+        conds.drop("Reconciling")
+        conds.put("Ready", "False", stalled.reason, stalled.message)
+        return "Stalled"
+    if publish_error is not None:
+        conds.drop("Stalled")
+        conds.put("Reconciling", "True", "PublishRetrying", publish_error.message)
+        conds.put("Ready", "False", publish_error.reason, publish_error.message)
+        return "Progressing"
+    return None
+
+
+def _rollout_phase(conds: _Conditions, rollout: RolloutView | None, ratio: str) -> StatusPhase | None:
+    """A halted rollout is Stalled (Reconciling while it rolls back); an active one Progressing."""
+    if rollout is not None and rollout.halted:
+        reason = rollout.state.reason or rollout.state.phase
+        conds.put("Stalled", "True", reason, rollout.message)
+        if rollout.rolling_back:
+            conds.put("Reconciling", "True", "RollingBack", rollout.message)
+        else:
+            conds.drop("Reconciling")
+        conds.put("Ready", "False", reason, rollout.message)
+        return "Stalled"
+    if rollout is not None and rollout.active:
+        conds.drop("Stalled")
+        conds.put("Reconciling", "True", rollout.state.phase, rollout.message)
+        conds.put("Ready", "False", rollout.state.phase, f"{ratio}; {rollout.message}")
+        return "Progressing"
+    return None
+
+
+def _fleet_phase(
+    conds: _Conditions,
+    clusters: Sequence[ClusterStatus],
+    summary: Summary,
+    revision: RevisionStatus | None,
+    ratio: str,
+) -> StatusPhase:
+    """No rollout in flight: the clusters say Ready, Progressing or Degraded."""
+    in_flight = [
+        c
+        for c in clusters
+        if c.phase in (ClusterPhase.PENDING, ClusterPhase.PROGRESSING, ClusterPhase.DELETING)
+    ]
+    conds.drop("Stalled")
+    if in_flight:
+        names = ", ".join(c.name for c in in_flight)
+        conds.put("Reconciling", "True", "Progressing", f"{ratio}; in progress: {names}")
+    else:
+        conds.drop("Reconciling")
+    if summary.ready == summary.desired and not in_flight:
+        shown = f" serve {revision.short_digest}" if revision is not None else " ready"
+        conds.put("Ready", "True", "Ready", f"{summary.ready}/{summary.desired} clusters{shown}")
+        return "Ready"
+    if in_flight:
+        conds.put("Ready", "False", "Progressing", ratio)
+        return "Progressing"
+    reason, bad = _degraded(clusters)
+    conds.put("Ready", "False", reason, f"{ratio}; {bad}")
+    return "Degraded"
+
+
 def build_status(
     prev: RouterConfigStatus,
     *,
@@ -136,26 +223,9 @@ def build_status(
     With a rollout (kstatus): `Ready` only once it has Completed and every target is ready;
     `Reconciling` while it progresses, soaks, is paused or rolls back; `Stalled` when it has failed or
     was rolled back (the planner's message names the wave, the clusters and the reason)."""
-    conds = list(prev.conditions)
+    conds = _Conditions(prev.conditions, now, generation)
     clusters = list(prev.clusters) if reports is None else cluster_statuses(prev.clusters, reports, now)
-    summary = prev.summary if reports is None else summarize(reports)
-    summary = summary or Summary()
-    in_flight = [
-        c
-        for c in clusters
-        if c.phase in (ClusterPhase.PENDING, ClusterPhase.PROGRESSING, ClusterPhase.DELETING)
-    ]
-
-    def put(type_: str, status: ConditionStatus, reason: str, message: str) -> None:
-        nonlocal conds
-        conds = set_condition(
-            conds, type_, status, reason, _truncate(message), now=now, generation=generation
-        )
-
-    def drop(type_: str) -> None:
-        nonlocal conds
-        conds = [c for c in conds if c.type != type_]
-
+    summary = (prev.summary if reports is None else summarize(reports)) or Summary()
     revision = prev.revision
     if published is not None:
         revision = RevisionStatus(
@@ -165,65 +235,21 @@ def build_status(
             size=published.size,
             published_at=published.published_at,
         )
-        put("Published", "True", "Published", f"{published.digest} at {published.key}")
+        conds.put("Published", "True", "Published", f"{published.digest} at {published.key}")
     elif publish_error is not None:
-        put("Published", "False", publish_error.reason, publish_error.message)
+        conds.put("Published", "False", publish_error.reason, publish_error.message)
 
     ratio = f"{summary.ready}/{summary.desired} clusters ready"
-    phase: StatusPhase
-    if deleting is not None:
-        drop("Stalled")
-        put("Reconciling", "True", deleting.reason, deleting.message)
-        put("Ready", "False", deleting.reason, deleting.message)
-        phase = "Deleting"
-    elif stalled is not None:
-        put("Stalled", "True", stalled.reason, stalled.message)
-        drop("Reconciling")
-        put("Ready", "False", stalled.reason, stalled.message)
-        phase = "Stalled"
-    elif publish_error is not None:
-        drop("Stalled")
-        put("Reconciling", "True", "PublishRetrying", publish_error.message)
-        put("Ready", "False", publish_error.reason, publish_error.message)
-        phase = "Progressing"
-    elif rollout is not None and rollout.halted:
-        reason = rollout.state.reason or rollout.state.phase
-        put("Stalled", "True", reason, rollout.message)
-        if rollout.rolling_back:
-            put("Reconciling", "True", "RollingBack", rollout.message)
-        else:
-            drop("Reconciling")
-        put("Ready", "False", reason, rollout.message)
-        phase = "Stalled"
-    elif rollout is not None and rollout.active:
-        drop("Stalled")
-        put("Reconciling", "True", rollout.state.phase, rollout.message)
-        put("Ready", "False", rollout.state.phase, f"{ratio}; {rollout.message}")
-        phase = "Progressing"
-    else:
-        drop("Stalled")
-        if in_flight:
-            names = ", ".join(c.name for c in in_flight)
-            put("Reconciling", "True", "Progressing", f"{ratio}; in progress: {names}")
-        else:
-            drop("Reconciling")
-        if summary.ready == summary.desired and not in_flight:
-            shown = f" serve {revision.short_digest}" if revision is not None else " ready"
-            put("Ready", "True", "Ready", f"{summary.ready}/{summary.desired} clusters{shown}")
-            phase = "Ready"
-        elif in_flight:
-            put("Ready", "False", "Progressing", ratio)
-            phase = "Progressing"
-        else:
-            reason, bad = _degraded(clusters)
-            put("Ready", "False", reason, f"{ratio}; {bad}")
-            phase = "Degraded"
-
+    phase = (
+        _problem_phase(conds, deleting, stalled, publish_error)
+        or _rollout_phase(conds, rollout, ratio)
+        or _fleet_phase(conds, clusters, summary, revision, ratio)
+    )
     return RouterConfigStatus(
         observed_generation=generation,
         phase=phase,
         ready_clusters=f"{summary.ready}/{summary.desired}",
-        conditions=_ordered(conds),
+        conditions=_ordered(conds.list),
         revision=revision,
         clusters=clusters,
         summary=summary,
