@@ -126,24 +126,26 @@ async def remove_edge(
 
 async def retire_legacy(
     api: KubeApi, legacy: Sequence[ObjectRef], alias: Mapping[str, Any], owner: Owner
-) -> list[Change]:
+) -> tuple[list[Change], bool]:
     """Move `owner` off the objects of its edgeroll 0.1 name, once its current pods serve.
 
     The legacy Service is re-pointed at the current pods and kept (routers may have its URL in
     their config; it goes with the RouterConfig), then the legacy Deployment, Secret and
     ServiceAccount are deleted. Objects of that name that are not `owner`'s are never touched: with
-    the old names, another RouterConfig may hold them.
+    the old names, another RouterConfig may hold them. Also returns whether `owner` had anything
+    under the legacy name there (when not, the caller need not look again).
     """
     if not legacy:
-        return []
+        return [], False
     deployment, service, *rest = legacy
     changes: list[Change] = []
     live_service = await api.get(service)
-    if live_service is not None and ownership_conflict(service, live_service, owner) is None:
+    has_alias = live_service is not None and ownership_conflict(service, live_service, owner) is None
+    if has_alias:
         why = drifted(dict(alias), live_service)  # also after retirement: the port may change
         if why is not None:
             await api.apply(alias)
             changes.append(Change(service, f"kept as an alias ({why})"))
     removed, _ = await remove_edge(api, [deployment, *rest], owner)
     changes += [Change(ref, "retired (legacy name)") for ref in removed]
-    return changes
+    return changes, has_alias or bool(removed)

@@ -344,6 +344,8 @@ class Reconciler:
         self._bad_status: dict[tuple[str, str], frozenset[str]] = {}
         # Objects (namespace, name, uid) whose caches this process has looked for in every EdgeCluster.
         self._holders_found: set[tuple[str, str, str]] = set()
+        # (namespace, name, uid, cluster) where nothing is left under the edgeroll 0.1 name.
+        self._no_legacy: set[tuple[str, str, str, str]] = set()
 
     # ---- fingerprints -----------------------------------------------------------------------------
 
@@ -683,11 +685,16 @@ class Reconciler:
                 work.api, edge_manifests(params), live_deployment=work.live, check_all=full, owner=obj.owner
             )
             after = read_health(result.deployment)
-            if full and phase_for(after, rev.digest)[0] is ClusterPhase.READY:
-                legacy = legacy_refs(obj.namespace, obj.name, params.namespace)
-                result.changes.extend(
-                    await retire_legacy(work.api, legacy, legacy_alias_service(params), obj.owner)
+            legacy_key = (obj.namespace, obj.name, obj.uid, work.name)
+            legacy = legacy_refs(obj.namespace, obj.name, params.namespace)
+            ready = phase_for(after, rev.digest)[0] is ClusterPhase.READY
+            if full and ready and legacy and legacy_key not in self._no_legacy:
+                changes, found = await retire_legacy(
+                    work.api, legacy, legacy_alias_service(params), obj.owner
                 )
+                result.changes.extend(changes)
+                if not found:  # nothing of the 0.1 name there: no need to look on every resync
+                    self._no_legacy.add(legacy_key)
         except EdgeObjectConflict as exc:
             work.conflict = exc.message
             work.report = self._report(work, ClusterPhase.FAILED, health, desired, exc.message)
@@ -1268,6 +1275,7 @@ class Reconciler:
         status = build_status(prev, generation=obj.generation, now=now, reports=pending, deleting=problem)
         if not pending:
             self._holders_found.discard((obj.namespace, obj.name, obj.uid))
+            self._no_legacy = {k for k in self._no_legacy if k[:3] != (obj.namespace, obj.name, obj.uid)}
         return FinalizeResult(done=not pending, status=status, events=events, pending=names_pending)
 
 

@@ -197,3 +197,18 @@ async def test_an_0_1_install_moves_to_the_new_name_and_keeps_its_service_for_ro
     # The alias goes with its RouterConfig.
     await a.controller.finalize(a.obj(), a.clusters, a.events.append)
     assert all(f.obj("Service", EDGE_NS, old) is None for f in a.edges.values())
+
+
+async def test_a_routerconfig_never_on_0_1_names_stops_looking_for_them_after_one_resync() -> None:
+    w = World(namespace="team-a", name="web")  # a dashed pair: its 0.1 name differs from its name
+    await w.converge()
+
+    def gets() -> int:
+        return sum(edge.calls["get"] for edge in w.edges.values())
+
+    before = gets()
+    await w.reconcile()  # ready everywhere: looks under the 0.1 name once, finds nothing
+    looked = gets() - before
+    before = gets()
+    await w.reconcile()
+    assert gets() - before == looked - 4 * len(w.edges)  # the alias Service and the three 0.1 objects
