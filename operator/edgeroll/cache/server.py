@@ -41,6 +41,22 @@ log = logging.getLogger(__name__)
 UNAUTHORIZED_CHALLENGE = 'Bearer realm="edgeroll"'
 
 
+def _claims(route_name: str, route: CosmoRoute, authorization: bytes | None) -> cosmo.GraphClaims | Response:
+    """The graph token's claims, or the 401 to answer (Cosmo's CDN checks the token before all else)."""
+    try:
+        return route.tokens.claims(authorization)
+    except cosmo.TokenError as exc:
+        return text_response(route_name, 401, str(exc), [("WWW-Authenticate", UNAUTHORIZED_CHALLENGE)])
+
+
+def _held_version(route_name: str, body: bytes) -> str | Response:
+    """The `{"version": ...}` a client sends ("" on a first fetch), or the 400 to answer."""
+    try:
+        return cosmo.requested_version(body)
+    except ValueError as exc:
+        return text_response(route_name, 400, str(exc))
+
+
 @dataclass(frozen=True)
 class Limits:
     max_url_bytes: int = 8 * 1024
@@ -195,10 +211,9 @@ class ServerState:
         if route is None or where is None:
             return self.r_not_found if where is None else self.r_cosmo_404
         # The token first, whatever the method: Cosmo's CDN checks it in a middleware of the path.
-        try:
-            claims = route.tokens.claims(authorization)
-        except cosmo.TokenError as exc:
-            return text_response("cosmo", 401, str(exc), [("WWW-Authenticate", UNAUTHORIZED_CHALLENGE)])
+        claims = _claims("cosmo", route, authorization)
+        if isinstance(claims, Response):
+            return claims
         if method != b"POST":
             return self.r_cosmo_405
         graph = (where.organization_id, where.federated_graph_id)
@@ -216,10 +231,9 @@ class ServerState:
         if prepared is None:
             # Not 404: the router would swap in its built-in empty config. 503 makes it retry.
             return self.r_cosmo_not_loaded
-        try:
-            version = cosmo.requested_version(body)
-        except ValueError as exc:
-            return text_response("cosmo", 400, str(exc))
+        version = _held_version("cosmo", body)
+        if isinstance(version, Response):
+            return version
         if prepared.version is not None and version == prepared.version:
             return prepared.cosmo_not_modified
         return prepared.cosmo_gzip if accepts_gzip(accept_encoding) else prepared.cosmo_identity
@@ -238,10 +252,9 @@ class ServerState:
         where = cosmo.manifest_path(path)
         if route is None or where is None:
             return self.r_not_found
-        try:
-            claims = route.tokens.claims(authorization)
-        except cosmo.TokenError as exc:
-            return text_response("manifest", 401, str(exc), [("WWW-Authenticate", UNAUTHORIZED_CHALLENGE)])
+        claims = _claims("manifest", route, authorization)
+        if isinstance(claims, Response):
+            return claims
         if SPLIT_FEATURE not in claims.features:
             return self.r_manifest_403
         if method != b"POST":
@@ -254,10 +267,9 @@ class ServerState:
         prepared = self.prepared
         if prepared is None:
             return self.r_manifest_not_loaded
-        try:
-            version = cosmo.requested_version(body)
-        except ValueError as exc:
-            return text_response("manifest", 400, str(exc))
+        version = _held_version("manifest", body)
+        if isinstance(version, Response):
+            return version
         file = prepared.manifest.get(where.file)
         if file is None:
             return self.r_manifest_404
