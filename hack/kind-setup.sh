@@ -300,9 +300,11 @@ local_node_image() {
 }
 
 prune_stale() { # node images and tarballs of other shapes: about 1.7 GB each
-  local ref
-  for ref in $(docker images --format '{{.Repository}}:{{.Tag}}' "$REPO/kind-node" "$REPO/kind-base"); do
-    [[ $ref == "$LOCAL_NODE_IMAGE" || $ref == "$NODE_BASE_IMAGE" ]] || docker rmi "$ref" >/dev/null || true
+  local ref repo
+  for repo in "$REPO/kind-node" "$REPO/kind-base"; do # `docker images` takes one repository
+    for ref in $(docker images --format '{{.Repository}}:{{.Tag}}' "$repo"); do
+      [[ $ref == "$LOCAL_NODE_IMAGE" || $ref == "$NODE_BASE_IMAGE" ]] || docker rmi "$ref" >/dev/null || true
+    done
   done
   find "$KIND_DIR" -maxdepth 1 -name 'kubernetes-server-*.tar.gz' ! -name "*-${SHAPE}.tar.gz" -delete
 }

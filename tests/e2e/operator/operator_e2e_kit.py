@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tests.e2e.providers.e2e_provider import apply_crds
 from tests.polling import wait_until
 
 from edgeroll.lab import Lab
@@ -40,16 +41,7 @@ LOCAL_METRICS = ["--metrics-addr", "127.0.0.1:0"]  # loopback, a free port
 
 def prepare_hub(lab: Lab, ns: str) -> None:
     """CRDs applied and Established, the run's namespace, and its signing-key Secret."""
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        lab.kubectl("hub", "apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    lab.kubectl(
-        "hub",
-        "wait",
-        "--for=condition=Established",
-        "crd/routerconfigs.edgeroll.io",
-        "crd/edgeclusters.edgeroll.io",
-        "--timeout=60s",
-    )
+    apply_crds(lab)
     prepare_namespace(lab, ns)
 
 

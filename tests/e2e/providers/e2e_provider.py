@@ -21,6 +21,7 @@ Select one with EDGEROLL_E2E_PROVIDER=local|kind (docs/e2e.md).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from contextlib import AbstractContextManager
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
+from tests.polling import wait_until
 
 from edgeroll.lab.pod_runner import CacheEndpoint
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "edgeroll"
+CRD_NAMES = ("routerconfigs.edgeroll.io", "edgeclusters.edgeroll.io")
 
 
 @dataclass(frozen=True)
@@ -188,13 +191,20 @@ def uninstall_chart(clusters: ClusterAccess, scope: RunScope) -> None:
 def apply_crds(clusters: ClusterAccess) -> None:
     for crd in sorted((ROOT / "crds").glob("*.yaml")):
         clusters.kubectl("hub", "apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    clusters.kubectl(
-        "hub",
-        "wait",
-        "--for=condition=Established",
-        "crd/routerconfigs.edgeroll.io",
-        "crd/edgeclusters.edgeroll.io",
-        "--timeout=60s",
+    wait_until(lambda: crds_established(clusters), timeout=60, message="the CRDs Established")
+
+
+def crds_established(clusters: ClusterAccess) -> bool:
+    """Both CRDs report Established. Polled rather than `kubectl wait`, which fails at once, instead
+    of waiting, on a CRD whose status the apiserver has not written yet (`.status.conditions ... nil`)."""
+    out = clusters.kubectl("hub", "get", "crd", *CRD_NAMES, "-o", "json", check=False)
+    if out.returncode != 0:
+        return False
+    items = json.loads(out.stdout).get("items", [])
+    conditions = [(i.get("status") or {}).get("conditions") or [] for i in items]
+    return len(items) == len(CRD_NAMES) and all(
+        any(c.get("type") == "Established" and c.get("status") == "True" for c in conds)
+        for conds in conditions
     )
 
 
