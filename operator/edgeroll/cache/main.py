@@ -12,8 +12,9 @@ import sys
 from dataclasses import replace
 
 from edgeroll.cache.fetcher import Backoff
-from edgeroll.cache.runner import RunOptions, run_process
-from edgeroll.cache.settings import SettingsError, settings_from_env
+from edgeroll.cache.runner import RunOptions, serve_single
+from edgeroll.cache.settings import CacheSettings, SettingsError, settings_from_env
+from edgeroll.cache.workers import run_supervisor
 
 log = logging.getLogger("edgeroll.cache")
 
@@ -71,3 +72,13 @@ def run(args: argparse.Namespace) -> int:
         drain_seconds=args.drain_seconds,
     )
     return run_process(settings, options)
+
+
+def run_process(settings: CacheSettings, options: RunOptions) -> int:
+    """One serving process, or a supervisor of several sharing the port (here, so that runner and
+    workers, which builds on runner, do not import each other)."""
+    if settings.workers > 1:
+        return run_supervisor(settings, options)
+    import uvloop
+
+    return int(uvloop.run(serve_single(settings, options)))

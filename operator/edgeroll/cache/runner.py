@@ -167,13 +167,3 @@ async def serve_single(settings: CacheSettings, options: RunOptions) -> int:
     await serve_until_stopped(state, sock, stop, options.drain_seconds)
     await cancel(fetch)
     return 0
-
-
-def run_process(settings: CacheSettings, options: RunOptions) -> int:
-    if settings.workers > 1:
-        from edgeroll.cache.workers import run_supervisor
-
-        return run_supervisor(settings, options)
-    import uvloop
-
-    return int(uvloop.run(serve_single(settings, options)))
