@@ -43,6 +43,34 @@ class ConfigMapKeyRef(ApiModel):
     key: str = Field(min_length=1, max_length=253, pattern=CONFIG_KEY)
 
 
+class ConfigMapRef(ApiModel):
+    """A ConfigMap in the RouterConfig's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
+
+
+class PersistedOperations(ApiModel):
+    """Persisted (trusted) GraphQL operations, published and rolled out with the config.
+
+    The ConfigMap's keys (in `data`, or in `binaryData`, gzip allowed):
+    `<client>.<sha256>.graphql` holds one operation document of that client;
+    `<sha256>.graphql` one of no particular client; `manifest.json` a Cosmo PQL
+    manifest (`{"version": 1, "operations": {"<sha256>": "<document>"}}`). Every
+    hash must be the sha256 of its document. The edge caches serve them on Cosmo's
+    CDN routes `operations/manifest.json`, `operations/<client>/<sha256>.json`
+    and, with `cacheWarmup`, `cache_warmup/operations.json`.
+    """
+
+    config_map_ref: ConfigMapRef
+    cache_warmup: bool = Field(
+        default=False,
+        description=(
+            "Also serve every operation as a cache warmup item (cache_warmup/operations.json), "
+            "so routers plan them before they take traffic."
+        ),
+    )
+
+
 class ConfigFrom(ApiModel):
     """Where to read the config when it is too large to sit inline."""
 
@@ -126,6 +154,13 @@ class RouterConfigSpec(ApiModel):
                         "rule": "!has(self.cosmo) || self.format == 'cosmo'",
                         "message": "spec.cosmo is only allowed with spec.format cosmo",
                     },
+                    {
+                        "rule": "!has(self.persistedOperations) || has(self.cosmo)",
+                        "message": (
+                            "spec.persistedOperations needs spec.cosmo: the caches serve them on the "
+                            "Cosmo routes of that graph"
+                        ),
+                    },
                 ]
             }
         )
@@ -140,6 +175,7 @@ class RouterConfigSpec(ApiModel):
     overlays: list[Overlay] = Field(default_factory=list, max_length=32)
     signing: Signing
     cosmo: CosmoSpec | None = None
+    persisted_operations: PersistedOperations | None = None
     cache: CacheSpec = Field(default_factory=CacheSpec, json_schema_extra=_kx(default={}))
     revision_history_limit: int = Field(default=10, ge=1, le=100)
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy, json_schema_extra=_kx(default={}))

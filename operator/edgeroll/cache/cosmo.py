@@ -192,6 +192,48 @@ def manifest_path(path: bytes) -> ManifestPath | None:
     return None
 
 
+OPERATIONS_DIRS = (b"/operations/", b"/cache_warmup/")
+
+
+@dataclass(frozen=True)
+class OperationsPath:
+    organization_id: str
+    federated_graph_id: str
+    kind: str  # "manifest" (operations/manifest.json), "operation" or "warmup" (cache_warmup/...)
+    client: str = ""  # of "operation"
+    file: str = ""  # of "operation": "<sha256>.json"
+
+
+def operations_path(path: bytes) -> OperationsPath | None:
+    """`/<org>/<graph>/operations/manifest.json`, `.../operations/<client>/<file>.json` or
+    `.../cache_warmup/operations.json`, unescaped (the routes of Cosmo's CDN); None if none of them."""
+    parts = path.split(b"/")
+    if len(parts) not in (5, 6) or parts[0] != b"" or not all(parts[1:]):
+        return None
+    try:
+        org, graph, directory, *rest = (_unescape(p) for p in parts[1:])
+    except UnicodeDecodeError:
+        return None
+    if directory == "operations" and rest == ["manifest.json"]:
+        return OperationsPath(org, graph, "manifest")
+    if directory == "cache_warmup" and rest == ["operations.json"]:
+        return OperationsPath(org, graph, "warmup")
+    if directory == "operations" and len(rest) == 2 and rest[1].endswith(".json"):
+        return OperationsPath(org, graph, "operation", rest[0], rest[1])
+    return None
+
+
+def unquoted_etag(if_none_match: bytes | None) -> str:
+    """The version a PQL manifest client holds: If-None-Match without one pair of surrounding quotes,
+    as Cosmo's CDN reads it (`/^"(.*)"$/`); "" when absent."""
+    if not if_none_match:
+        return ""
+    text = if_none_match.decode("latin-1")
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        return text[1:-1]
+    return text
+
+
 def requested_version(body: bytes) -> str:
     """The version the router holds; "" on a first fetch. ValueError on a malformed body."""
     if not body.strip():

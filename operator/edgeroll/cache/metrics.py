@@ -17,7 +17,16 @@ from dataclasses import dataclass
 # Writes one metric family: name, type, help, and (labels, value) samples.
 Family = Callable[[str, str, str, Iterable[tuple[str, float | int]]], None]
 
-ROUTES: tuple[str, ...] = ("configs", "cosmo", "manifest", "healthz", "readyz", "metrics", "other")
+ROUTES: tuple[str, ...] = (
+    "configs",
+    "cosmo",
+    "manifest",
+    "operations",
+    "healthz",
+    "readyz",
+    "metrics",
+    "other",
+)
 CODES: tuple[int, ...] = (200, 304, 400, 401, 403, 404, 405, 408, 413, 414, 431, 500, 501, 503, 505)
 # Where a revision came from: S3, or a sibling pod of the same Deployment (peer fill).
 FETCH_SOURCES: tuple[str, ...] = ("origin", "peer")

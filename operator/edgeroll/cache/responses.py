@@ -18,6 +18,7 @@ from http import HTTPStatus
 from edgeroll.cache.metrics import bytes_slot, request_slot
 from edgeroll.cache.revision import Revision
 from edgeroll.render.cosmo_split import CosmoSplit, SplitFile, split_config
+from edgeroll.render.operations import PersistedOperations, operation_file, pql_manifest, warmup_file
 from edgeroll.render.signing import SIGNATURE_HEADER, sign
 
 CONFIG_CACHE_CONTROL = "no-cache"  # may be stored, but revalidate (cheap: 304) before reuse
@@ -109,10 +110,26 @@ class Prepared:
     # "mapper.json", "latest.json", "feature-flags/<name>.json"; empty unless the revision is a Cosmo
     # config and the cache serves the Cosmo routes.
     manifest: Mapping[str, PreparedFile] = field(default_factory=dict)
+    # Persisted operations (a bundle's), for the Cosmo routes; None when the revision has none.
+    operations: PreparedOperations | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedOperations:
+    """The answers of operations/manifest.json, operations/<client>/<sha256>.json and
+    cache_warmup/operations.json (render.operations), headers as Cosmo's CDN sends them."""
+
+    revision: str  # the PQL manifest's revision: its ETag, unquoted
+    manifest_identity: Response
+    manifest_gzip: Response
+    manifest_not_modified: Response
+    files: Mapping[tuple[str, str], Response]  # (client, "<sha256>.json") -> 200
+    warmup: Response | None  # None: 404, which a router takes as nothing to warm
 
 
 # Byte for byte what Cosmo's CDN (Hono's c.body with this header) sends for manifest files.
 MANIFEST_CONTENT_TYPE = "application/json; charset=UTF-8"
+WARMUP_CACHE_CONTROL = "no-cache, no-store, must-revalidate"  # Cosmo's CDN, cache_warmup/operations.json
 
 
 def _prepared_file(file: SplitFile, signing_key: bytes) -> PreparedFile:
@@ -132,18 +149,41 @@ def _prepared_file(file: SplitFile, signing_key: bytes) -> PreparedFile:
 
 def prepare_manifest(revision: Revision, signing_key: bytes) -> dict[str, PreparedFile]:
     """The split-config files of a Cosmo revision (render.cosmo_split), ready to serve."""
-    split: CosmoSplit = split_config(json.loads(revision.body))
+    split: CosmoSplit = split_config(json.loads(revision.config))
     files = {"mapper.json": split.mapper, "latest.json": split.base}
     files |= {f"feature-flags/{name}.json": f for name, f in split.flags.items()}
     return {path: _prepared_file(file, signing_key) for path, file in files.items()}
 
 
+def prepare_operations(operations: PersistedOperations) -> PreparedOperations:
+    manifest, revision = pql_manifest(operations)
+    etag = [("ETag", f'"{revision}"')]
+    typed = [("Content-Type", MANIFEST_CONTENT_TYPE), *etag]
+    identity = make_response("operations", 200, manifest, typed)
+    compressed = compress_body(manifest)
+    gz = (
+        make_response("operations", 200, compressed, [*typed, ("Content-Encoding", "gzip")])
+        if len(compressed) < len(manifest)
+        else identity
+    )
+    # The CDN streams the stored object without a Content-Type of its own.
+    files = {
+        (client, f"{hash_hex}.json"): make_response("operations", 200, operation_file(document))
+        for client, documents in operations.by_client.items()
+        for hash_hex, document in documents.items()
+    }
+    warmup_body = warmup_file(operations)
+    warmup = None
+    if warmup_body is not None:
+        no_cache = [("Content-Type", MANIFEST_CONTENT_TYPE), ("Cache-Control", WARMUP_CACHE_CONTROL)]
+        warmup = make_response("operations", 200, warmup_body, no_cache)
+    not_modified = make_response("operations", 304, b"", etag)
+    return PreparedOperations(revision, identity, gz, not_modified, files, warmup)
+
+
 def prepare(revision: Revision, manifest_key: bytes | None = None) -> Prepared:
     """CPU work (gzip of a few MB): run it off the event loop. With `manifest_key` (the signing key),
     a Cosmo revision's split-config files are prepared too."""
-    body = revision.body
-    compressed = compress_body(body)
-    gzip_pays = len(compressed) < len(body)
     etag = f'"{revision.digest}"'
     common = [
         ("ETag", etag),
@@ -151,11 +191,13 @@ def prepare(revision: Revision, manifest_key: bytes | None = None) -> Prepared:
         ("Cache-Control", CONFIG_CACHE_CONTROL),
         ("Vary", "Accept-Encoding"),
     ]
-    signed = [(SIGNATURE_HEADER, revision.signature)]
 
-    def variants(route: str, content_type: str) -> tuple[Response, Response, Response]:
+    def variants(
+        route: str, content_type: str, body: bytes, signature: str, compressed: bytes
+    ) -> tuple[Response, Response, Response]:
+        signed = [(SIGNATURE_HEADER, signature)]
         identity = make_response(route, 200, body, [("Content-Type", content_type), *common, *signed])
-        if gzip_pays:
+        if len(compressed) < len(body):
             gz = make_response(
                 route,
                 200,
@@ -166,12 +208,23 @@ def prepare(revision: Revision, manifest_key: bytes | None = None) -> Prepared:
             gz = identity
         return identity, gz, make_response(route, 304, b"", common)
 
-    configs = variants("configs", "application/json")
-    cosmo = variants("cosmo", "application/json; charset=utf-8")
-    manifest = (
-        prepare_manifest(revision, manifest_key) if manifest_key is not None and revision.version else {}
+    # GET /configs serves the revision as published; the Cosmo routes its config (a bundle's part).
+    compressed = compress_body(revision.body)
+    configs = variants("configs", "application/json", revision.body, revision.signature, compressed)
+    if revision.bundled_config is not None:
+        compressed = compress_body(revision.config)
+    cosmo = variants(
+        "cosmo", "application/json; charset=utf-8", revision.config, revision.config_signature, compressed
     )
-    return Prepared(revision.digest, etag.encode("ascii"), revision.version, *configs, *cosmo, manifest)
+    manifest: dict[str, PreparedFile] = {}
+    operations = None
+    if manifest_key is not None and revision.version:  # a Cosmo config, and the Cosmo routes are on
+        manifest = prepare_manifest(revision, manifest_key)
+        if revision.operations is not None:
+            operations = prepare_operations(revision.operations)
+    return Prepared(
+        revision.digest, etag.encode("ascii"), revision.version, *configs, *cosmo, manifest, operations
+    )
 
 
 def etag_matches(if_none_match: bytes, etag: bytes) -> bool:

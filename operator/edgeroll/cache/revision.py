@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from edgeroll.render.canonical import content_digest, digest_hex
-from edgeroll.render.signing import verify
+from edgeroll.render.operations import BundleError, PersistedOperations, unbundle
+from edgeroll.render.signing import sign, verify
 
 VerifyReason = Literal["digest_mismatch", "missing_signature", "bad_signature", "malformed"]
 
@@ -32,6 +33,19 @@ class Revision:
     version: str | None = None
     # When the origin says the object was written (unix seconds), else when we fetched it.
     published_at: float | None = None
+    # A bundle (render.operations) holds a config and persisted operations: the config's own bytes
+    # and HMAC, which the Cosmo routes serve. None: the body is the config.
+    bundled_config: bytes | None = field(default=None, repr=False)
+    bundled_config_signature: str | None = None
+    operations: PersistedOperations | None = None
+
+    @property
+    def config(self) -> bytes:
+        return self.body if self.bundled_config is None else self.bundled_config
+
+    @property
+    def config_signature(self) -> str:
+        return self.signature if self.bundled_config_signature is None else self.bundled_config_signature
 
     @property
     def hex(self) -> str:
@@ -71,10 +85,18 @@ def verify_revision(
         raise VerificationError(
             "bad_signature", f"signature of revision {expected_digest} does not verify with the signing key"
         )
+    try:
+        config, operations = unbundle(body)
+    except BundleError as exc:
+        raise VerificationError("malformed", f"revision {expected_digest}: {exc}") from None
+    bundled = config is not body
     return Revision(
         digest=actual,
         body=body,
         signature=signature.strip(),
-        version=config_version(body),
+        version=config_version(config),
         published_at=published_at,
+        bundled_config=config if bundled else None,
+        bundled_config_signature=sign(signing_key, config) if bundled else None,
+        operations=operations,
     )

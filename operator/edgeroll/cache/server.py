@@ -23,6 +23,7 @@ from typing import cast
 import httptools
 
 from edgeroll.cache import cosmo
+from edgeroll.cache.cosmo import OperationsPath
 from edgeroll.cache.metrics import Metrics, ServingStatus
 from edgeroll.cache.responses import (
     Prepared,
@@ -131,6 +132,12 @@ class ServerState:
         self.r_manifest_404 = cdn_text("manifest", 404, "404 Not Found")
         self.r_manifest_405 = text_response("manifest", 405, "method not allowed", [("Allow", "POST")])
         self.r_manifest_not_loaded = text_response("manifest", 503, "no verified revision loaded yet", retry)
+        # Persisted operations: Cosmo's CDN's own texts; any method but GET has no route there (404).
+        self.r_operations_400 = cdn_text("operations", 400, "Bad Request")
+        self.r_operations_404 = cdn_text("operations", 404, "404 Not Found")
+        self.r_operations_not_loaded = text_response(
+            "operations", 503, "no verified revision loaded yet", retry
+        )
         self.r_healthz = text_response("healthz", 200, "ok", [("Cache-Control", "no-store")])
         self.r_not_found = text_response("other", 404, "not found")
 
@@ -276,6 +283,43 @@ class ServerState:
         if version and version == file.version:
             return file.not_modified
         return file.gzip if accepts_gzip(accept_encoding) else file.identity
+
+    def operations(
+        self,
+        method: bytes,
+        where: OperationsPath,
+        authorization: bytes | None,
+        if_none_match: bytes | None,
+        accept_encoding: bytes | None,
+    ) -> Response:
+        """`GET /<org>/<graph>/operations/...` and `cache_warmup/operations.json`, checked in the order of
+        Cosmo's CDN: token (401), route (404 for other methods), ids (400), then 404 / 304 / 200."""
+        route = self.cosmo_route
+        if route is None:
+            return self.r_not_found
+        claims = _claims("operations", route, authorization)
+        if isinstance(claims, Response):
+            return claims
+        if method != b"GET" and method != b"HEAD":
+            return self.r_operations_404
+        graph = (where.organization_id, where.federated_graph_id)
+        if (claims.organization_id, claims.federated_graph_id) != graph:
+            return self.r_operations_400
+        if graph != (route.organization_id, route.federated_graph_id):
+            return self.r_operations_404
+        prepared = self.prepared
+        if prepared is None:
+            return self.r_operations_not_loaded
+        operations = prepared.operations
+        if operations is None:
+            return self.r_operations_404
+        if where.kind == "warmup":
+            return operations.warmup or self.r_operations_404
+        if where.kind == "operation":
+            return operations.files.get((where.client, where.file)) or self.r_operations_404
+        if cosmo.unquoted_etag(if_none_match) == operations.revision:
+            return operations.manifest_not_modified
+        return operations.manifest_gzip if accepts_gzip(accept_encoding) else operations.manifest_identity
 
     def readyz(self, method: bytes) -> Response:
         if method != b"GET" and method != b"HEAD":
@@ -479,8 +523,11 @@ class HttpConnection(asyncio.Protocol):
         path = self.url
         if b"?" in path:
             path = path.partition(b"?")[0]
+        operations = cosmo.operations_path(path) if any(d in path for d in cosmo.OPERATIONS_DIRS) else None
         if path == st.configs_path:
             response = st.configs(method, self.inm, self.accept, self.auth)
+        elif operations is not None:  # before the next two: a client may be named "manifest"
+            response = st.operations(method, operations, self.auth, self.inm, self.accept)
         elif cosmo.MANIFEST_DIR in path:  # before the next: manifest/latest.json ends like a config
             response = st.manifest(method, path, self.auth, self.body, self.accept)
         elif path.endswith(cosmo.CONFIG_FILE):

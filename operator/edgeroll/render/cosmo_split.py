@@ -24,15 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeroll.render.canonical import canonical_json
+from edgeroll.render.cosmo_fields import BY_NAME, COMPATIBILITY, FLAG_FIELDS, FLAGS
 
 FEATURE = "split-config-loading"  # the graph-token feature that turns split loading on in a router
 BASE = ""  # the base graph's key in mapper.json
-
-# protojson writes camelCase; a config may also come in the proto's own snake_case names.
-_FLAGS = ("featureFlagConfigs", "feature_flag_configs")
-_BY_NAME = ("configByFeatureFlagName", "config_by_feature_flag_name")
-_COMPATIBILITY = ("compatibilityVersion", "compatibility_version")
-_FLAG_FIELDS = ("engineConfig", "engine_config", "version", "subgraphs")
 
 
 @dataclass(frozen=True)
@@ -62,13 +57,13 @@ def split_config(document: Mapping[str, Any]) -> CosmoSplit:
     """The manifest files of a Cosmo execution config (one that `render.formats` accepted)."""
     version = document.get("version")
     version = version if isinstance(version, str) else ""
-    base = SplitFile(canonical_json({k: v for k, v in document.items() if k not in _FLAGS}), version)
-    compatibility = {n: document[n] for n in _COMPATIBILITY if n in document}
-    by_name = _first(_first(document, _FLAGS) or {}, _BY_NAME) or {}
+    base = SplitFile(canonical_json({k: v for k, v in document.items() if k not in FLAGS}), version)
+    compatibility = {n: document[n] for n in COMPATIBILITY if n in document}
+    by_name = _first(_first(document, FLAGS) or {}, BY_NAME) or {}
     flags: dict[str, SplitFile] = {}
     for name, flag in sorted(by_name.items()):
         if isinstance(flag, Mapping):
-            body = {k: flag[k] for k in _FLAG_FIELDS if k in flag} | compatibility
+            body = {k: flag[k] for k in FLAG_FIELDS if k in flag} | compatibility
             flags[name] = SplitFile(canonical_json(body), version)
     hashes = {BASE: _sha256(base.body), **{name: _sha256(f.body) for name, f in flags.items()}}
     mapper_body = canonical_json(hashes)

@@ -23,6 +23,7 @@ from typing import Any
 
 from edgeroll.api.routerconfig import ConfigFormat
 from edgeroll.render.canonical import canonical_json, canonical_object
+from edgeroll.render.cosmo_fields import ENGINE, SCHEMA, flag_maps
 from edgeroll.render.errors import PathSegment, RenderError, json_path
 
 # A compact description of the protojson messages the router reads. Each message maps
@@ -173,6 +174,26 @@ def validate_cosmo(document: Mapping[str, Any]) -> None:
     schema = engine.get("graphqlSchema", engine.get("graphql_schema"))
     if not isinstance(schema, str) or not schema.strip():
         raise _fail(("engineConfig", "graphqlSchema"), "required: the composed GraphQL schema")
+    _validate_flags(document)
+
+
+def _validate_flags(document: Mapping[str, Any]) -> None:
+    """Every feature flag's config is a graph the router serves: it needs engineConfig and a schema.
+
+    Runs after `_check`, so each flag config is an object or null and each engineConfig too.
+    """
+    for outer, inner, by_name in flag_maps(document):
+        for name in sorted(by_name):
+            flag = by_name[name] or {}  # null is unset: a flag without an engineConfig
+            key = next((k for k in ENGINE if k in flag), ENGINE[0])
+            engine = flag.get(key)
+            at: tuple[PathSegment, ...] = (outer, inner, name, key)
+            if engine is None:
+                raise _fail(at, "required: every feature flag's config carries engineConfig")
+            schema_key = next((k for k in SCHEMA if k in engine), SCHEMA[0])
+            schema = engine.get(schema_key)
+            if not isinstance(schema, str) or not schema.strip():
+                raise _fail((*at, schema_key), "required: the feature flag's composed GraphQL schema")
 
 
 def cosmo_version(document: Mapping[str, Any]) -> str:

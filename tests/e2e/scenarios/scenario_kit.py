@@ -8,11 +8,15 @@ does: 200 with the same bytes, then 304 for the version it now holds.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
+import hmac
 import json
 import re
 import tempfile
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,3 +175,32 @@ def progressive_in_crd() -> bool:
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     strategy = spec["properties"].get("rollout", {}).get("properties", {}).get("strategy", {})
     return "Progressive" in strategy.get("enum", [])
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def signed_graph_token(
+    secret: str | None, org: str, graph: str, alg: str = "HS256", features: list[str] | None = None
+) -> str:
+    """A graph token as Cosmo's control plane issues it (HS256 over header.claims); unsigned without
+    `secret`."""
+    head = _b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    payload: dict[str, Any] = {"organization_id": org, "federated_graph_id": graph}
+    if features is not None:
+        payload["features"] = features
+    claims = _b64url(json.dumps(payload).encode())
+    if secret is None:
+        return f"{head}.{claims}."
+    signature = hmac.new(secret.encode(), f"{head}.{claims}".encode(), hashlib.sha256).digest()
+    return f"{head}.{claims}.{_b64url(signature)}"
+
+
+def http_answer(request: urllib.request.Request) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (names lowercase) and body of one request to an edge cache, errors included."""
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - loopback or port-forward
+            return int(resp.status), {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), {k.lower(): v for k, v in exc.headers.items()}, exc.read()

@@ -8,17 +8,13 @@ the edge cluster, on kind it is the real pod behind a port-forward.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import tempfile
-import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-from scenario_kit import ComposedGraph, Fleet, condition, cosmo_variant
+from scenario_kit import ComposedGraph, Fleet, condition, cosmo_variant, http_answer, signed_graph_token
 
 from edgeroll.lab.pod_runner import CacheEndpoint
 from edgeroll.render.signing import read_token
@@ -30,27 +26,12 @@ ORG, GRAPH = "acme", "storefront-tokens"
 TOKEN_SECRET = "graph-token-secret-of-the-control-plane"
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def graph_token(secret: str | None, org: str = ORG, graph: str = GRAPH, alg: str = "HS256") -> str:
-    """A graph token as Cosmo's control plane issues it (HS256 over header.claims); unsigned without
-    `secret`."""
-    head = _b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    claims = _b64(json.dumps({"organization_id": org, "federated_graph_id": graph}).encode())
-    if secret is None:
-        return f"{head}.{claims}."
-    signature = hmac.new(secret.encode(), f"{head}.{claims}".encode(), hashlib.sha256).digest()
-    return f"{head}.{claims}.{_b64(signature)}"
+    return signed_graph_token(secret, org, graph, alg)
 
 
 def _status(request: urllib.request.Request) -> int:
-    try:
-        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - loopback
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
+    return http_answer(request)[0]
 
 
 def cosmo_fetch(cache: CacheEndpoint, token: str) -> int:
