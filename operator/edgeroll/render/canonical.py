@@ -11,12 +11,51 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 DIGEST_PREFIX = "sha256:"
+
+# Leaf types orjson spells exactly as json.dumps does (floats are not: 1e+16 vs 1e16, NaN vs null).
+_PLAIN_LEAVES = frozenset({str, int, bool, type(None)})
+
+
+def canonical_json_reference(value: Any) -> bytes:
+    """The definition of the canonical bytes: sorted keys, no insignificant whitespace, UTF-8
+    (not ASCII-escaped). `canonical_json` gives the same bytes faster; this is its fallback."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _plain(value: Any) -> bool:
+    """Only dicts, lists, str, int, bool and None, as exact types (no subclass, no float), without
+    recursion. Keys are left to orjson: it refuses any but str, and the caller falls back."""
+    if type(value) is not dict and type(value) is not list:
+        return type(value) in _PLAIN_LEAVES
+    pending: list[Any] = [value]
+    pop, push = pending.pop, pending.append
+    while pending:
+        item = pop()
+        for child in item.values() if type(item) is dict else item:
+            kind = type(child)
+            if kind is dict or kind is list:
+                push(child)
+            elif kind not in _PLAIN_LEAVES:
+                return False
+    return True
 
 
 def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no insignificant whitespace, UTF-8 (not ASCII-escaped)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """`canonical_json_reference(value)`, byte for byte (hypothesis-tested), ~3x faster on a config.
+
+    orjson encodes plain JSON (10x faster than json.dumps); anything it would spell differently
+    (floats, subclasses, other types) or refuses (64-bit overflow, lone surrogates, non-str keys,
+    nesting past 255) goes the reference way, which gives the bytes or the error it always gave.
+    """
+    if _plain(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass
+    return canonical_json_reference(value)
 
 
 def canonical_object(members: Mapping[str, bytes]) -> bytes:

@@ -147,3 +147,49 @@ def test_select_garbage_never_takes_the_newest_or_used(n: int, keep: int, used: 
     assert not {e.digest for e in garbage} & in_use
     assert not {e.digest for e in garbage} & {e.digest for e in history[:keep]}
     assert len(history) - len(garbage) >= min(keep, len(history))
+
+
+async def test_a_new_digest_skips_the_head_and_a_republish_heads_with_the_manifest_read() -> None:
+    store = InMemoryRevisionStore()
+    pub = RevisionPublisher(store, "p")
+    await pub.publish("ns", "cfg", [rev(1)], KEY, now="t1")  # no manifest yet: HEAD as before
+    heads = store.counters["head"]
+    out = await pub.publish("ns", "cfg", [rev(2)], KEY, now="t2")
+    assert out.written == [rev(2).digest] and store.counters["head"] == heads  # unlisted: straight to PUT
+    heads, puts = store.counters["head"], store.counters["put"]
+    again = await pub.publish("ns", "cfg", [rev(2)], KEY, now="t3")
+    assert again.written == [] and store.counters["put"] == puts
+    assert store.counters["head"] - heads == 1  # listed: checked, tamper detection unchanged
+
+
+class _CrashingStore(InMemoryRevisionStore):
+    """The manifest write fails: a crash between the two writes of a publish, object then manifest."""
+
+    crash = False
+
+    async def write_manifest(self, key, manifest):  # type: ignore[no-untyped-def]
+        if self.crash:
+            raise PublishError("S3Unavailable", "crashed before the manifest write")
+        await super().write_manifest(key, manifest)
+
+
+async def test_an_object_orphaned_by_a_crash_is_verified_not_trusted() -> None:
+    store = _CrashingStore()
+    await RevisionPublisher(store, "p").publish("ns", "cfg", [rev(1)], KEY, now="t1")
+    store.crash = True
+    with pytest.raises(PublishError):
+        await RevisionPublisher(store, "p").publish("ns", "cfg", [rev(2)], KEY, now="t2")
+    manifest = json.loads(store.objects[manifest_key("p", "ns", "cfg")][0])
+    assert [e["digest"] for e in manifest["revisions"]] == [rev(1).digest]  # never lists the orphan
+    store.crash = False
+    key = RevisionPublisher(store, "p").key_for("ns", "cfg", rev(2).digest)
+    gets = store.counters["get"]
+    out = await RevisionPublisher(store, "p").publish("ns", "cfg", [rev(2)], KEY, now="t3")
+    assert out.written == [] and store.counters["get"] - gets == 2  # the manifest, then the 412'd object
+    assert out.entries[rev(2).digest].published_at == "t3"
+    # A tampered orphan: the conditional PUT is refused, the GET shows other bytes, it is rewritten.
+    r3 = rev(7)  # _forge changes its 7
+    key = RevisionPublisher(store, "p").key_for("ns", "cfg", r3.digest)
+    store.objects[key] = (_forge(r3.body), sign(KEY, r3.body))
+    out = await RevisionPublisher(store, "p").publish("ns", "cfg", [r3], KEY, now="t4")
+    assert out.written == out.repaired == [r3.digest] and store.objects[key][0] == r3.body
