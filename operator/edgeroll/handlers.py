@@ -19,6 +19,7 @@ from edgeroll.api.common import GROUP, VERSION
 from edgeroll.api.edgecluster import PLURAL as EC_PLURAL
 from edgeroll.api.edgecluster import EdgeClusterSpec
 from edgeroll.api.routerconfig import PLURAL as RC_PLURAL
+from edgeroll.clusters.edge_watch import EdgeWatches
 from edgeroll.clusters.hub import HUB_TIMEOUT, HubNotReady, HubStatusWriter, connect_hub
 from edgeroll.clusters.kube import KubeClient
 from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
@@ -75,6 +76,7 @@ class OperatorContext:
     registry: ClusterRegistry
     controller: RouterConfigController
     probes: ProbeLoops
+    watches: EdgeWatches
 
     @classmethod
     async def create(cls, settings: OperatorSettings, metrics: OperatorMetrics) -> OperatorContext:
@@ -86,12 +88,16 @@ class OperatorContext:
         store = S3RevisionStore(settings.s3, metrics=metrics)
         registry = ClusterRegistry(hub, timeout=settings.edge_timeout_seconds)
         publisher = RevisionPublisher(store, settings.s3.prefix)
-        reconciler = Reconciler(hub, registry, publisher, settings, metrics=metrics)
+        # Each edge Deployment event wakes the loop of the RouterConfig it belongs to.
+        watches = EdgeWatches(lambda ns, name: controller.edge_changed(ns, name))
+        reconciler = Reconciler(hub, registry, publisher, settings, metrics=metrics, watches=watches)
         controller = RouterConfigController(reconciler, writer, settings)  # the reconciler's metrics
         prober = EdgeClusterProber(registry, writer, settings, now=utc_now, metrics=metrics)
-        return cls(settings, hub, store, registry, controller, ProbeLoops(prober, controller.poke_all))
+        probes = ProbeLoops(prober, controller.poke_all)
+        return cls(settings, hub, store, registry, controller, probes, watches)
 
     async def close(self) -> None:
+        await self.watches.close()
         await self.probes.close()
         await self.registry.close()
         await self.store.close()
@@ -183,6 +189,7 @@ async def edgecluster_changed(
 ) -> None:
     ctx = _ctx(memo)
     if type == "DELETED":
+        ctx.watches.forget(name)
         await ctx.probes.forget(name)
     else:
         info = edgecluster_info(name, body.metadata.labels, body.get("spec", {}))

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -117,7 +117,7 @@ def _memory_files(*blobs: bytes | None) -> Iterator[list[str | None]]:
 def api_client(creds: EdgeCredentials, connections: int) -> k8s_client.ApiClient:
     """An ApiClient whose TLS context is loaded from memory; the library's kubeconfig loader is not used."""
     cfg = k8s_client.Configuration(host=creds.server)
-    cfg.connection_pool_maxsize = connections
+    cfg.connection_pool_maxsize = connections + 1  # one more for the watch of edge Deployments
     cfg.verify_ssl = creds.verify
     cfg.tls_server_name = creds.tls_server_name
     if creds.token:
@@ -299,6 +299,57 @@ class KubeClient:
             if exc.status == 404:
                 return None
             raise
+
+    async def list_objects(self, path: str, query: list[tuple[str, str]]) -> tuple[list[dict[str, Any]], str]:
+        """A collection's items and its resourceVersion (where a watch of it starts)."""
+        result = await self._call("GET", path, query=query)
+        return [dict(item) for item in result.get("items") or []], str(
+            (result.get("metadata") or {}).get("resourceVersion", "")
+        )
+
+    async def watch(
+        self, path: str, query: list[tuple[str, str]], seconds: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of a watch on `path` for at most `seconds` (the server ends it then), parsed.
+
+        Outside the request slots: a watch holds its connection for minutes (api_client's pool has one
+        more connection than the slots for it)."""
+        params = [
+            *query,
+            ("watch", "true"),
+            ("timeoutSeconds", str(seconds)),
+            ("allowWatchBookmarks", "true"),
+        ]
+        try:
+            response = await asyncio.wait_for(
+                self._api.call_api(
+                    path,
+                    "GET",
+                    query_params=params,
+                    header_params={"Accept": "application/json"},
+                    auth_settings=["BearerToken"],
+                    _preload_content=False,
+                    _request_timeout=aiohttp.ClientTimeout(
+                        total=None, sock_connect=min(self.timeout, 5), sock_read=seconds + 30
+                    ),
+                ),
+                timeout=self.timeout + 1,
+            )
+        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+            raise ClusterUnreachable(f"watch: {type(exc).__name__}") from None
+        async with response:
+            if response.status != 200:
+                raise KubeApiError(response.status, response.reason or "", (await response.text())[:300])
+            pending = b""
+            try:
+                async for chunk in response.content.iter_any():
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield dict(json.loads(line))
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise ClusterUnreachable(f"watch: {type(exc).__name__}") from None
 
     async def version(self) -> str:
         result = await self._call("GET", "/version")

@@ -5,7 +5,8 @@ kopf calls in from two sides: change handlers (create/update/resume) call
 every `progress_seconds` while a rollout is in flight, with backoff after a
 retryable failure, and every `resync_seconds` for a full drift check. An
 EdgeCluster change pokes every loop, which reconciles at once if its target
-set changed. Status is patched only when it differs from what is there.
+set changed; a change the shared watch sees on one of its edge Deployments
+wakes that object's loop at once. Status is patched only when it differs from what is there.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class _Memo:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     poked: bool = False
+    edge_changed: bool = False  # the watch saw one of its edge Deployments change
     next_due: float = 0.0
     last_full: float = -math.inf
     failures: int = 0
@@ -145,6 +147,14 @@ class RouterConfigController:
             memo.poked = True
             memo.wake.set()
 
+    def edge_changed(self, namespace: str, name: str) -> None:
+        """An edge Deployment of this RouterConfig changed (the shared watch): reconcile it now, so its
+        status follows the Deployment instead of the next progress tick."""
+        for key, memo in self._memos.items():
+            if key[0] == namespace and key[1] == name:
+                memo.edge_changed = True
+                memo.wake.set()
+
     @staticmethod
     def key_of(obj: RouterConfigObject) -> Key:
         return (obj.namespace, obj.name, obj.uid)
@@ -234,7 +244,8 @@ class RouterConfigController:
         memo.next_due = max(memo.next_due, self.clock() + self.settings.progress_seconds)
         while not stopped() and not memo.finalizing:
             now = self.clock()
-            due = now >= memo.next_due
+            due = now >= memo.next_due or memo.edge_changed
+            memo.edge_changed = False
             if not due and memo.poked:
                 memo.poked = False
                 desired = memo.desired

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from edgeroll.api.common import SecretKeyRef
 from edgeroll.api.routerconfig import ClusterPhase, ClusterStatus, RouterConfigSpec, RouterConfigStatus
 from edgeroll.api.selectors import selector_matches
+from edgeroll.clusters.edge_watch import EdgeWatches
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApi, KubeApiError
 from edgeroll.clusters.objects import ObjectRef
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
@@ -331,9 +332,12 @@ class Reconciler:
         now: Callable[[], str] = utc_now,
         clock: Callable[[], datetime] = utc_clock,
         metrics: OperatorMetrics | None = None,
+        watches: EdgeWatches | None = None,
     ) -> None:
         self.hub = hub
         self.registry = registry
+        # Edge Deployments from one shared watch per EdgeCluster (None: read each one, as tests do).
+        self.watches = watches
         self.publisher = publisher
         self.settings = settings
         self.now = now  # status timestamps
@@ -595,9 +599,12 @@ class Reconciler:
         if probe is not None and not probe.reachable:
             state = ClusterState(name, False, paused, labels=labels, message=probe.message)
             return _ClusterWork(name, info, state)
+        ref = deployment_ref(obj.namespace, obj.name, info.spec.namespace)
         try:
             api = await self.registry.client(info)
-            live = await api.get(deployment_ref(obj.namespace, obj.name, info.spec.namespace))
+            live = self._watched(info, api, ref)
+            if live is None:  # the watch cannot vouch for it: read it
+                live = await api.get(ref)
         except ClusterUnreachable as exc:
             self.registry.mark_unreachable(name, str(exc))
             state = ClusterState(name, False, paused, labels=labels, message=str(exc))
@@ -607,7 +614,6 @@ class Reconciler:
             message = f"reading the edge Deployment: {exc}"
             state = ClusterState(name, True, paused, labels=labels, message=message)
             return _ClusterWork(name, info, state, api=None)
-        ref = deployment_ref(obj.namespace, obj.name, info.spec.namespace)
         conflict = ownership_conflict(ref, live, obj.owner)
         if conflict is not None:
             # Not ours: its health and last-good digest say nothing, and nothing may be applied there;
@@ -621,6 +627,14 @@ class Reconciler:
             name, True, paused, health=health, labels=labels, last_good=annotations.get(ANNOTATION_LAST_GOOD)
         )
         return _ClusterWork(name, info, state, api=api, live=live)
+
+    def _watched(self, info: EdgeClusterInfo, api: KubeApi, ref: ObjectRef) -> dict[str, Any] | None:
+        """The Deployment as the cluster's shared watch holds it; None when there is no watch or it
+        cannot vouch for it."""
+        if self.watches is None or ref.namespace is None:
+            return None
+        self.watches.ensure(info, api)
+        return self.watches.lookup(info.name, ref.namespace, ref.name)
 
     def _params(
         self,
@@ -703,6 +717,8 @@ class Reconciler:
             result = await ensure_edge(
                 work.api, edge_manifests(params), live_deployment=work.live, check_all=full, owner=obj.owner
             )
+            if self.watches is not None:
+                self.watches.saw(work.name, result.deployment)
             after = read_health(result.deployment)
             legacy_key = (obj.namespace, obj.name, obj.uid, work.name)
             legacy = legacy_refs(obj.namespace, obj.name, params.namespace)

@@ -1,0 +1,219 @@
+"""Edge state from watches: one shared watch per EdgeCluster of the Deployments edgeroll manages there.
+
+Each EdgeCluster gets one task that lists the edge-cache Deployments in its namespace (selected by the
+`app.kubernetes.io/managed-by` label), then watches them from that list's resourceVersion. The cache it
+keeps answers the reconcilers' observe step without a GET, and every event wakes the RouterConfig the
+Deployment belongs to (its labels say which), so `Ready` follows the Deployment's `Available` as soon as
+the event arrives instead of at the next progress tick.
+
+What the cache does not hold it does not claim: until the first list, after a watch breaks (until the
+relist), and for a name it has never seen (a foreign object without our label may sit there), `lookup`
+answers None and the caller reads the object itself. A broken watch relists with backoff and jitter; an
+unreachable cluster therefore costs its own task retries, never another cluster's progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from edgeroll.api.edge_objects import LABEL_MANAGED_BY, LABEL_RC_NAME, LABEL_RC_NAMESPACE
+from edgeroll.clusters.kube import ClusterUnreachable, KubeApiError
+from edgeroll.clusters.registry import EdgeClusterInfo
+
+log = logging.getLogger(__name__)
+
+MANAGER = "edgeroll"  # the value of app.kubernetes.io/managed-by on every edge object
+WATCH_SECONDS = 290  # each watch request ends by then (server side); the next starts from its last rv
+OnChange = Callable[[str, str], None]  # (RouterConfig namespace, name) whose edge Deployment changed
+
+
+@runtime_checkable
+class WatchableApi(Protocol):
+    async def list_objects(
+        self, path: str, query: list[tuple[str, str]]
+    ) -> tuple[list[dict[str, Any]], str]: ...
+
+    def watch(
+        self, path: str, query: list[tuple[str, str]], seconds: int
+    ) -> AsyncIterator[dict[str, Any]]: ...
+
+
+def _newer(candidate: Mapping[str, Any], held: Mapping[str, Any] | None) -> bool:
+    """True unless `held` is known to be newer: resourceVersions are etcd revisions in practice, and
+    an apply's answer may arrive before the watch event of the version before it."""
+    if held is None:
+        return True
+    try:
+        return int(candidate["metadata"]["resourceVersion"]) >= int(held["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
+def _owner(obj: Mapping[str, Any]) -> tuple[str, str] | None:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    ns, name = labels.get(LABEL_RC_NAMESPACE), labels.get(LABEL_RC_NAME)
+    return (ns, name) if isinstance(ns, str) and isinstance(name, str) else None
+
+
+@dataclass
+class ClusterWatch:
+    """The watch of one EdgeCluster's namespace: its cache and whether the cache is current."""
+
+    cluster: str
+    namespace: str
+    api: object  # the client it watches with: the registry's current one for the cluster
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # Deployment name -> object
+    synced: bool = False
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def path(self) -> str:
+        return f"/apis/apps/v1/namespaces/{self.namespace}/deployments"
+
+    def record(self, obj: Mapping[str, Any]) -> tuple[str, str] | None:
+        """Keep `obj` unless what is held is newer; the RouterConfig it belongs to."""
+        name = (obj.get("metadata") or {}).get("name")
+        if isinstance(name, str) and _newer(obj, self.objects.get(name)):
+            self.objects[name] = dict(obj)
+        return _owner(obj)
+
+    def replace_all(self, items: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        """The list's state; the RouterConfigs whose Deployments changed or went since the last one."""
+        fresh = {str(o["metadata"]["name"]): o for o in items if (o.get("metadata") or {}).get("name")}
+        touched = {
+            owner
+            for name, obj in {**self.objects, **fresh}.items()
+            if self.objects.get(name) != fresh.get(name) and (owner := _owner(obj)) is not None
+        }
+        self.objects = fresh
+        return touched
+
+
+class EdgeWatches:
+    """One `ClusterWatch` task per EdgeCluster, started by the first observe that needs it."""
+
+    def __init__(
+        self,
+        on_change: OnChange,
+        *,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._on_change = on_change
+        self._backoff = (backoff_initial, backoff_max)
+        self._rand = rand
+        self._watches: dict[str, ClusterWatch] = {}
+        self.relists = 0  # lists after the first, per process: broken watches (tests and metrics read it)
+
+    def ensure(self, info: EdgeClusterInfo, api: object) -> None:
+        """Watch `info`'s namespace with `api`, the client the caller reads that cluster with. Another
+        namespace or another client (the registry rebuilt it: a rotated kubeconfig, a cluster back
+        from an outage) restarts the watch, so the cache never outlives the client it came from."""
+        if info.spec is None or not isinstance(api, WatchableApi):
+            return  # a client without watches (a test double): observes read as before
+        current = self._watches.get(info.name)
+        if current is not None and current.namespace == info.spec.namespace and current.api is api:
+            return
+        if current is not None and current.task is not None:
+            current.task.cancel()
+        watch = ClusterWatch(info.name, info.spec.namespace, api)
+        watch.task = asyncio.create_task(self._run(watch, api), name=f"edgeroll-watch-{info.name}")
+        self._watches[info.name] = watch
+
+    def lookup(self, cluster: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The cached Deployment; None when the cache cannot vouch for it (read it instead)."""
+        watch = self._watches.get(cluster)
+        if watch is None or not watch.synced or watch.namespace != namespace:
+            return None
+        return watch.objects.get(name)
+
+    def saw(self, cluster: str, obj: Mapping[str, Any]) -> None:
+        """An object this process just applied: newer than the cache until the watch catches up."""
+        watch = self._watches.get(cluster)
+        if (
+            watch is not None
+            and watch.synced
+            and (obj.get("metadata") or {}).get("namespace") == watch.namespace
+        ):
+            watch.record(obj)
+
+    def forget(self, cluster: str) -> None:
+        watch = self._watches.pop(cluster, None)
+        if watch is not None and watch.task is not None:
+            watch.task.cancel()
+
+    async def close(self) -> None:
+        tasks = [w.task for w in self._watches.values() if w.task is not None]
+        self._watches.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _notify(self, owners: set[tuple[str, str]]) -> None:
+        for ns, name in sorted(owners):
+            try:
+                self._on_change(ns, name)
+            except Exception:  # a waker must never end the watch
+                log.exception("waking %s/%s failed", ns, name)
+
+    def _delay(self, attempt: int) -> float:
+        initial, maximum = self._backoff
+        step = min(maximum, initial * 2 ** min(attempt, 32))
+        return float(step / 2 + self._rand() * step / 2)
+
+    async def _run(self, watch: ClusterWatch, api: WatchableApi) -> None:
+        attempt, first = 0, True
+        while True:
+            try:
+                if not first:
+                    self.relists += 1
+                first = False
+                await self._list_and_watch(watch, api)
+                attempt = 0  # a watch that ran to its timeout: relist at once
+            except asyncio.CancelledError:
+                raise
+            except (ClusterUnreachable, KubeApiError, ValueError, KeyError) as exc:
+                watch.synced = False
+                delay = self._delay(attempt)
+                attempt += 1
+                log.info(
+                    "watch of edge Deployments in %s broke (%s); relisting in %.1fs",
+                    watch.cluster,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _list_and_watch(self, watch: ClusterWatch, api: WatchableApi) -> None:
+        selector = [("labelSelector", f"{LABEL_MANAGED_BY}={MANAGER}")]
+        items, version = await api.list_objects(watch.path, selector)
+        touched = watch.replace_all(items)
+        watch.synced = True
+        self._notify(touched)
+        query = [*selector, ("resourceVersion", version)]
+        async for event in api.watch(watch.path, query, WATCH_SECONDS):
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "BOOKMARK":
+                continue
+            if kind == "ERROR":  # 410 Gone (too old a resourceVersion) and the like: relist
+                raise KubeApiError(
+                    int(obj.get("code") or 0), str(obj.get("reason", "")), str(obj.get("message", ""))
+                )
+            name = (obj.get("metadata") or {}).get("name")
+            if kind == "DELETED" and isinstance(name, str):
+                watch.objects.pop(name, None)
+                owner = _owner(obj)
+            else:
+                owner = watch.record(obj)
+            if owner is not None:
+                self._notify({owner})
+        watch.synced = False  # the server ended the watch: relist (a burst of events may be lost otherwise)
