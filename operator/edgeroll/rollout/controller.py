@@ -243,6 +243,9 @@ class RouterConfigController:
         memo = self._memo(self.key_of(first))
         memo.next_due = max(memo.next_due, self.clock() + self.settings.progress_seconds)
         while not stopped() and not memo.finalizing:
+            # Cleared before looking, never after the reconcile: a wake-up that comes while it runs
+            # (an edge Deployment event) must end the wait below at once, not at the next tick.
+            memo.wake.clear()
             now = self.clock()
             due = now >= memo.next_due or memo.edge_changed
             memo.edge_changed = False
@@ -261,7 +264,6 @@ class RouterConfigController:
                     memo.next_due = self.clock() + backoff(
                         memo.failures, self.settings.progress_seconds, self.settings.max_backoff_seconds
                     )
-            memo.wake.clear()
             wait = min(1.0, max(0.0, memo.next_due - self.clock()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(memo.wake.wait(), timeout=wait)
