@@ -101,6 +101,7 @@ print(*(x.getsockname()[1] for x in s))')
   # A second `up` reuses the running operator, and its port.
   [[ -f $DEMO/operator.metrics-port ]] && echo "operator metrics: http://127.0.0.1:$(cat "$DEMO/operator.metrics-port")/metrics"
 
+  "$kubectl" apply -f examples/persisted-operations.yaml >/dev/null
   "$kubectl" apply -f examples/routerconfig-storefront.yaml -f examples/routerconfig-json.yaml >/dev/null
   echo "demo: waiting for the RouterConfigs to be Ready"
   "$kubectl" -n "$TEAM_NS" wait --for=condition=Ready rtc/storefront rtc/edge-flags --timeout=300s

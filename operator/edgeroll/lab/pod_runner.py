@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from edgeroll.lab.handle import Lab
 from edgeroll.render.canonical import content_digest
+from edgeroll.render.operations import unbundle
 from edgeroll.render.signing import SIGNATURE_HEADER, read_token, verify
 from edgeroll.rollout.resources import CONTAINER as CACHE_CONTAINER
 from edgeroll.rollout.resources import edge_name
@@ -282,16 +283,18 @@ def fetch_and_verify(cache: CacheEndpoint, timeout: float = 5.0) -> FetchResult:
         )
     version = None
     try:
-        parsed = json.loads(body)
+        # With persisted operations the revision is a bundle; the Cosmo route serves its config part.
+        config, _ = unbundle(body)
+        parsed = json.loads(config)
         version = parsed.get("version") if isinstance(parsed, dict) else None
     except ValueError:
-        pass
+        config = body
     cosmo_status = revalidate_status = None
     org = cache.env.get("EDGEROLL_COSMO_ORGANIZATION_ID")
     graph = cache.env.get("EDGEROLL_COSMO_FEDERATED_GRAPH_ID")
     if org and graph:
         cosmo_status, cosmo_body = _cosmo_post(cache, org, graph, "", timeout)
-        if cosmo_body != body:
+        if cosmo_body != config:
             cosmo_status = -cosmo_status  # served different bytes on the Cosmo route: flag it
         if isinstance(version, str):
             revalidate_status, _ = _cosmo_post(cache, org, graph, version, timeout)
