@@ -1,17 +1,42 @@
 """Fan-out: N EdgeClusters x 20 RouterConfigs, from a cold operator start to every cluster Ready.
 
-On the lab (started or reused with `edgeroll.lab.up()`), for each size in `--sizes` (25, 50, 100),
-from nothing, with a run id of its own:
+On the lab (started or reused with `edgeroll.lab.up()`), for each size in `--sizes` (25, 50, 100;
+200 too, e.g. `--sizes 25,50,100,200`), from nothing, with a run id of its own:
 
 - N EdgeClusters spread round-robin over the lab's three edge apiservers, each with its own
   kubeconfig Secret and its own edge namespace (`spec.namespace`), labelled with the run id only;
 - 20 Cosmo RouterConfigs (`--config-bytes` each, inline, distinct) selecting all N;
-- a real `edgeroll operator` process (defaults: progress 2 s, resync 60 s, probe 15 s) scoped to
-  the run's hub namespace, started only once all of that exists: a cold start.
+- first the **baseline** (below), then a real `edgeroll operator` process (defaults: progress 2 s,
+  resync 60 s, probe 15 s) scoped to the run's hub namespace, started once the baseline's edge
+  objects are gone: a cold start.
+
+Baseline (`baseline_s`, same run, same size): a bare asyncio loop writes exactly the edge objects
+the operator would: for every (RouterConfig, EdgeCluster) pair the ServiceAccount, Secret, Service
+and Deployment of `edge_manifests()`, built from the operator's own settings (`settings_from_env`
+on the operator's environment), each RouterConfig's uid, cache spec and rendered revision (digest,
+S3 key, signature), so the bytes are the operator's; plus each edge namespace (`namespace_manifest`,
+which the operator creates on first use). It server-side applies them with one `KubeClient` per
+EdgeCluster (`from_kubeconfig_dict` on the same kubeconfig, `EDGE_CONNECTIONS` connections, the
+operator's field manager and edge timeout), all clusters and all 20 pairs of a cluster at once,
+each pair in `edge_manifests` order, retrying a refused or timed-out request as the operator would.
+It is timed from the first request until every Deployment is Ready by the operator's own test
+(`phase_for(read_health(...))`: observedGeneration current, Available; with replicas 0 the
+Deployment controller still reports it), seen from watches of the edge Deployments started before
+the clock; the manifests and clients are built before it (`baseline_setup_s`). That is the
+operator run's end condition: a RouterConfig is Ready when every target Deployment is. Then its
+edge namespaces are deleted and the run waits until they are gone.
+
+Why the baseline first: it and the operator's convergence are then next to each other (only the
+cleanup between), where after they would be minutes apart at the largest size (idle window,
+restart, cleanup); and what the cleanup leaves running (namespace controller, garbage collector,
+etcd compaction) lands on the operator's run, so a residue can only raise the ratio, never flatter
+edgeroll. The operator still starts cold: the edge namespaces are checked gone, and the hub objects
+and Service range are the same for both.
 
 Measured per size: time from the operator's start until every RouterConfig reports Ready with
-N/N clusters for its current generation (`converge_s`), the operator's peak RSS (VmHWM) and CPU
-time. At the largest size, also:
+N/N clusters for its current generation (`converge_s`), `baseline_s`, `ratio` = converge_s /
+baseline_s, the cost per cluster (`cost_per_cluster_s` = converge_s / N, and the baseline's), the
+operator's peak RSS (VmHWM) and CPU time. At the largest size, also:
 
 - idle writes: after convergence, for `resync + 15 s` (every RouterConfig does a full resync in
   that window), every change to anything the run owns is counted from watches: RouterConfigs,
@@ -24,11 +49,18 @@ time. At the largest size, also:
   S3 objects under the run's prefix are compared (key, ETag, LastModified) with before, and the
   watches count the writes of the restart.
 
+Goals (issue 13, in the result's `goals` and `outcome`): converge <= 60 s at 100 clusters, ratio
+<= 2 at every size, peak RSS <= 250 MiB, a cost per cluster that does not rise from one size to the
+next (within COST_TOLERANCE, for the shared lab's noise), 0 idle writes, 0 restart S3 PUTs.
+
 Edge caches get `replicas: 0`: the lab's six fake nodes hold 110 pods each, so 2 000 pods would
 not fit, and this measures the operator, not the scheduler. The Deployment controller still
-observes every Deployment and reports it Available.
+observes every Deployment and reports it Available. Every pair has a ClusterIP Service: the run
+adds a ServiceCIDR (`--service-cidr`) to each edge apiserver, checked up front to hold the largest
+size's Services per apiserver (the baseline's are gone before the operator's are created).
 
-Usage: .venv/bin/python bench/fanout.py [--sizes 25,50,100] [--routerconfigs 20] [--config-bytes 50000]
+Usage: .venv/bin/python bench/fanout.py [--sizes 25,50,100,200] [--routerconfigs 20]
+       [--config-bytes 50000] [--no-baseline]
 """
 
 from __future__ import annotations
@@ -36,7 +68,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
+import itertools
 import json
+import math
 import re
 import sys
 import tempfile
@@ -44,6 +79,8 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -67,8 +104,22 @@ from _common import (
     wait_for,
     write_result,
 )
+from edgeroll.api.routerconfig import ClusterPhase, ConfigFormat, RouterConfigSpec
+from edgeroll.clusters.kube import EDGE_CONNECTIONS, ClusterUnreachable, KubeApiError, KubeClient
 from edgeroll.lab import Lab, up
-from edgeroll.rollout.resources import LABEL_RC_NAMESPACE
+from edgeroll.publish.history import revision_key
+from edgeroll.render.revision import make_revision
+from edgeroll.render.signing import sign
+from edgeroll.rollout.health import phase_for, read_health
+from edgeroll.rollout.resources import (
+    LABEL_RC_NAMESPACE,
+    EdgeCacheParams,
+    EdgeS3,
+    edge_manifests,
+    label_value,
+    namespace_manifest,
+)
+from edgeroll.settings import OperatorSettings, settings_from_env
 
 NAME = "fanout"
 SIGNING_KEY = "bench-signing-key-0123456789abcd"
@@ -80,6 +131,11 @@ EDGE_KINDS = {
 }
 WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
 METRIC = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
+# The per-cluster cost "does not rise" when each size's is within this of the size before it: runs
+# of the same code on the shared lab move by more than that (docs/benchmarks.md, fan-out).
+COST_TOLERANCE = 0.10
+BASELINE_ATTEMPTS = 5  # per request; the operator retries a failed apply on its next pass
+RETRY_STATUSES = {409, 429, 500, 502, 503, 504}
 
 
 def routerconfig(ns: str, run: str, index: int, config: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +201,8 @@ class Fleet:
             operator_env(lab, self.prefix), ["--namespace", self.ns], work / f"operator-{size}.log", profile
         )
         self.watches: dict[str, KubeWatch] = {}
+        self.configs: list[dict[str, Any]] = []  # the RouterConfigs' inline configs, by index
+        self.kubeconfig_texts: dict[str, str] = {}  # edge apiserver -> what its EdgeClusters' Secrets hold
 
     # ---- setup and teardown ---------------------------------------------------------------------------
 
@@ -168,6 +226,7 @@ class Fleet:
             kubectl_apply(lab, edge, [cidr])
         lab.kubectl("hub", "create", "namespace", self.ns)
         texts = {e: lab.kubectl(e, "config", "view", "--raw", "--flatten").stdout for e in self.edges}
+        self.kubeconfig_texts = texts
         objects: list[dict[str, Any]] = [
             {
                 "apiVersion": "v1",
@@ -182,11 +241,40 @@ class Fleet:
                 edgecluster(name, {BENCH_RUN_LABEL: self.run}, self.ns, f"kubeconfig-{name}", name)
             )
         kubectl_apply(lab, "hub", objects)
-        rcs = [
-            routerconfig(self.ns, self.run, i, realistic_router_config(self.args.config_bytes, seed=100 + i))
+        self.configs = [
+            realistic_router_config(self.args.config_bytes, seed=100 + i)
             for i in range(self.args.routerconfigs)
         ]
+        rcs = [routerconfig(self.ns, self.run, i, config) for i, config in enumerate(self.configs)]
         kubectl_apply(lab, "hub", rcs, "--server-side", "--field-manager=bench")
+
+    def routerconfigs(self) -> list[dict[str, Any]]:
+        """The run's RouterConfigs as the hub holds them (uid included), by name."""
+        out = self.lab.kubectl("hub", "-n", self.ns, "get", "rtc", "-o", "json", timeout=120).stdout
+        return sorted(json.loads(out)["items"], key=lambda rc: rc["metadata"]["name"])
+
+    def delete_edge_namespaces(self) -> None:
+        for edge in self.edges:
+            names = [n for n in self.clusters if self.where[n] == edge]
+            self.lab.kubectl(
+                edge, "delete", "namespace", *names, "--wait=false", "--ignore-not-found", check=False
+            )
+
+    def edge_namespaces_gone(self, timeout: float) -> bool:
+        """Wait until the run's edge namespaces are deleted; False when they are not within `timeout`."""
+
+        def gone() -> bool:
+            for edge in self.edges:
+                out = self.lab.kubectl(edge, "get", "namespaces", "-o", "name", check=False).stdout
+                if f"namespace/bf-{self.run}-" in out:
+                    return False
+            return True
+
+        try:
+            wait_for(gone, timeout=timeout, interval=2.0, what="edge namespaces deleted")
+        except TimeoutError:
+            return False
+        return True
 
     def destroy(self) -> None:
         lab = self.lab
@@ -213,27 +301,14 @@ class Fleet:
             check=False,
         )
         lab.kubectl("hub", "delete", "namespace", self.ns, "--wait=false", check=False)
-        for edge in self.edges:
-            names = [n for n in self.clusters if self.where[n] == edge]
-            lab.kubectl(
-                edge, "delete", "namespace", *names, "--wait=false", "--ignore-not-found", check=False
-            )
+        self.delete_edge_namespaces()
         with contextlib.suppress(Exception):
             delete_s3_prefix(lab, self.prefix)
 
     def wait_gone(self, timeout: float) -> float:
         """Wait until the edge namespaces are deleted, so the next size starts from a clean lab."""
         started = time.monotonic()
-
-        def gone() -> bool:
-            for edge in self.edges:
-                out = self.lab.kubectl(edge, "get", "namespaces", "-o", "name", check=False).stdout
-                if f"namespace/bf-{self.run}-" in out:
-                    return False
-            return True
-
-        with contextlib.suppress(TimeoutError):
-            wait_for(gone, timeout=timeout, interval=2.0, what="edge namespaces deleted")
+        self.edge_namespaces_gone(timeout)
         for edge in self.edges:  # released once no Service holds one of its addresses
             self.lab.kubectl(edge, "delete", "servicecidr", self.service_cidr, "--wait=false", check=False)
         return time.monotonic() - started
@@ -418,6 +493,312 @@ class Fleet:
         return since.count("Resuming is processed") >= count
 
 
+class Baseline:
+    """The operator's edge objects for one size, server-side applied by a bare asyncio loop.
+
+    What the apiservers cost for the work edgeroll does, measured in the same run (module docstring).
+    """
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.settings: OperatorSettings = settings_from_env(operator_env(fleet.lab, fleet.prefix))
+        self.expected: dict[tuple[str, str], str] = {}  # (edge, "namespace/name") of a Deployment -> digest
+        self.pending: set[tuple[str, str]] = set()
+        self.watches: dict[str, KubeWatch] = {}
+        self.cursor: dict[str, int] = {}
+        self.requests = 0
+        self.retries = 0
+
+    def params(self, rc: dict[str, Any], config: dict[str, Any]) -> list[EdgeCacheParams]:
+        """What the operator's `_params` gives this RouterConfig in each EdgeCluster on a cold start."""
+        meta, spec = rc["metadata"], RouterConfigSpec.model_validate(rc["spec"])
+        settings, signing_key = self.settings, SIGNING_KEY.encode()
+        revision = make_revision(ConfigFormat(spec.format), config)  # no overlays: one revision
+        key = revision_key(settings.s3.prefix, meta["namespace"], meta["name"], revision.digest)
+        edge = settings.edge_s3
+        s3 = EdgeS3(
+            settings.s3.bucket, edge.endpoint, edge.region, edge.access_key_id, edge.secret_access_key
+        )
+        cosmo = spec.cosmo
+        return [
+            EdgeCacheParams(
+                rc_namespace=meta["namespace"],
+                rc_name=meta["name"],
+                rc_uid=meta["uid"],
+                cluster=cluster,
+                namespace=cluster,  # spec.namespace of the EdgeCluster
+                digest=revision.digest,
+                key=key,
+                signature=sign(signing_key, revision.body),
+                signing_key=signing_key,
+                s3=s3,
+                image=spec.cache.image or settings.cache_image,
+                replicas=spec.cache.replicas,
+                port=spec.cache.port,
+                resources=spec.cache.resources,
+                cosmo_organization_id=cosmo.organization_id if cosmo else None,
+                cosmo_federated_graph_id=cosmo.federated_graph_id if cosmo else None,
+                public_read=spec.cache.public_read,
+            )
+            for cluster in self.fleet.clusters
+        ]
+
+    def pairs(self) -> dict[str, list[list[dict[str, Any]]]]:
+        """EdgeCluster -> the manifests of each of its pairs, in `edge_manifests` order."""
+        fleet = self.fleet
+        out: dict[str, list[list[dict[str, Any]]]] = {c: [] for c in fleet.clusters}
+        for rc, config in zip(fleet.routerconfigs(), fleet.configs, strict=True):
+            for p in self.params(rc, config):
+                out[p.cluster].append(edge_manifests(p))
+                self.expected[(fleet.where[p.cluster], f"{p.namespace}/{p.name}")] = p.digest
+        self.pending = set(self.expected)
+        return out
+
+    async def apply(self, client: KubeClient, manifest: dict[str, Any]) -> None:
+        for attempt in range(1, BASELINE_ATTEMPTS + 1):
+            try:
+                await client.apply(manifest)
+                self.requests += 1
+                return
+            except (ClusterUnreachable, KubeApiError) as exc:
+                status = exc.status if isinstance(exc, KubeApiError) else 0
+                if attempt == BASELINE_ATTEMPTS or (status and status not in RETRY_STATUSES):
+                    raise
+                self.retries += 1
+                await asyncio.sleep(1.0)
+
+    async def apply_cluster(
+        self, client: KubeClient, cluster: str, pairs: list[list[dict[str, Any]]]
+    ) -> None:
+        """The namespace, then every pair at once, each in order: what the operator's 20 reconciles
+        sharing this cluster's client write on a cold start."""
+
+        async def pair(manifests: list[dict[str, Any]]) -> None:
+            for manifest in manifests:
+                await self.apply(client, manifest)
+
+        await self.apply(client, namespace_manifest(cluster))
+        await asyncio.gather(*(pair(m) for m in pairs))
+
+    def advance(self) -> float | None:
+        """Take the watch events since the last call; the time of the event that made the last
+        Deployment Ready, once none is pending."""
+        last = None
+        for edge, watch in self.watches.items():
+            for at, _, key, _ in watch.log[self.cursor[edge] :]:
+                digest, obj = self.expected.get((edge, key)), watch.objects.get(key)
+                if digest is None or obj is None or (edge, key) not in self.pending:
+                    continue
+                if phase_for(read_health(obj), digest)[0] is ClusterPhase.READY:
+                    self.pending.discard((edge, key))
+                    last = at
+            self.cursor[edge] = len(watch.log)
+        return last if not self.pending else None
+
+    async def wait_ready(
+        self, applying: asyncio.Future[Any], started: float, args: argparse.Namespace
+    ) -> float:
+        """Seconds from `started` until every Deployment is Ready; raises when the applies failed,
+        on the timeout or after `--stall-seconds` without progress."""
+        deadline, last_print = started + args.converge_timeout, started
+        progress, progress_at = len(self.pending), started
+        total = len(self.expected)
+        while True:
+            for watch in self.watches.values():
+                watch.changed.clear()
+            done_at = self.advance()
+            if done_at is not None:
+                return done_at - started
+            if applying.done() and applying.exception() is not None:
+                raise RuntimeError(f"baseline apply failed: {applying.exception()!r}")
+            now = time.monotonic()
+            if len(self.pending) != progress:
+                progress, progress_at = len(self.pending), now
+            if now > deadline or now - progress_at > args.stall_seconds:
+                raise TimeoutError(f"baseline: {len(self.pending)}/{total} Deployments not Ready")
+            if now - last_print > 10:
+                last_print = now
+                print(
+                    f"  baseline {now - started:6.1f}s: {total - len(self.pending)}/{total} Deployments "
+                    f"Ready, {self.requests} applies, load1 {loadavg()[0]}",
+                    flush=True,
+                )
+            waits = [asyncio.ensure_future(w.changed.wait()) for w in self.watches.values()]
+            await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+
+    async def clients(self) -> dict[str, KubeClient]:
+        """One client per EdgeCluster, as the operator's registry makes them (one per kubeconfig Secret)."""
+        fleet, timeout = self.fleet, self.settings.edge_timeout_seconds
+        parsed = {edge: yaml.safe_load(text) for edge, text in fleet.kubeconfig_texts.items()}
+        return {
+            c: await KubeClient.from_kubeconfig_dict(parsed[fleet.where[c]], timeout, c, EDGE_CONNECTIONS)
+            for c in fleet.clusters
+        }
+
+    async def measure(self, args: argparse.Namespace) -> dict[str, Any]:
+        fleet, setup_from = self.fleet, time.monotonic()
+        pairs = self.pairs()
+        selector = {"labelSelector": f"{LABEL_RC_NAMESPACE}={label_value(fleet.ns)}"}
+        for edge in fleet.edges:
+            self.watches[edge] = KubeWatch(fleet.lab.kubeconfig(edge), EDGE_KINDS["deployments"], selector)
+        self.cursor = dict.fromkeys(fleet.edges, 0)
+        clients: dict[str, KubeClient] = {}
+        applying: asyncio.Future[Any] | None = None
+        result: dict[str, Any] = {}
+        try:
+            clients = await self.clients()
+            await asyncio.gather(*(w.start() for w in self.watches.values()))
+            result["baseline_setup_s"] = round(time.monotonic() - setup_from, 2)
+            result["baseline_load_before"] = loadavg()
+            started = time.monotonic()  # the clock: from the first request to the last Deployment Ready
+            applying = asyncio.ensure_future(
+                asyncio.gather(*(self.apply_cluster(clients[c], c, pairs[c]) for c in fleet.clusters))
+            )
+            elapsed = await self.wait_ready(applying, started, args)
+        finally:
+            if applying is not None:  # done by now, unless a retry of an apply that had landed is pending
+                applying.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await applying
+            for client in clients.values():
+                await client.close()
+            for watch in self.watches.values():
+                await watch.stop()
+        result.update(
+            baseline_s=round(elapsed, 2),
+            baseline_load_after=loadavg(),
+            baseline_applies=self.requests,
+            baseline_retries=self.retries,
+            baseline_deployments=len(self.expected),
+        )
+        return result
+
+    async def clean(self) -> float:
+        """Delete the baseline's edge namespaces and wait until they are gone: the operator starts cold."""
+        started = time.monotonic()
+        self.fleet.delete_edge_namespaces()
+        if not await asyncio.to_thread(self.fleet.edge_namespaces_gone, 600):
+            raise RuntimeError("the baseline's edge namespaces were not gone after 600 s")
+        return round(time.monotonic() - started, 1)
+
+
+async def measure_converge(fleet: Fleet, args: argparse.Namespace, result: dict[str, Any]) -> bool:
+    """Cold start the operator and time it to every RouterConfig Ready; True when it converged."""
+    await fleet.start_watches()
+    load_before = loadavg()
+    started = time.monotonic()
+    fleet.operator.start(wait_live=False)
+    converge = await fleet.wait_converged(started, args.converge_timeout)
+    size = fleet.size
+    result.update(
+        converge_s=None if converge is None else round(converge, 2),
+        converged=converge is not None,
+        cost_per_cluster_s=None if converge is None else round(converge / size, 3),
+        ready_routerconfigs=fleet.ready_count(),
+        edge_objects=fleet.edge_objects(),
+        rss_mib=fleet.operator.peak_rss_mib(),
+        cpu_s=round(fleet.operator.cpu_seconds(), 1),
+        load_before=load_before,
+        load_at_converge=loadavg(),
+    )
+    baseline = result.get("baseline_s")
+    if converge is not None and baseline:
+        result["ratio"] = round(converge / baseline, 3)
+    print(
+        f"  converged: {result['converge_s']} s (baseline {baseline} s, ratio {result.get('ratio')}), "
+        f"peak RSS {result['rss_mib']} MiB, CPU {result['cpu_s']} s, {result['edge_objects']} edge objects",
+        flush=True,
+    )
+    if converge is None:
+        result["not_ready_reasons"] = fleet.not_ready_reasons()
+        print(f"  not converged: {result['not_ready_reasons']}\n  operator log:\n{fleet.operator.tail(20)}")
+    return converge is not None
+
+
+async def measure_idle(fleet: Fleet, args: argparse.Namespace, result: dict[str, Any]) -> float:
+    """A full resync of every RouterConfig with nothing changed: nothing should be written."""
+    lab = fleet.lab
+    await asyncio.sleep(10)  # let in-flight status patches of the last reconciles land first
+    window = args.resync_seconds + 15
+    before_metrics = {c: await asyncio.to_thread(write_requests, lab, c) for c in ["hub", *fleet.edges]}
+    idle_from = time.monotonic()
+    print(f"  idle window: {window:.0f} s (a full resync of every RouterConfig) ...", flush=True)
+    await asyncio.sleep(window)
+    idle_to = time.monotonic()
+    after_metrics = {c: await asyncio.to_thread(write_requests, lab, c) for c in ["hub", *fleet.edges]}
+    idle = fleet.changes_since(idle_from)
+    result["idle_writes"] = fleet.own_changes(idle)
+    result["idle_writes_by_watch"] = idle
+    result["idle_write_samples"] = fleet.change_samples(idle_from)
+    result["idle_edgecluster_writes"] = fleet.edgecluster_writes(idle_from)
+    result["idle_window_s"] = round(idle_to - idle_from, 1)
+    result["idle_apiserver_write_requests_all_clients"] = {
+        c: dict(+(after_metrics[c] - before_metrics[c])) for c in after_metrics
+    }
+    result["rss_mib_after_idle"] = fleet.operator.peak_rss_mib()
+    print(f"  idle writes: {result['idle_writes']} {idle or ''}", flush=True)
+    return idle_from
+
+
+async def measure_restart(
+    fleet: Fleet, args: argparse.Namespace, result: dict[str, Any], idle_from: float
+) -> None:
+    """Restart with nothing changed: no S3 PUT, no write."""
+    s3_before = s3_listing(fleet.lab, fleet.prefix)
+    fleet.operator.stop()
+    restarted = time.monotonic()
+    fleet.operator.start(wait_live=False)
+    await asyncio.to_thread(
+        wait_for,
+        lambda: fleet.resumed(args.routerconfigs),
+        args.converge_timeout,
+        0.5,
+        "every RouterConfig resumed",
+    )
+    resumed = time.monotonic() - restarted
+    await asyncio.sleep(10)  # anything the resume reconciles would write has landed by now
+    s3_after = s3_listing(fleet.lab, fleet.prefix)
+    changed = [k for k, v in s3_after.items() if s3_before.get(k) != v]
+    result["restart_s3_puts"] = len(changed)
+    result["restart_s3_changed_keys"] = changed[:10]
+    result["s3_objects"] = len(s3_after)
+    result["restart_resumed_s"] = round(resumed, 2)
+    restart_writes = fleet.changes_since(restarted)
+    result["restart_writes"] = fleet.own_changes(restart_writes)
+    result["restart_event_reasons"] = fleet.event_reasons(restarted)
+    result["restart_routerconfig_changes"] = fleet.routerconfig_phases(restarted)
+    result["idle_event_reasons"] = fleet.event_reasons(idle_from)
+    result["restart_writes_by_watch"] = restart_writes
+    result["restart_write_samples"] = fleet.change_samples(restarted)
+    result["restart_edgecluster_writes"] = fleet.edgecluster_writes(restarted)
+    print(
+        f"  restart: every RouterConfig resumed after {resumed:.1f} s; S3 PUTs {len(changed)} "
+        f"({len(s3_after)} objects); writes {result['restart_writes']} {restart_writes or ''}",
+        flush=True,
+    )
+
+
+async def measure_baseline(fleet: Fleet, args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """The same-run baseline, then its cleanup. A baseline that fails is recorded (no ratio) and the
+    operator is measured all the same; a cleanup that fails ends the size (no cold start possible)."""
+    baseline = Baseline(fleet)
+    print(f"  baseline: a bare loop applies the same {fleet.size * args.routerconfigs} pairs ...", flush=True)
+    try:
+        result.update(await baseline.measure(args))
+        result["baseline_per_cluster_s"] = round(result["baseline_s"] / fleet.size, 3)
+        print(
+            f"  baseline: {result['baseline_s']} s, {baseline.requests} applies, {baseline.retries} retries",
+            flush=True,
+        )
+    except (TimeoutError, RuntimeError, ClusterUnreachable, KubeApiError) as exc:
+        result["baseline_error"] = str(exc)
+        print(f"  baseline failed: {exc}", flush=True)
+    finally:
+        result["baseline_cleanup_s"] = await baseline.clean()
+
+
 async def measure_size(
     lab: Lab, size: int, args: argparse.Namespace, work: Path, checks: bool
 ) -> dict[str, Any]:
@@ -430,94 +811,89 @@ async def measure_size(
     result: dict[str, Any] = {"clusters": size, "routerconfigs": args.routerconfigs, "run": fleet.run}
     try:
         fleet.create()
-        await fleet.start_watches()
-        load_before = loadavg()
-        started = time.monotonic()
-        fleet.operator.start(wait_live=False)
-        converge = await fleet.wait_converged(started, args.converge_timeout)
-        result.update(
-            converge_s=None if converge is None else round(converge, 2),
-            converged=converge is not None,
-            ready_routerconfigs=fleet.ready_count(),
-            edge_objects=fleet.edge_objects(),
-            rss_mib=fleet.operator.peak_rss_mib(),
-            cpu_s=round(fleet.operator.cpu_seconds(), 1),
-            load_before=load_before,
-            load_at_converge=loadavg(),
-        )
-        print(
-            f"  converged: {result['converge_s']} s, peak RSS {result['rss_mib']} MiB, "
-            f"CPU {result['cpu_s']} s, {result['edge_objects']} edge objects",
-            flush=True,
-        )
-        if converge is None:
-            result["not_ready_reasons"] = fleet.not_ready_reasons()
-            print(
-                f"  not converged: {result['not_ready_reasons']}\n  operator log:\n{fleet.operator.tail(20)}"
-            )
-            return result
-        if not checks:
-            return result
-
-        # Idle: a full resync of every RouterConfig, nothing should be written.
-        await asyncio.sleep(10)  # let in-flight status patches of the last reconciles land first
-        window = args.resync_seconds + 15
-        before_metrics = {c: await asyncio.to_thread(write_requests, lab, c) for c in ["hub", *fleet.edges]}
-        idle_from = time.monotonic()
-        print(f"  idle window: {window:.0f} s (a full resync of every RouterConfig) ...", flush=True)
-        await asyncio.sleep(window)
-        idle_to = time.monotonic()
-        after_metrics = {c: await asyncio.to_thread(write_requests, lab, c) for c in ["hub", *fleet.edges]}
-        idle = fleet.changes_since(idle_from)
-        result["idle_writes"] = fleet.own_changes(idle)
-        result["idle_writes_by_watch"] = idle
-        result["idle_write_samples"] = fleet.change_samples(idle_from)
-        result["idle_edgecluster_writes"] = fleet.edgecluster_writes(idle_from)
-        result["idle_window_s"] = round(idle_to - idle_from, 1)
-        result["idle_apiserver_write_requests_all_clients"] = {
-            c: dict(+(after_metrics[c] - before_metrics[c])) for c in after_metrics
-        }
-        result["rss_mib_after_idle"] = fleet.operator.peak_rss_mib()
-        print(f"  idle writes: {result['idle_writes']} {idle or ''}", flush=True)
-
-        # Restart with nothing changed: no S3 PUT, no write.
-        s3_before = s3_listing(lab, fleet.prefix)
-        fleet.operator.stop()
-        restarted = time.monotonic()
-        fleet.operator.start(wait_live=False)
-        await asyncio.to_thread(
-            wait_for,
-            lambda: fleet.resumed(args.routerconfigs),
-            args.converge_timeout,
-            0.5,
-            "every RouterConfig resumed",
-        )
-        resumed = time.monotonic() - restarted
-        await asyncio.sleep(10)  # anything the resume reconciles would write has landed by now
-        s3_after = s3_listing(lab, fleet.prefix)
-        changed = [k for k, v in s3_after.items() if s3_before.get(k) != v]
-        result["restart_s3_puts"] = len(changed)
-        result["restart_s3_changed_keys"] = changed[:10]
-        result["s3_objects"] = len(s3_after)
-        result["restart_resumed_s"] = round(resumed, 2)
-        restart_writes = fleet.changes_since(restarted)
-        result["restart_writes"] = fleet.own_changes(restart_writes)
-        result["restart_event_reasons"] = fleet.event_reasons(restarted)
-        result["restart_routerconfig_changes"] = fleet.routerconfig_phases(restarted)
-        result["idle_event_reasons"] = fleet.event_reasons(idle_from)
-        result["restart_writes_by_watch"] = restart_writes
-        result["restart_write_samples"] = fleet.change_samples(restarted)
-        result["restart_edgecluster_writes"] = fleet.edgecluster_writes(restarted)
-        print(
-            f"  restart: every RouterConfig resumed after {resumed:.1f} s; S3 PUTs {len(changed)} "
-            f"({len(s3_after)} objects); writes {result['restart_writes']} {restart_writes or ''}",
-            flush=True,
-        )
+        if args.baseline:
+            await measure_baseline(fleet, args, result)
+        if await measure_converge(fleet, args, result) and checks:
+            idle_from = await measure_idle(fleet, args, result)
+            await measure_restart(fleet, args, result, idle_from)
         return result
     finally:
         await fleet.stop_watches()
         fleet.destroy()
         result["cleanup_s"] = round(await asyncio.to_thread(fleet.wait_gone, 600), 1)
+
+
+def check_service_cidr(args: argparse.Namespace, sizes: list[int], edges: int) -> None:
+    """The run's ServiceCIDR must hold the largest size's Services on one edge apiserver (round-robin,
+    so ceil(N / edges) clusters x RouterConfigs); the baseline's are gone before the operator's exist."""
+    network = ipaddress.ip_network(args.service_cidr, strict=True)
+    usable = network.num_addresses - 2  # the network and broadcast addresses are never allocated
+    needed = math.ceil(max(sizes) / edges) * args.routerconfigs
+    if needed > usable:
+        prefix = network.max_prefixlen - math.ceil(math.log2(needed + 2))
+        raise SystemExit(
+            f"--service-cidr {network} holds {usable} Services per edge apiserver; {max(sizes)} clusters "
+            f"over {edges} apiservers need {needed}: give a /{prefix} or wider"
+        )
+
+
+def outcome(curve: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each goal of issue 13 met (True), missed (False), or not measured (None)."""
+    at_100 = next((p for p in curve if p["clusters"] == 100), None)
+    costs = [p.get("cost_per_cluster_s") for p in curve]
+    ratios = [p.get("ratio") for p in curve]
+    rss = [p.get("rss_mib") for p in curve]
+    top = curve[-1]
+    return {
+        "converge_s_at_100": None
+        if at_100 is None or at_100.get("converge_s") is None
+        else at_100["converge_s"] <= 60,
+        "ratio": None if None in ratios else all(r <= 2 for r in ratios),
+        "rss_mib": None if None in rss else all(r <= 250 for r in rss),
+        "cost_per_cluster_not_rising": None
+        if None in costs or len(costs) < 2
+        else all(b <= a * (1 + COST_TOLERANCE) for a, b in itertools.pairwise(costs)),
+        "idle_writes": None if top.get("idle_writes") is None else top["idle_writes"] == 0,
+        "restart_s3_puts": None if top.get("restart_s3_puts") is None else top["restart_s3_puts"] == 0,
+    }
+
+
+def summary(curve: list[dict[str, Any]], args: argparse.Namespace, machine: dict[str, Any]) -> dict[str, Any]:
+    top = curve[-1]
+    at_100 = next((p for p in curve if p["clusters"] == 100), {})
+    return {
+        "clusters": top["clusters"],
+        "routerconfigs": top["routerconfigs"],
+        "converge_s": top.get("converge_s"),
+        "baseline_s": top.get("baseline_s"),
+        "ratio": top.get("ratio"),
+        "converge_s_at_100": at_100.get("converge_s"),
+        "cost_per_cluster_s": {p["clusters"]: p.get("cost_per_cluster_s") for p in curve},
+        "rss_mib": top.get("rss_mib"),
+        "idle_writes": top.get("idle_writes"),
+        "restart_s3_puts": top.get("restart_s3_puts"),
+        "goals": {
+            "converge_s": 60,  # at 100 clusters
+            "ratio": 2,
+            "rss_mib": 250,
+            "cost_per_cluster": f"not rising from one size to the next (within {COST_TOLERANCE:.0%})",
+            "idle_writes": 0,
+            "restart_s3_puts": 0,
+        },
+        "outcome": outcome(curve),
+        "curve": curve,
+        "config_bytes": args.config_bytes,
+        "operator": {"args": "--namespace <run>", "defaults": "progress 2 s, resync 60 s, probe 15 s"},
+        "baseline": (
+            "bare asyncio loop, one KubeClient per EdgeCluster (EDGE_CONNECTIONS connections), "
+            "server-side apply of the operator's namespace + edge_manifests(), timed to every "
+            "Deployment Ready; run before the operator, its namespaces deleted in between"
+        )
+        if args.baseline
+        else None,
+        "machine": machine,
+        "loadavg_at_end": loadavg(),
+    }
 
 
 def main() -> int:
@@ -532,11 +908,18 @@ def main() -> int:
     )
     parser.add_argument("--profile", type=Path, help="run the operator under cProfile, stats to this file")
     parser.add_argument("--service-cidr", default="10.200.0.0/20", help="extra Service range for the run")
+    parser.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="skip the same-run baseline (a bare loop applying the same edge objects)",
+    )
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = sorted(int(s) for s in args.sizes.split(","))
 
     machine = machine_info()
     lab = up().lab
+    check_service_cidr(args, sizes, len(lab.edge_kubeconfigs))
     curve = []
     with tempfile.TemporaryDirectory(prefix="edgeroll-bench-fanout-") as tmp:
         for size in sizes:
@@ -549,31 +932,25 @@ def main() -> int:
                 keep = REPO / "bench" / "results" / f"fanout-operator-{size}.log"
                 keep.write_text(log.read_text(errors="replace")[-200_000:])
                 print(f"kept the operator log in {keep.relative_to(REPO)}")
-    top = curve[-1]
-    data = {
-        "clusters": top["clusters"],
-        "routerconfigs": top["routerconfigs"],
-        "converge_s": top.get("converge_s"),
-        "rss_mib": top.get("rss_mib"),
-        "idle_writes": top.get("idle_writes"),
-        "restart_s3_puts": top.get("restart_s3_puts"),
-        "goals": {"converge_s": 60, "rss_mib": 250, "idle_writes": 0, "restart_s3_puts": 0},
-        "curve": curve,
-        "config_bytes": args.config_bytes,
-        "operator": {"args": "--namespace <run>", "defaults": "progress 2 s, resync 60 s, probe 15 s"},
-        "machine": machine,
-        "loadavg_at_end": loadavg(),
-    }
+    data = summary(curve, args, machine)
     if args.profile:  # a profiled operator is slower: its figures are not results
         print(f"profile in {args.profile}; bench/results/{NAME}.json left as it was")
     else:
         path = write_result(NAME, data)
         print(f"wrote {path.relative_to(REPO)}")
+    report(curve, data)
+    return 0
+
+
+def report(curve: list[dict[str, Any]], data: dict[str, Any]) -> None:
     for p in curve:
         print(
             f"{p['clusters']:4d} clusters: converge {p.get('converge_s')} s, "
+            f"baseline {p.get('baseline_s')} s, "
+            f"ratio {p.get('ratio')}, {p.get('cost_per_cluster_s')} s/cluster, "
             f"peak RSS {p.get('rss_mib')} MiB, CPU {p.get('cpu_s')} s"
         )
+    print(f"goals met: {data['outcome']}")
     print(
         bench_line(
             NAME,
@@ -581,13 +958,14 @@ def main() -> int:
                 "clusters": data["clusters"],
                 "routerconfigs": data["routerconfigs"],
                 "converge_s": data["converge_s"],
+                "baseline_s": data["baseline_s"],
+                "ratio": data["ratio"],
                 "rss_mib": data["rss_mib"],
                 "idle_writes": data["idle_writes"],
                 "restart_s3_puts": data["restart_s3_puts"],
             },
         )
     )
-    return 0
 
 
 if __name__ == "__main__":
