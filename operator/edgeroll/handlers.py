@@ -1,8 +1,9 @@
 """kopf wiring, and nothing else: parse the body, call the controller, post events.
 
-Decisions live in edgeroll.rollout (reconciler, planner, status); I/O in the
-adapters (clusters, publish). Reconciling is level-based: create, update and
-resume call the same reconcile; a daemon per object re-runs it on schedule.
+The reconcile and its per-object loops live in edgeroll.pipeline, the planner's pure
+decisions in edgeroll.rollout, I/O in the adapters (clusters, publish). Reconciling is
+level-based: create, update and resume call the same reconcile; a daemon per object re-runs
+it on schedule.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from edgeroll.clusters.kube import KubeClient
 from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
 from edgeroll.operator_metrics import OperatorMetrics
+from edgeroll.pipeline.controller import RouterConfigController, backoff
+from edgeroll.pipeline.reconciler import EventNote, Reconciler, RouterConfigObject, utc_now
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.s3 import S3RevisionStore
 from edgeroll.render.canonical import json_sha256
 from edgeroll.rollout.commands import PREFIX as COMMAND_PREFIX
-from edgeroll.rollout.controller import RouterConfigController, backoff
-from edgeroll.rollout.reconciler import EventNote, Reconciler, RouterConfigObject, utc_now
 from edgeroll.settings import OperatorSettings
 
 RC = (GROUP, VERSION, RC_PLURAL)

@@ -22,7 +22,7 @@ from edgeroll.settings import MetricsAddress
 
 log = logging.getLogger(__name__)
 
-# The reconcile's steps, in order (rollout/reconciler.py). A progress check skips gather, render and
+# The reconcile's steps, in order (pipeline/reconciler.py). A progress check skips gather, render and
 # publish (it reuses the last render); retention runs only once everything has settled.
 STEPS: Final = ("parse", "gather", "render", "publish", "observe", "plan", "apply", "report", "retention")
 # status.phase of a RouterConfig: Ready, Progressing, Degraded, Stalled, Deleting.

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from pipeline_fakes import COSMO, StatusStore, World
 from prometheus_client.parser import text_string_to_metric_families
-from rollout_fakes import COSMO, StatusStore, World
 
 from edgeroll.api.edgecluster import DEFAULT_NAMESPACE as EDGE_NS
 from edgeroll.operator_metrics import PHASES, STEPS, OperatorMetrics

@@ -8,12 +8,12 @@ import json
 from typing import Any
 
 import pytest
-from rollout_fakes import COSMO, World
+from pipeline_fakes import COSMO, World
 
 from edgeroll.api.routerconfig import ClusterPhase
 from edgeroll.clusters.registry import EdgeClusterInfo
+from edgeroll.pipeline.reconciler import salvage_status
 from edgeroll.publish.history import manifest_key
-from edgeroll.rollout.reconciler import salvage_status
 
 pytestmark = pytest.mark.unit
 

@@ -34,6 +34,16 @@ from edgeroll.clusters.kube import ClusterUnreachable, KubeApi, KubeApiError
 from edgeroll.clusters.objects import ObjectRef
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
 from edgeroll.operator_metrics import OperatorMetrics
+from edgeroll.pipeline.executor import ensure_edge, remove_edge, retire_legacy
+from edgeroll.pipeline.status import (
+    ClusterReport,
+    Problem,
+    RolloutView,
+    build_status,
+    condition_changed,
+    short_digest,
+    with_token_verification,
+)
 from edgeroll.publish.history import ManifestEntry, manifest_key
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.store import PublishError
@@ -43,7 +53,6 @@ from edgeroll.render.overlays import ClusterFacts
 from edgeroll.render.revision import decode_binary_data, decode_config, decode_operations, render_set
 from edgeroll.render.signing import signing_key_problem
 from edgeroll.rollout.commands import parse_commands
-from edgeroll.rollout.executor import ensure_edge, remove_edge, retire_legacy
 from edgeroll.rollout.health import DeploymentHealth, phase_for, read_health
 from edgeroll.rollout.image_policy import allowed_cache_images, cache_image_problem
 from edgeroll.rollout.ownership import CONFLICT_REASON, EdgeObjectConflict, Owner, ownership_conflict
@@ -72,15 +81,6 @@ from edgeroll.rollout.resources import (
     edge_refs,
     legacy_alias_service,
     legacy_refs,
-)
-from edgeroll.rollout.status import (
-    ClusterReport,
-    Problem,
-    RolloutView,
-    build_status,
-    condition_changed,
-    short_digest,
-    with_token_verification,
 )
 from edgeroll.settings import OperatorSettings
 

@@ -8,7 +8,7 @@ import hashlib
 import json
 
 import pytest
-from rollout_fakes import World, configmap
+from pipeline_fakes import World, configmap
 
 from edgeroll.api.routerconfig import RouterConfigStatus
 from edgeroll.render.operations import unbundle

@@ -10,12 +10,12 @@ import dataclasses
 from typing import Any
 
 import pytest
-from rollout_fakes import KEY, World, secret
+from pipeline_fakes import KEY, World, secret
 
 from edgeroll.api.routerconfig import RouterConfigStatus
 from edgeroll.clusters.kube import KubeApiError
 from edgeroll.clusters.objects import ObjectRef
-from edgeroll.rollout.reconciler import RouterConfigObject
+from edgeroll.pipeline.reconciler import RouterConfigObject
 from edgeroll.rollout.resources import NAMESPACE_EDGE_S3_SECRET, edge_name
 from edgeroll.settings import EdgeS3Credentials
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from rollout_fakes import World
+from pipeline_fakes import World
 
 from edgeroll.api.edgecluster import DEFAULT_NAMESPACE as EDGE_NS
 from edgeroll.api.routerconfig import ClusterPhase

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from rollout_fakes import COSMO, EDGES, KEY, World, configmap
+from pipeline_fakes import COSMO, EDGES, KEY, World, configmap
 
 from edgeroll.clusters.registry import EdgeClusterInfo
 from edgeroll.publish.store import PublishError

@@ -9,7 +9,7 @@ import base64
 from typing import Any
 
 import pytest
-from rollout_fakes import World, secret
+from pipeline_fakes import World, secret
 
 from edgeroll.api.routerconfig import RouterConfigStatus
 from edgeroll.rollout.resources import ANNOTATION_TOKEN_SECRET, SECRET_GRAPH_TOKEN_SECRET, edge_name

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from rollout_fakes import COSMO, World
+from pipeline_fakes import COSMO, World
 
 from edgeroll.api.routerconfig import RouterConfigStatus
 from edgeroll.rollout.commands import annotation_key

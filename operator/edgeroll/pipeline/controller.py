@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from edgeroll.api.mergepatch import merge_diff
 from edgeroll.api.routerconfig import ClusterPhase, RouterConfigStatus
 from edgeroll.clusters.registry import EdgeClusterInfo
-from edgeroll.rollout.reconciler import (
+from edgeroll.pipeline.reconciler import (
     DesiredState,
     EventNote,
     FinalizeResult,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from rollout_fakes import COSMO, KEY, World, configmap, secret
+from pipeline_fakes import COSMO, KEY, World, configmap, secret
 
 from edgeroll.api.routerconfig import RouterConfigStatus
 from edgeroll.clusters.kube import KubeApiError

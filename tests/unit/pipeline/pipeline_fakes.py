@@ -20,10 +20,10 @@ from edgeroll.api.routerconfig import RouterConfigStatus
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApiError
 from edgeroll.clusters.objects import ObjectRef, ref_of
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
+from edgeroll.pipeline.controller import RouterConfigController
+from edgeroll.pipeline.reconciler import EventNote, Reconciler, RouterConfigObject
 from edgeroll.publish.memory import InMemoryRevisionStore
 from edgeroll.publish.publisher import RevisionPublisher
-from edgeroll.rollout.controller import RouterConfigController
-from edgeroll.rollout.reconciler import EventNote, Reconciler, RouterConfigObject
 from edgeroll.settings import EdgeS3Credentials, OperatorSettings, S3Settings
 
 
