@@ -8,6 +8,7 @@ it on schedule.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from edgeroll.clusters.edge_watch import EdgeWatches
 from edgeroll.clusters.hub import HUB_TIMEOUT, HubNotReady, HubStatusWriter, connect_hub
 from edgeroll.clusters.kube import KubeClient
 from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
-from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
+from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo, client_factory
 from edgeroll.operator_metrics import OperatorMetrics
 from edgeroll.pipeline.controller import RouterConfigController, backoff
 from edgeroll.pipeline.reconciler import EventNote, Reconciler, RouterConfigObject, utc_now
@@ -87,7 +88,8 @@ class OperatorContext:
             raise kopf.PermanentError(str(exc)) from None
         writer = HubStatusWriter(hub)
         store = S3RevisionStore(settings.s3, metrics=metrics)
-        registry = ClusterRegistry(hub, timeout=settings.edge_timeout_seconds)
+        overall = asyncio.Semaphore(settings.edge_concurrency)
+        registry = ClusterRegistry(hub, settings.edge_timeout_seconds, client_factory(overall))
         publisher = RevisionPublisher(store, settings.s3.prefix)
         # Each edge Deployment event wakes the loop of the RouterConfig it belongs to.
         watches = EdgeWatches(lambda ns, name: controller.edge_changed(ns, name))

@@ -32,6 +32,7 @@ _FLAG_ENV = {
     "progress_seconds": "EDGEROLL_PROGRESS_SECONDS",
     "probe_seconds": "EDGEROLL_PROBE_SECONDS",
     "edge_timeout_seconds": "EDGEROLL_EDGE_TIMEOUT_SECONDS",
+    "edge_concurrency": "EDGEROLL_EDGE_CONCURRENCY",
     "metrics_addr": "EDGEROLL_METRICS_ADDR",
 }
 
@@ -88,6 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--edge-timeout-seconds",
         type=float,
         help="per-request edge timeout (EDGEROLL_EDGE_TIMEOUT_SECONDS, 10)",
+    )
+    parser.add_argument(
+        "--edge-concurrency",
+        type=int,
+        help="requests in flight to all edge apiservers together (EDGEROLL_EDGE_CONCURRENCY, 64)",
     )
     parser.add_argument(
         "--metrics-addr",

@@ -81,6 +81,10 @@ class OperatorSettings:
     probe_heartbeat_seconds: float = 300.0
     # Upper bound for one request to an edge apiserver; an unreachable edge costs at most this.
     edge_timeout_seconds: float = 10.0
+    # Requests in flight to all edge apiservers together (each one also holds at most
+    # EDGE_CONNECTIONS): a fleet-wide burst (a cold start, a new revision for every cluster) queues
+    # here instead of thrashing one process's CPU and sockets.
+    edge_concurrency: int = 64
     max_backoff_seconds: float = 300.0
     # Prometheus /metrics (operator_metrics.py); None: not served.
     metrics_address: MetricsAddress | None = DEFAULT_METRICS_ADDRESS
@@ -188,5 +192,6 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         probe_seconds=_float(env, "EDGEROLL_PROBE_SECONDS", 15.0),
         probe_heartbeat_seconds=_float(env, "EDGEROLL_PROBE_HEARTBEAT_SECONDS", 300.0),
         edge_timeout_seconds=_float(env, "EDGEROLL_EDGE_TIMEOUT_SECONDS", 10.0),
+        edge_concurrency=max(1, int(_float(env, "EDGEROLL_EDGE_CONCURRENCY", 64))),
         metrics_address=_metrics_address(env, "EDGEROLL_METRICS_ADDR"),
     )

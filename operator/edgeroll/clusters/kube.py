@@ -156,7 +156,12 @@ def _api_error(exc: ApiException) -> KubeApiError:
 
 class KubeClient:
     def __init__(
-        self, api: k8s_client.ApiClient, timeout: float, name: str = "", connections: int = 100
+        self,
+        api: k8s_client.ApiClient,
+        timeout: float,
+        name: str = "",
+        connections: int = 100,
+        overall: asyncio.Semaphore | None = None,
     ) -> None:
         self._api = api
         self.timeout = timeout
@@ -164,6 +169,8 @@ class KubeClient:
         # A request's deadline starts once it has a connection: waiting behind this client's other
         # requests (a burst of reconciles at a restart) is not the cluster being unreachable.
         self._slots = asyncio.Semaphore(connections)
+        # Shared by every edge client: bounds the requests in flight across the fleet.
+        self._overall = overall
 
     @classmethod
     async def from_kubeconfig_dict(
@@ -172,13 +179,14 @@ class KubeClient:
         timeout: float,
         name: str = "",
         connections: int = EDGE_CONNECTIONS,
+        overall: asyncio.Semaphore | None = None,
     ) -> KubeClient:
         """A client from a self-contained kubeconfig; refused fields raise ClusterUnreachable naming them."""
         try:
             creds = edge_credentials(kubeconfig)
         except KubeconfigRefused as exc:
             raise ClusterUnreachable(f"kubeconfig refused: {exc}") from None
-        return cls(api_client(creds, connections), timeout, name, connections)
+        return cls(api_client(creds, connections), timeout, name, connections, overall)
 
     @classmethod
     async def from_environment(
@@ -216,7 +224,7 @@ class KubeClient:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        async with self._slots:
+        async with self._slots, self._overall or contextlib.nullcontext():
             return await self._call_now(method, path, body=body, query=query, content_type=content_type)
 
     async def _call_now(

@@ -53,8 +53,13 @@ class _Handle:
     source: tuple[str, str, str, str]  # secret namespace, name, key, resourceVersion
 
 
-async def _default_factory(kubeconfig: Mapping[str, Any], timeout: float, name: str) -> KubeApi:
-    return await KubeClient.from_kubeconfig_dict(kubeconfig, timeout, name)
+def client_factory(overall: asyncio.Semaphore | None = None) -> ClientFactory:
+    """Edge clients that share `overall`, the bound on requests in flight across the fleet."""
+
+    async def build(kubeconfig: Mapping[str, Any], timeout: float, name: str) -> KubeApi:
+        return await KubeClient.from_kubeconfig_dict(kubeconfig, timeout, name, overall=overall)
+
+    return build
 
 
 class ClusterRegistry:
@@ -62,12 +67,12 @@ class ClusterRegistry:
         self,
         hub: KubeApi,
         timeout: float,
-        factory: ClientFactory = _default_factory,
+        factory: ClientFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._hub = hub
         self._timeout = timeout
-        self._factory = factory
+        self._factory = factory or client_factory()
         self._clock = clock
         self._handles: dict[str, _Handle] = {}
         self._locks: dict[str, asyncio.Lock] = {}

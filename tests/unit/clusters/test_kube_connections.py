@@ -88,3 +88,24 @@ async def test_waiting_for_a_connection_does_not_count_against_the_deadline() ->
     finally:
         await client.close()
         await runner.cleanup()
+
+
+async def test_clients_of_many_clusters_share_one_bound_on_requests_in_flight() -> None:
+    # Three "clusters" behind one fake apiserver: its peak of concurrent requests is the fleet's.
+    runner, port, _, in_flight = await fake_apiserver()
+    overall = asyncio.Semaphore(5)
+    clients = [
+        await KubeClient.from_kubeconfig_dict(
+            kubeconfig(port), timeout=10.0, name=f"edge-{i}", overall=overall
+        )
+        for i in range(3)
+    ]
+    try:
+        await asyncio.gather(
+            *(c.get(ObjectRef("v1", "ConfigMap", "ns", f"cm-{i}")) for c in clients for i in range(20))
+        )
+        assert 2 <= in_flight[1] <= 5 < 3 * EDGE_CONNECTIONS  # each client alone would allow 4
+    finally:
+        for client in clients:
+            await client.close()
+        await runner.cleanup()
