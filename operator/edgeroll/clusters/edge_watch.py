@@ -55,6 +55,15 @@ def _newer(candidate: Mapping[str, Any], held: Mapping[str, Any] | None) -> bool
         return True
 
 
+def _slim(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What the observe step reads of a Deployment: all but `metadata.managedFields`, which is as big
+    as the spec again and, held for every Deployment of a fleet, most of the cache's memory."""
+    meta = obj.get("metadata") or {}
+    if "managedFields" not in meta:
+        return dict(obj)
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def _owner(obj: Mapping[str, Any]) -> tuple[str, str] | None:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     ns, name = labels.get(LABEL_RC_NAMESPACE), labels.get(LABEL_RC_NAME)
@@ -80,12 +89,12 @@ class ClusterWatch:
         """Keep `obj` unless what is held is newer; the RouterConfig it belongs to."""
         name = (obj.get("metadata") or {}).get("name")
         if isinstance(name, str) and _newer(obj, self.objects.get(name)):
-            self.objects[name] = dict(obj)
+            self.objects[name] = _slim(obj)
         return _owner(obj)
 
     def replace_all(self, items: list[dict[str, Any]]) -> set[tuple[str, str]]:
         """The list's state; the RouterConfigs whose Deployments changed or went since the last one."""
-        fresh = {str(o["metadata"]["name"]): o for o in items if (o.get("metadata") or {}).get("name")}
+        fresh = {str(o["metadata"]["name"]): _slim(o) for o in items if (o.get("metadata") or {}).get("name")}
         touched = {
             owner
             for name, obj in {**self.objects, **fresh}.items()

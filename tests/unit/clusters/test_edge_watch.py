@@ -202,3 +202,22 @@ async def test_a_client_without_watches_is_read_as_before() -> None:
     watches.ensure(INFO, object())
     assert watches.lookup("edge-eu", NS, "d") is None
     await watches.close()
+
+
+async def test_the_cache_keeps_no_managed_fields() -> None:
+    edge, woken = FakeEdge(), []
+    listed = deployment("d", 5)
+    listed["metadata"]["managedFields"] = [{"manager": "edgeroll", "fieldsV1": {"f:spec": {}}}]
+    edge.items = [listed]
+    watches = watches_of(woken)
+    watches.ensure(INFO, edge)
+    await until(lambda: watches.lookup("edge-eu", NS, "d") is not None)
+    assert "managedFields" not in watches.lookup("edge-eu", NS, "d")["metadata"]  # type: ignore[index]
+    assert "managedFields" in listed["metadata"]  # the list's own object is not changed
+    applied = deployment("d", 6)
+    applied["metadata"]["managedFields"] = [{"manager": "edgeroll"}]
+    watches.saw("edge-eu", applied)
+    cached = watches.lookup("edge-eu", NS, "d")
+    assert cached is not None and cached["metadata"]["resourceVersion"] == "6"
+    assert "managedFields" not in cached["metadata"]
+    await watches.close()
