@@ -17,10 +17,19 @@ TEAM_NS=storefront
 mkdir -p "$DEMO"
 
 operator_running() { [[ -f $DEMO/operator.pid ]] && kill -0 "$(cat "$DEMO/operator.pid")" 2>/dev/null; }
+# The operator's source, so that a second `up` after a code change restarts it instead of reusing it.
+source_hash() { find operator/edgeroll -name '*.py' -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16; }
+stop_operator() {
+  local pid
+  pid=$(cat "$DEMO/operator.pid")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$DEMO/operator.pid"
+}
 
 down() {
   if operator_running; then
-    kill "$(cat "$DEMO/operator.pid")" && echo "demo: operator stopped"
+    stop_operator && echo "demo: operator stopped"
   fi
   rm -f "$DEMO/operator.pid"
   "$EDGEROLL" lab down
@@ -82,8 +91,13 @@ YAML
   "$kubectl" -n "$TEAM_NS" create configmap storefront-graph --from-file=config.json="$DEMO/storefront.json" \
     --dry-run=client -o yaml | "$kubectl" apply --server-side --force-conflicts -f - >/dev/null
 
+  if operator_running && [[ $(cat "$DEMO/operator.source" 2>/dev/null) != "$(source_hash)" ]]; then
+    echo "demo: the operator's code changed since it started: restarting it"
+    stop_operator
+  fi
   if ! operator_running; then
     echo "demo: starting the operator (log: .demo/operator.log)"
+    source_hash > "$DEMO/operator.source"
     local port metrics_port
     # Two free ports (liveness, metrics), both held until printed so that they differ.
     read -r port metrics_port < <("$PY" -c 'import socket
