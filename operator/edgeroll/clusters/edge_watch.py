@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from edgeroll.api.edge_objects import LABEL_MANAGED_BY, LABEL_RC_NAME, LABEL_RC_NAMESPACE
-from edgeroll.clusters.kube import ClusterUnreachable, KubeApiError
+from edgeroll.clusters.kube import KubeApiError
 from edgeroll.clusters.registry import EdgeClusterInfo
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ class EdgeWatches:
                 attempt = 0  # a watch that ran to its timeout: relist at once
             except asyncio.CancelledError:
                 raise
-            except (ClusterUnreachable, KubeApiError, ValueError, KeyError) as exc:
+            except Exception as exc:  # whatever broke it, the cache stops vouching until the relist
                 watch.synced = False
                 delay = self._delay(attempt)
                 attempt += 1

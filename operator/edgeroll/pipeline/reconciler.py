@@ -891,23 +891,21 @@ class Reconciler:
         self, work: _ClusterWork, action: ClusterAction, obj: RouterConfigObject
     ) -> None:
         """A cluster that is no longer a target: remove its edge cache, or say why not yet."""
-        if isinstance(action, Hold):
+
+        def pending(why: str) -> None:
             work.report = ClusterReport(
                 work.name,
                 ClusterPhase.DELETING,
                 work.prev_digest,
-                message=f"removal pending: {action.reason}",
+                message=f"removal pending: {why}",
                 targeted=False,
             )
+
+        if isinstance(action, Hold):
+            pending(action.reason)
             return
         if work.api is None or work.info is None or work.info.spec is None:
-            work.report = ClusterReport(
-                work.name,
-                ClusterPhase.DELETING,
-                work.prev_digest,
-                message=f"removal pending: {work.state.message or 'cannot reach the edge cache'}",
-                targeted=False,
-            )
+            pending(work.state.message or "cannot reach the edge cache")
             return
         try:
             removed = await self._remove(work, obj)

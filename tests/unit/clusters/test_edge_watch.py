@@ -221,3 +221,16 @@ async def test_the_cache_keeps_no_managed_fields() -> None:
     assert cached is not None and cached["metadata"]["resourceVersion"] == "6"
     assert "managedFields" not in cached["metadata"]
     await watches.close()
+
+
+async def test_an_event_it_cannot_read_stops_vouching_and_relists() -> None:
+    edge, woken = FakeEdge(), []
+    edge.items = [deployment("d", 5)]
+    watches = watches_of(woken)
+    watches.ensure(INFO, edge)
+    await until(lambda: watches.lookup("edge-eu", NS, "d") is not None)
+    await edge.events.put({"type": "MODIFIED", "object": "not an object"})
+    await until(lambda: edge.lists == 2)
+    assert watches.relists == 1
+    await until(lambda: watches.lookup("edge-eu", NS, "d") is not None)
+    await watches.close()
