@@ -9,6 +9,7 @@ it on schedule.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ from edgeroll.publish.s3 import S3RevisionStore
 from edgeroll.render.canonical import json_sha256
 from edgeroll.rollout.commands import PREFIX as COMMAND_PREFIX
 from edgeroll.settings import OperatorSettings
+from edgeroll.sharding.assignment import ShardAssignment
+from edgeroll.sharding.elector import ElectionTimings, ShardElector
+from edgeroll.sharding.kube_store import KubeLeaseStore
 
 RC = (GROUP, VERSION, RC_PLURAL)
 EC = (GROUP, VERSION, EC_PLURAL)
@@ -79,6 +83,9 @@ class OperatorContext:
     controller: RouterConfigController
     probes: ProbeLoops
     watches: EdgeWatches
+    elector: ShardElector
+    assignment: ShardAssignment
+    election: asyncio.Task[None] | None = None
 
     @classmethod
     async def create(cls, settings: OperatorSettings, metrics: OperatorMetrics) -> OperatorContext:
@@ -94,12 +101,42 @@ class OperatorContext:
         # Each edge Deployment event wakes the loop of the RouterConfig it belongs to.
         watches = EdgeWatches(lambda ns, name: controller.edge_changed(ns, name))
         reconciler = Reconciler(hub, registry, publisher, settings, metrics=metrics, watches=watches)
-        controller = RouterConfigController(reconciler, writer, settings)  # the reconciler's metrics
-        prober = EdgeClusterProber(registry, writer, settings, now=utc_now, metrics=metrics)
+        elector = ShardElector(
+            KubeLeaseStore(hub, settings.lease_namespace),
+            settings.identity,
+            settings.shards,
+            ElectionTimings(
+                settings.lease_duration_seconds,
+                settings.renew_deadline_seconds,
+                settings.retry_period_seconds,
+            ),
+            on_acquired=lambda shards: shards_moved("took", shards),
+            on_lost=lambda shards: shards_moved("gave up", shards),
+        )
+        assignment = ShardAssignment(elector)
+        # The reconciler's metrics; acting only on RouterConfigs of the shards this replica holds.
+        controller = RouterConfigController(reconciler, writer, settings, ownership=assignment)
+
+        def shards_moved(what: str, shards: set[int]) -> None:
+            log.info("%s shard(s) %s; acting on %s", what, sorted(shards), sorted(elector.acting()) or "none")
+            metrics.set_shards(elector.acting(), elector.shards)
+            controller.ownership_changed()
+
+        prober = EdgeClusterProber(
+            registry, writer, settings, now=utc_now, metrics=metrics, may_probe=assignment.probes_here
+        )
         probes = ProbeLoops(prober, controller.poke_all)
-        return cls(settings, hub, store, registry, controller, probes, watches)
+        return cls(settings, hub, store, registry, controller, probes, watches, elector, assignment)
+
+    def start_election(self) -> None:
+        self.election = asyncio.create_task(self.elector.run(lambda: False), name="shard-election")
 
     async def close(self) -> None:
+        if self.election is not None:
+            self.election.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.election
+        await self.elector.release_all()  # the next holder need not wait for the leases to expire
         await self.watches.close()
         await self.probes.close()
         await self.registry.close()
@@ -121,6 +158,8 @@ def _rc(body: kopf.Body) -> RouterConfigObject:
         uid=str(body.metadata.uid or ""),
         deleting=body.metadata.deletion_timestamp is not None,
         annotations={k: str(v) for k, v in body.metadata.annotations.items() if k.startswith(COMMAND_PREFIX)},
+        labels={k: str(v) for k, v in body.metadata.labels.items()},
+        resource_version=str(body.metadata.get("resourceVersion") or ""),
     )
 
 
@@ -160,7 +199,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.scanning.disabled = True  # serve the CRDs present at startup; no cluster-wide CRD watch
     # operator_main.py serves these metrics; a memo without them (tests) gets a registry of its own.
     metrics = cast(OperatorMetrics, memo.get("metrics") or OperatorMetrics())
-    memo["ctx"] = await OperatorContext.create(cast(OperatorSettings, memo["settings"]), metrics)
+    memo["ctx"] = ctx = await OperatorContext.create(cast(OperatorSettings, memo["settings"]), metrics)
+    ctx.start_election()
 
 
 @kopf.on.cleanup()
@@ -172,18 +212,32 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 # ---- EdgeClusters --------------------------------------------------------------------------------------
 
 
-def edgecluster_info(name: str, labels: Mapping[str, str], spec: Mapping[str, Any]) -> EdgeClusterInfo:
+def reported_unreachable(status: Mapping[str, Any] | None) -> str | None:
+    """The message of a Reachable=False condition, as the probing replica wrote it."""
+    for cond in (status or {}).get("conditions") or []:
+        if isinstance(cond, Mapping) and cond.get("type") == "Reachable" and cond.get("status") == "False":
+            return str(cond.get("message") or "unreachable")
+    return None
+
+
+def edgecluster_info(
+    name: str, labels: Mapping[str, str], spec: Mapping[str, Any], status: Mapping[str, Any] | None = None
+) -> EdgeClusterInfo:
     try:
         parsed: EdgeClusterSpec | None = EdgeClusterSpec.model_validate(dict(spec))
     except ValidationError:
         parsed = None
-    return EdgeClusterInfo(name=name, labels=dict(labels), spec=parsed)
+    return EdgeClusterInfo(
+        name=name, labels=dict(labels), spec=parsed, reported_unreachable=reported_unreachable(status)
+    )
 
 
 @kopf.index(*EC)
-def edgeclusters(name: str, labels: Mapping[str, str], spec: Mapping[str, Any], **_: Any) -> dict[str, Any]:
+def edgeclusters(
+    name: str, labels: Mapping[str, str], spec: Mapping[str, Any], status: Mapping[str, Any], **_: Any
+) -> dict[str, Any]:
     """Every RouterConfig handler waits until this index is filled: no target is lost at startup."""
-    return {name: edgecluster_info(name, labels, spec)}
+    return {name: edgecluster_info(name, labels, spec, status)}
 
 
 @kopf.on.event(*EC)
@@ -195,7 +249,7 @@ async def edgecluster_changed(
         ctx.watches.forget(name)
         await ctx.probes.forget(name)
     else:
-        info = edgecluster_info(name, body.metadata.labels, body.get("spec", {}))
+        info = edgecluster_info(name, body.metadata.labels, body.get("spec", {}), body.get("status"))
         ctx.probes.observe(info, int(body.metadata.get("generation", 0)), dict(body.get("status", {}) or {}))
     ctx.controller.poke_all()
 
@@ -219,10 +273,33 @@ async def resync(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, 
     )
 
 
+async def _await_owner(ctx: OperatorContext, obj: RouterConfigObject) -> bool:
+    """Wait until this replica holds the object's shard (True) or the owner has finished (False).
+
+    Waiting here, rather than failing the handler to be retried, keeps kopf's retry records off the
+    object: every replica runs this handler, and the owner would read another replica's records."""
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{obj.namespace}/{RC_PLURAL}/{obj.name}"
+    while ctx.controller.acting(obj) is None:
+        await asyncio.sleep(ctx.settings.retry_period_seconds)
+        try:
+            live = await ctx.hub.get_path(path)
+        except Exception as exc:  # the hub is down: keep waiting
+            log.debug("waiting for the owner of %s/%s: %s", obj.namespace, obj.name, exc)
+            continue
+        if live is None:
+            return False
+        if str((live.get("metadata") or {}).get("uid")) != obj.uid:
+            raise kopf.TemporaryError("re-created under the same name", delay=1)
+    return True
+
+
 @kopf.on.delete(*RC)
 async def finalize(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
     ctx = _ctx(memo)
-    result = await ctx.controller.finalize(_rc(body), _clusters(kwargs), _emitter(body))
+    obj = _rc(body)
+    if not await _await_owner(ctx, obj):
+        return  # the owner removed the edge objects and the finalizer
+    result = await ctx.controller.finalize(obj, _clusters(kwargs), _emitter(body))
     if not result.done:
         delay = backoff(retry + 1, 2.0, ctx.settings.max_backoff_seconds)
         raise kopf.TemporaryError(f"edge caches still to remove in: {', '.join(result.pending)}", delay=delay)

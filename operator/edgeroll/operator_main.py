@@ -34,6 +34,11 @@ _FLAG_ENV = {
     "edge_timeout_seconds": "EDGEROLL_EDGE_TIMEOUT_SECONDS",
     "edge_concurrency": "EDGEROLL_EDGE_CONCURRENCY",
     "metrics_addr": "EDGEROLL_METRICS_ADDR",
+    "shards": "EDGEROLL_SHARDS",
+    "lease_namespace": "EDGEROLL_LEASE_NAMESPACE",
+    "lease_duration_seconds": "EDGEROLL_LEASE_DURATION_SECONDS",
+    "renew_deadline_seconds": "EDGEROLL_RENEW_DEADLINE_SECONDS",
+    "retry_period_seconds": "EDGEROLL_RETRY_PERIOD_SECONDS",
 }
 
 
@@ -100,6 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="[HOST]:PORT",
         help="serve Prometheus /metrics here, or off (EDGEROLL_METRICS_ADDR, default :8081)",
     )
+    _add_sharding_arguments(parser)
     parser.add_argument(
         "--log-level",
         default=os.environ.get("EDGEROLL_LOG_LEVEL", "INFO"),
@@ -107,8 +113,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_sharding_arguments(parser: argparse.ArgumentParser) -> None:
+    ha = parser.add_argument_group("high availability (docs/architecture.md, Sharding)")
+    ha.add_argument(
+        "--shards",
+        type=int,
+        help="split RouterConfigs into N shards, one Lease each, spread over the replicas "
+        "(EDGEROLL_SHARDS, 1)",
+    )
+    ha.add_argument(
+        "--lease-namespace",
+        help="where the shard Leases live (EDGEROLL_LEASE_NAMESPACE; else POD_NAMESPACE, "
+        "else the first --namespace, else default)",
+    )
+    ha.add_argument(
+        "--lease-duration-seconds", type=float, help="EDGEROLL_LEASE_DURATION_SECONDS (15, as client-go)"
+    )
+    ha.add_argument(
+        "--renew-deadline-seconds", type=float, help="EDGEROLL_RENEW_DEADLINE_SECONDS (10, as client-go)"
+    )
+    ha.add_argument(
+        "--retry-period-seconds", type=float, help="EDGEROLL_RETRY_PERIOD_SECONDS (2, as client-go)"
+    )
+
+
 def load_settings(args: argparse.Namespace, env: dict[str, str] | None = None) -> OperatorSettings:
     merged = dict(os.environ if env is None else env)
+    namespaces = getattr(args, "namespace", None) or []
+    if namespaces and not merged.get("EDGEROLL_LEASE_NAMESPACE") and not merged.get("POD_NAMESPACE"):
+        # Out of cluster, an operator scoped to namespaces keeps its leases in the first one, so
+        # operators for different namespaces on one hub never contend.
+        merged["EDGEROLL_LEASE_NAMESPACE"] = namespaces[0]
     for attr, var in _FLAG_ENV.items():
         value = getattr(args, attr, None)
         if value is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Final, get_args
 
@@ -83,6 +83,12 @@ class OperatorMetrics:
             "RouterConfigs whose reconcile (or finalizer) is waiting for its turn or running.",
             registry=r,
         )
+        self.shard_held = Gauge(
+            "edgeroll_shard_held",
+            "1 for each shard whose Lease this replica holds and acts on, 0 for the others.",
+            ["shard"],
+            registry=r,
+        )
         # Pre-declare the fixed label sets so that dashboards see zeros rather than no series.
         for step in STEPS:
             self.reconcile_duration.labels(step)
@@ -116,6 +122,10 @@ class OperatorMetrics:
     def forget_edgecluster(self, edgecluster: str) -> None:
         with suppress(KeyError):  # never probed
             self.edgecluster_reachable.remove(edgecluster)
+
+    def set_shards(self, held: Mapping[int, int], shards: int) -> None:
+        for shard in range(shards):
+            self.shard_held.labels(str(shard)).set(1 if shard in held else 0)
 
     def s3_request(self, op: str, code: int | str) -> None:
         self.s3_requests.labels(op, str(code)).inc()

@@ -8,6 +8,7 @@ logged settings object never leaks them. The edges never get the operator's own
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -88,6 +89,16 @@ class OperatorSettings:
     max_backoff_seconds: float = 300.0
     # Prometheus /metrics (operator_metrics.py); None: not served.
     metrics_address: MetricsAddress | None = DEFAULT_METRICS_ADDRESS
+    # Sharding (edgeroll.sharding): RouterConfigs split into this many shards, one Lease each, held
+    # by the replicas; 1 is plain leader election with standbys.
+    shards: int = 1
+    lease_namespace: str = "default"
+    # client-go's leader-election defaults.
+    lease_duration_seconds: float = 15.0
+    renew_deadline_seconds: float = 10.0
+    retry_period_seconds: float = 2.0
+    # <pod or host name>/<pid>: the holderIdentity of our leases.
+    identity: str = ""
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -156,6 +167,33 @@ def _edge_key(env: Mapping[str, str], allow_shared: bool) -> tuple[str | None, s
     return access, secret
 
 
+def _identity(env: Mapping[str, str]) -> str:
+    host = env.get("POD_NAME", "").strip() or socket.gethostname()
+    return f"{host}/{os.getpid()}"
+
+
+def _shards(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name, "").strip() or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= 1024:
+        raise SettingsError(f"{name} must be a whole number from 1 to 1024, got {raw!r}")
+    return int(raw)
+
+
+def _lease_timings(env: Mapping[str, str]) -> tuple[float, float, float]:
+    duration = _float(env, "EDGEROLL_LEASE_DURATION_SECONDS", 15.0)
+    deadline = _float(env, "EDGEROLL_RENEW_DEADLINE_SECONDS", 10.0)
+    retry = _float(env, "EDGEROLL_RETRY_PERIOD_SECONDS", 2.0)
+    if not 0 < retry < deadline < duration:
+        # The deadline below the duration is what keeps a deposed replica from acting next to its
+        # successor.
+        raise SettingsError(
+            "lease timings must satisfy 0 < retry period < renew deadline < lease duration, got "
+            f"EDGEROLL_RETRY_PERIOD_SECONDS={retry:g}, EDGEROLL_RENEW_DEADLINE_SECONDS={deadline:g}, "
+            f"EDGEROLL_LEASE_DURATION_SECONDS={duration:g}"
+        )
+    return duration, deadline, retry
+
+
 def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
     env = os.environ if env is None else env
 
@@ -180,6 +218,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         endpoint=opt("EDGEROLL_EDGE_S3_ENDPOINT") or s3.endpoint,
         region=opt("EDGEROLL_EDGE_S3_REGION") or region,
     )
+    duration, deadline, retry = _lease_timings(env)
     return OperatorSettings(
         s3=s3,
         edge_s3=edge_s3,
@@ -194,4 +233,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         edge_timeout_seconds=_float(env, "EDGEROLL_EDGE_TIMEOUT_SECONDS", 10.0),
         edge_concurrency=max(1, int(_float(env, "EDGEROLL_EDGE_CONCURRENCY", 64))),
         metrics_address=_metrics_address(env, "EDGEROLL_METRICS_ADDR"),
+        shards=_shards(env, "EDGEROLL_SHARDS"),
+        lease_namespace=opt("EDGEROLL_LEASE_NAMESPACE") or opt("POD_NAMESPACE") or "default",
+        lease_duration_seconds=duration,
+        renew_deadline_seconds=deadline,
+        retry_period_seconds=retry,
+        identity=opt("EDGEROLL_IDENTITY") or _identity(env),
     )

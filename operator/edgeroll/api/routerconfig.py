@@ -229,6 +229,19 @@ class Summary(ApiModel):
     unreachable: int = 0
 
 
+class OwnerStatus(ApiModel):
+    """The operator replica that wrote this status, and the shard lease it held (sharding/)."""
+
+    shard: int = Field(
+        ge=0, description="The shard this RouterConfig is in (label edgeroll.io/shard pins it)."
+    )
+    replica: str = Field(description="The lease holder: <pod or host name>/<pid>.")
+    term: int = Field(
+        ge=0,
+        description="The shard lease's leaseTransitions when the replica took it; a new holder's is higher.",
+    )
+
+
 StatusPhase = Literal["Ready", "Progressing", "Degraded", "Stalled", "Deleting"]
 
 
@@ -249,6 +262,7 @@ class RouterConfigStatus(ApiModel):
     rollout: RolloutState | None = Field(
         default=None, description="The rollout of the current revision, as the planner persisted it."
     )
+    owner: OwnerStatus | None = Field(default=None, description="Which operator replica acts on this object.")
 
 
 class RouterConfig(ApiModel):
@@ -266,4 +280,6 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout.phase"},
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Shard", "type": "integer", "jsonPath": ".status.owner.shard", "priority": 1},
+    {"name": "Owner", "type": "string", "jsonPath": ".status.owner.replica", "priority": 1},
 ]

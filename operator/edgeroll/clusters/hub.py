@@ -19,13 +19,44 @@ class HubNotReady(Exception):
     """The operator cannot start against this hub; the message says why."""
 
 
+class StatusConflict(Exception):
+    """The RouterConfig changed since the resourceVersion the write was conditioned on (409)."""
+
+
 class HubStatusWriter:
     def __init__(self, hub: KubeClient) -> None:
         self.hub = hub
 
-    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{RC_PLURAL}/{name}/status"
-        await self.hub.patch_merge(path, {"status": dict(patch)})
+    @staticmethod
+    def _path(namespace: str, name: str) -> str:
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{RC_PLURAL}/{name}"
+
+    async def patch_status(
+        self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str | None = None
+    ) -> str | None:
+        """Merge-patch the status, only if the object is still at `resource_version` when given (a
+        deposed owner's late write is refused); returns the new resourceVersion."""
+        body: dict[str, Any] = {"status": dict(patch)}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        try:
+            written = await self.hub.patch_merge(f"{self._path(namespace, name)}/status", body)
+        except KubeApiError as exc:
+            if exc.status == 409:
+                raise StatusConflict(
+                    f"{namespace}/{name} changed since resourceVersion {resource_version}"
+                ) from None
+            raise
+        return str((written.get("metadata") or {}).get("resourceVersion") or "") or None
+
+    async def read_status(self, namespace: str, name: str) -> tuple[dict[str, Any], str] | None:
+        """The stored status and resourceVersion, or None when the object is gone."""
+        found = await self.hub.get_path(self._path(namespace, name))
+        if found is None:
+            return None
+        return dict(found.get("status") or {}), str(
+            (found.get("metadata") or {}).get("resourceVersion") or ""
+        )
 
     async def patch_edgecluster_status(self, name: str, patch: Mapping[str, Any]) -> None:
         path = f"/apis/{GROUP}/{VERSION}/{EC_PLURAL}/{name}/status"

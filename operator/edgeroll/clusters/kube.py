@@ -363,6 +363,27 @@ class KubeClient:
         result = await self._call("GET", "/version")
         return str(result.get("gitVersion", "unknown"))
 
+    async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST `body` to the collection at `path` (409 when the name is taken)."""
+        return dict(await self._call("POST", path, body=dict(body)))
+
+    async def replace(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT `body` at `path`; its metadata.resourceVersion is the precondition (409 when stale)."""
+        return dict(await self._call("PUT", path, body=dict(body)))
+
+    async def delete_path(self, path: str, resource_version: str) -> None:
+        """Delete the object at `path` only if it is still at `resource_version` (404 and 409 are fine)."""
+        body = {"preconditions": {"resourceVersion": resource_version}}
+        try:
+            await self._call("DELETE", path, body=body)
+        except KubeApiError as exc:
+            if exc.status not in (404, 409):
+                raise
+
+    async def patch_json(self, path: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        """An RFC 6902 JSON patch: its `test` operations make the write conditional."""
+        return dict(await self._call("PATCH", path, body=ops, content_type="application/json-patch+json"))
+
     async def patch_merge(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         result = await self._call(
             "PATCH", path, body=dict(patch), content_type="application/merge-patch+json"

@@ -41,8 +41,11 @@ class EdgeClusterProber:
         now: Callable[[], str],
         clock: Callable[[], float] = time.monotonic,
         metrics: OperatorMetrics | None = None,
+        may_probe: Callable[[], bool] = lambda: True,
     ) -> None:
         self.registry = registry
+        # With several replicas, only shard 0's holder probes and writes EdgeCluster status.
+        self.may_probe = may_probe
         self.writer = writer
         self.settings = settings
         self.now = now
@@ -92,14 +95,18 @@ class EdgeClusterProber:
         wake: asyncio.Event,
     ) -> None:
         while not stopped():
+            probing = self.may_probe()
             try:
-                outcome = await self.probe(*info())
-                if outcome.changed:
-                    on_change()
+                if probing:
+                    outcome = await self.probe(*info())
+                    if outcome.changed:
+                        on_change()
+                else:
+                    self._written.pop(info()[0].name, None)  # another replica writes it meanwhile
             except Exception:
                 log.exception("probing failed")
             wake.clear()
-            deadline = self.clock() + self.settings.probe_seconds
+            deadline = self.clock() + (self.settings.probe_seconds if probing else 1.0)
             while not stopped() and not wake.is_set() and self.clock() < deadline:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=min(1.0, max(0.0, deadline - self.clock())))
@@ -142,7 +149,7 @@ class ProbeLoops:
                 ),
                 name=f"probe-{name}",
             )
-        elif before is not None and before[0] != info:
+        elif before is not None and (before[0].labels, before[0].spec) != (info.labels, info.spec):
             self._wakes[name].set()
 
     async def forget(self, name: str) -> None:

@@ -37,6 +37,9 @@ class EdgeClusterInfo:
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
     spec: EdgeClusterSpec | None = None  # None: the object's spec does not parse
+    # Why its status says Reachable=False, as the probing replica wrote it (shard 0's holder); what a
+    # replica that does not probe goes by.
+    reported_unreachable: str | None = None
 
 
 @dataclass(frozen=True)

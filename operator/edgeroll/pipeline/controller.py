@@ -7,6 +7,11 @@ retryable failure, and every `resync_seconds` for a full drift check. An
 EdgeCluster change pokes every loop, which reconciles at once if its target
 set changed; a change the shared watch sees on one of its edge Deployments
 wakes that object's loop at once. Status is patched only when it differs from what is there.
+
+With several replicas, a RouterConfig is acted on only by the holder of its shard lease
+(edgeroll.sharding): the others' handlers and loops pass it by. Every status write is conditioned
+on the resourceVersion last seen, and re-checks the lease before it is retried, so a deposed owner's
+late write is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, Protocol
 
 from edgeroll.api.mergepatch import merge_diff
 from edgeroll.api.routerconfig import ClusterPhase, RouterConfigStatus
+from edgeroll.clusters.hub import StatusConflict
 from edgeroll.clusters.registry import EdgeClusterInfo
 from edgeroll.pipeline.reconciler import (
     DesiredState,
@@ -34,6 +40,7 @@ from edgeroll.pipeline.reconciler import (
     parse_status,
 )
 from edgeroll.settings import OperatorSettings
+from edgeroll.sharding.assignment import Acting, Ownership, SoleOwner
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +49,15 @@ EventSink = Callable[[EventNote], None]
 
 
 class StatusWriter(Protocol):
-    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None: ...
+    async def patch_status(
+        self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str | None = None
+    ) -> str | None: ...
+
+    async def read_status(self, namespace: str, name: str) -> tuple[dict[str, Any], str] | None: ...
+
+
+class Deposed(Exception):
+    """Another replica owns this RouterConfig now: the write was refused and is not retried."""
 
 
 @dataclass
@@ -56,6 +71,7 @@ class _Memo:
     failures: int = 0
     desired: DesiredState | None = None
     status: dict[str, Any] | None = None  # what we last wrote (the watch may lag behind it)
+    resource_version: str | None = None  # the object's, as our last write left it
     finalizing: bool = False  # the finalizer ran: no reconcile may re-create edge objects
     # edgeroll_propagation_seconds: when this process first saw the current generation, and the
     # (generation, revision) being timed since `propagating_since` until every target is Ready on it.
@@ -86,10 +102,12 @@ class RouterConfigController:
         writer: StatusWriter,
         settings: OperatorSettings,
         clock: Callable[[], float] = time.monotonic,
+        ownership: Ownership | None = None,
     ) -> None:
         self.reconciler = reconciler
         self.writer = writer
         self.settings = settings
+        self.ownership: Ownership = ownership if ownership is not None else SoleOwner()
         self.clock = clock
         self.metrics = reconciler.metrics
         self._memos: dict[Key, _Memo] = {}
@@ -141,6 +159,17 @@ class RouterConfigController:
             self.metrics.propagation.observe(max(0.0, self.clock() - memo.propagating_since))
             memo.propagated = True
 
+    def ownership_changed(self) -> None:
+        """This replica took or lost shards: forget what we cached of every object (another replica may
+        have written since) and look again now, fully; the loops of objects we do not own pass."""
+        for memo in self._memos.values():
+            memo.status, memo.resource_version, memo.desired = None, None, None
+            memo.next_due, memo.last_full = 0.0, -math.inf
+            memo.wake.set()
+
+    def acting(self, obj: RouterConfigObject) -> Acting | None:
+        return self.ownership.acting(obj.namespace, obj.name, obj.labels)
+
     def poke_all(self) -> None:
         """EdgeClusters changed: every loop checks whether its targets did."""
         for memo in self._memos.values():
@@ -159,13 +188,34 @@ class RouterConfigController:
     def key_of(obj: RouterConfigObject) -> Key:
         return (obj.namespace, obj.name, obj.uid)
 
-    async def _write(self, key: Key, memo: _Memo, raw: Mapping[str, Any], new: RouterConfigStatus) -> None:
-        before = memo.status if memo.status is not None else parse_status(raw).to_wire()
-        after = new.to_wire()
+    async def _write(
+        self, key: Key, memo: _Memo, obj: RouterConfigObject, new: RouterConfigStatus, acting: Acting
+    ) -> None:
+        """Patch the status where it differs, conditioned on the resourceVersion we last saw. A conflict
+        (kopf's own annotation writes, or another replica's) re-reads the object and retries once, but
+        only while we still hold its shard."""
+        before = memo.status if memo.status is not None else parse_status(obj.status).to_wire()
+        after = (
+            new.model_copy(update={"owner": acting.owner}) if acting.owner is not None else new
+        ).to_wire()
         if before == after:
             return
-        await self.writer.patch_status(key[0], key[1], merge_diff(before, after))
-        memo.status = after
+        version = memo.resource_version or obj.resource_version or None
+        for attempt in range(2):
+            try:
+                written = await self.writer.patch_status(key[0], key[1], merge_diff(before, after), version)
+            except StatusConflict:
+                fresh = await self.writer.read_status(key[0], key[1])
+                if attempt or fresh is None:
+                    raise
+                if self.acting(obj) != acting:
+                    if acting.owner is not None:
+                        self.ownership.depose(acting.owner.shard)
+                    raise Deposed(f"{key[0]}/{key[1]}: another replica owns it now") from None
+                before, version = fresh
+                continue
+            memo.status, memo.resource_version = after, written
+            return
 
     def _prev(self, memo: _Memo, raw: Mapping[str, Any]) -> RouterConfigStatus:
         return parse_status(memo.status if memo.status is not None else raw)
@@ -182,15 +232,18 @@ class RouterConfigController:
         memo = self._memo(key)
         if memo.seen_generation != obj.generation:
             memo.seen_generation, memo.seen_at = obj.generation, self.clock()
+        if self.acting(obj) is None:
+            return None  # another replica's shard
         async with self._queued(key), memo.lock:
-            if obj.deleting or memo.finalizing:
+            acting = self.acting(obj)  # the wait for the lock may have outlasted the lease
+            if obj.deleting or memo.finalizing or acting is None:
                 return None
             started = self.clock()
 
             async def persist(planned: RouterConfigStatus, events: Sequence[EventNote]) -> None:
                 """status.rollout (with the clusters as planned) on record before the plan's actions
                 run; then its events."""
-                await self._write(key, memo, obj.status, planned)
+                await self._write(key, memo, obj, planned, acting)
                 for event in events:
                     emit(event)
 
@@ -199,7 +252,10 @@ class RouterConfigController:
             )
             try:
                 with self.metrics.step("report"):
-                    await self._write(key, memo, obj.status, result.status)
+                    await self._write(key, memo, obj, result.status, acting)
+            except Deposed as exc:
+                log.info("%s; its status is left to the new owner", exc)
+                result.transient = True
             except Exception as exc:  # the hub is down or refuses: retry with backoff, keep going
                 log.warning("patching the status of %s/%s failed: %s", key[0], key[1], exc)
                 self.metrics.error("report", "StatusPatchFailed")
@@ -247,6 +303,13 @@ class RouterConfigController:
             # (an edge Deployment event) must end the wait below at once, not at the next tick.
             memo.wake.clear()
             now = self.clock()
+            if self.acting(obj()) is None:  # another replica's: ownership_changed wakes us if that changes
+                if memo.edge_changed or memo.status is None:
+                    self.metrics.forget_routerconfig(first.namespace, first.name)  # its owner reports it
+                memo.edge_changed = memo.poked = False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(memo.wake.wait(), timeout=1.0)
+                continue
             due = now >= memo.next_due or memo.edge_changed
             memo.edge_changed = False
             if not due and memo.poked:
@@ -276,8 +339,10 @@ class RouterConfigController:
         async with self._queued(key), memo.lock:
             memo.finalizing = True
             result = await self.reconciler.finalize(obj, clusters, self._prev(memo, obj.status))
+            acting = self.acting(obj)
             try:
-                await self._write(key, memo, obj.status, result.status)
+                if acting is not None:  # else the new owner writes it
+                    await self._write(key, memo, obj, result.status, acting)
             except Exception as exc:
                 log.warning("patching the status of %s/%s failed: %s", key[0], key[1], exc)
             for event in result.events:

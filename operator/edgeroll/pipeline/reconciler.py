@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -116,6 +117,8 @@ class RouterConfigObject:
     uid: str = ""  # tells a re-created object from its predecessor
     deleting: bool = False  # deletionTimestamp is set: only the finalizer may act
     annotations: Mapping[str, str] = field(default_factory=dict)  # rollout commands (rollout/commands.py)
+    labels: Mapping[str, str] = field(default_factory=dict)  # edgeroll.io/shard pins the shard
+    resource_version: str = ""  # the status write's precondition
 
     @property
     def owner(self) -> Owner:
@@ -358,16 +361,25 @@ class Reconciler:
         """What the target set looks like: names, labels, spec and reachability of matched clusters."""
         rows = []
         for info in targets_of(spec, clusters) if spec is not None else clusters.values():
-            probe = self.registry.last_probe(info.name)
             rows.append(
                 [
                     info.name,
                     dict(info.labels),
                     info.spec.to_wire() if info.spec is not None else None,
-                    probe.reachable if probe is not None else None,
+                    self._unreachable(info) is None,
                 ]
             )
         return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+
+    def _unreachable(self, info: EdgeClusterInfo) -> str | None:
+        """Why the cluster is unreachable, by our own last probe, else by the probing replica's report."""
+        probe = self.registry.last_probe(info.name)
+        # Our own probe counts while fresh: a replica that stopped probing (it lost shard 0) goes by
+        # the status the new prober writes.
+        fresh = 2 * self.settings.probe_seconds + self.settings.edge_timeout_seconds
+        if probe is not None and time.monotonic() - probe.at <= fresh:
+            return None if probe.reachable else probe.message
+        return info.reported_unreachable
 
     @contextlib.contextmanager
     def _step(self, name: str) -> Iterator[None]:
@@ -595,9 +607,9 @@ class Reconciler:
             state = ClusterState(name, False, labels=labels, message="EdgeCluster spec is invalid")
             return _ClusterWork(name, info, state)
         paused = info.spec.paused
-        probe = self.registry.last_probe(name)
-        if probe is not None and not probe.reachable:
-            state = ClusterState(name, False, paused, labels=labels, message=probe.message)
+        unreachable = self._unreachable(info)
+        if unreachable is not None:
+            state = ClusterState(name, False, paused, labels=labels, message=unreachable)
             return _ClusterWork(name, info, state)
         ref = deployment_ref(obj.namespace, obj.name, info.spec.namespace)
         try:

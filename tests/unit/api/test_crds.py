@@ -59,6 +59,8 @@ def test_routerconfig_crd_shape() -> None:
         "Rollout",
         "Status",
         "Age",
+        "Shard",  # -o wide: which shard and replica own it
+        "Owner",
     ]
     wave = next(c for c in version["additionalPrinterColumns"] if c["name"] == "Wave")
     assert wave["jsonPath"] == ".status.rollout.waveProgress"

@@ -17,6 +17,7 @@ import yaml
 from edgeroll.api.edgecluster import EdgeClusterSpec
 from edgeroll.api.mergepatch import merge_patch
 from edgeroll.api.routerconfig import RouterConfigStatus
+from edgeroll.clusters.hub import StatusConflict
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApiError
 from edgeroll.clusters.objects import ObjectRef, ref_of
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
@@ -210,18 +211,30 @@ class StatusStore:
 
     def __init__(self, journal: list[str] | None = None) -> None:
         self.status: dict[str, Any] = {}
+        self.version = 1  # the object's resourceVersion; every write (ours or anyone's) bumps it
         self.patches = 0
+        self.refused = 0  # writes conditioned on a resourceVersion that was no longer current
         self.journal = journal if journal is not None else []
         self.fail_with: Exception | None = None
         self.history: list[dict[str, Any]] = []  # the stored status after every patch
 
-    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+    async def patch_status(
+        self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str | None = None
+    ) -> str | None:
         if self.fail_with is not None:
             raise self.fail_with
+        if resource_version is not None and resource_version != str(self.version):
+            self.refused += 1
+            raise StatusConflict(f"stale resourceVersion {resource_version}")
         self.patches += 1
         self.journal.append("status.rollout" if "rollout" in patch else "status")
         self.status = merge_patch(self.status, dict(patch))
         self.history.append(copy.deepcopy(self.status))
+        self.version += 1
+        return str(self.version)
+
+    async def read_status(self, namespace: str, name: str) -> tuple[dict[str, Any], str] | None:
+        return copy.deepcopy(self.status), str(self.version)
 
 
 class World:
@@ -310,11 +323,13 @@ class World:
             copy.deepcopy(self.statuses.status),
             uid=self.uid,
             annotations=dict(self.annotations),
+            resource_version=str(self.statuses.version),
         )
 
     def update(self, **spec: Any) -> None:
         self.spec.update(spec)
         self.generation += 1
+        self.statuses.version += 1
 
     async def reconcile(self, full: bool = True) -> RouterConfigStatus:
         result = await self.controller.reconcile(self.obj(), self.clusters, self.events.append, full=full)

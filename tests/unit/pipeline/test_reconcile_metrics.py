@@ -29,6 +29,7 @@ FAMILIES = {
     "edgeroll_edgecluster_reachable": ("gauge", {"edgecluster"}),
     "edgeroll_s3_requests_total": ("counter", {"op", "code"}),
     "edgeroll_workqueue_depth": ("gauge", set()),
+    "edgeroll_shard_held": ("gauge", {"shard"}),
 }
 
 
@@ -124,11 +125,16 @@ class FailingStatus:
     def __init__(self, inner: StatusStore, fail_from: int) -> None:
         self.inner, self.fail_from, self.calls = inner, fail_from, 0
 
-    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+    async def patch_status(
+        self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str | None = None
+    ) -> str | None:
         self.calls += 1
         if self.calls >= self.fail_from:
             raise RuntimeError("hub down")
-        await self.inner.patch_status(namespace, name, patch)
+        return await self.inner.patch_status(namespace, name, patch, resource_version)
+
+    async def read_status(self, namespace: str, name: str) -> tuple[dict[str, Any], str] | None:
+        return await self.inner.read_status(namespace, name)
 
 
 @pytest.mark.parametrize(
@@ -205,10 +211,15 @@ class GatedStatus:
         self.open = asyncio.Event()
         self.waiting = 0
 
-    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+    async def patch_status(
+        self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str | None = None
+    ) -> str | None:
         self.waiting += 1
         await self.open.wait()
-        await self.inner.patch_status(namespace, name, patch)
+        return await self.inner.patch_status(namespace, name, patch, resource_version)
+
+    async def read_status(self, namespace: str, name: str) -> tuple[dict[str, Any], str] | None:
+        return await self.inner.read_status(namespace, name)
 
 
 async def test_workqueue_depth_counts_routerconfigs_waiting_or_running() -> None:
