@@ -71,10 +71,14 @@ lab-down: ## stop exactly what the lab started
 lab-status: ## health of every lab component
 	$(PY) -m edgeroll.cli lab status
 
-demo: setup ## the whole job: lab, CRDs, operator, example EdgeClusters and RouterConfig, fetch from each edge
-	@hack/demo.sh up
+# `make demo REPLICAS=2`: that many operator processes, sharing SHARDS shards (default: one each).
+REPLICAS ?= 1
+SHARDS   ?= $(REPLICAS)
 
-demo-down: ## stop the demo operator and the lab
+demo: setup ## the whole job: lab, CRDs, operator(s) (REPLICAS=1, SHARDS), example EdgeClusters and RouterConfigs, fetch from each edge
+	@REPLICAS=$(REPLICAS) SHARDS=$(SHARDS) hack/demo.sh up
+
+demo-down: ## stop the demo operators and the lab
 	@hack/demo.sh down
 
 bench: bench-edge bench-publish bench-propagation bench-fanout ## all benchmarks

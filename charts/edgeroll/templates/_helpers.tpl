@@ -50,3 +50,9 @@ app.kubernetes.io/component: operator
 {{- $port := (.Values.metrics).port -}}
 {{- if kindIs "invalid" $port }}8081{{ else }}{{ int $port }}{{ end -}}
 {{- end -}}
+
+{{/* Operator replicas; 2 when the values predate `replicas` (an upgrade with --reuse-values). */}}
+{{- define "edgeroll.replicas" -}}
+{{- $replicas := .Values.replicas -}}
+{{- if kindIs "invalid" $replicas }}2{{ else }}{{ int $replicas }}{{ end -}}
+{{- end -}}

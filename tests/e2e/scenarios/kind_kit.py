@@ -2,7 +2,7 @@
 
 `run_client(fleet, edge, rc)` runs kind_client.py as a pod in an edge cluster, next to where
 routers run, against the edge cache's Service DNS name; `cache_pods` reads the real pods of an
-edge cache Deployment.
+edge cache Deployment, `operator_pods` those of the operator's.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from scenario_kit import Fleet
-from tests.e2e.providers.kind_provider import KindProvider
+from tests.e2e.providers.kind_provider import InClusterOperator, KindProvider
 from tests.polling import wait_until
 
 from edgeroll.rollout.resources import edge_name
@@ -25,6 +25,18 @@ CACHE_PORT = 8080
 def kind(fleet: Fleet) -> KindProvider:
     assert isinstance(fleet.provider, KindProvider), "a kind-only scenario ran on another provider"
     return fleet.provider
+
+
+def operator(fleet: Fleet) -> InClusterOperator:
+    """The chart's operator Deployment, as the kind provider installed it."""
+    handle = fleet.e2e.operator
+    assert isinstance(handle, InClusterOperator), "a kind-only scenario ran on another provider"
+    return handle
+
+
+def operator_pods(fleet: Fleet) -> list[dict[str, Any]]:
+    """The operator's pods, terminating ones left out."""
+    return [p for p in operator(fleet).pods() if not p["metadata"].get("deletionTimestamp")]
 
 
 def ready(pod: dict[str, Any]) -> bool:

@@ -1,8 +1,8 @@
 """What only a real data plane can show (kind provider; `make e2e-kind`).
 
 On the lab, kwok marks every pod Ready without running it, so a health gate there reads fake
-readiness. Here every pod runs: the operator in the hub from the built image under the chart's
-ServiceAccount and probes, and the edge caches in the edges. Each test asserts on what a user
+readiness. Here every pod runs: the operator's two replicas in the hub from the built image under the
+chart's ServiceAccount and probes, and the edge caches in the edges. Each test asserts on what a user
 sees: pod status, what a client pod in each edge gets through the cache's Service, and the
 RouterConfig's status.
 """
@@ -14,8 +14,9 @@ import time
 from typing import Any
 
 import pytest
-from kind_kit import cache_pods, kind, pod_digest, ready, restarts, run_client
+from kind_kit import cache_pods, kind, operator, operator_pods, pod_digest, ready, restarts, run_client
 from scenario_kit import ComposedGraph, Fleet, condition, cosmo_variant, digests, expect, phases
+from tests.polling import wait_until
 
 from edgeroll.api.routerconfig import ConfigFormat
 
@@ -30,22 +31,26 @@ def assert_client_served(result: dict[str, Any], digest: str, where: str) -> Non
 
 def test_the_operator_is_a_live_pod_under_the_charts_service_account(fleet: Fleet) -> None:
     provider = kind(fleet)
-    operator = fleet.e2e.operator
-    (pod,) = [p for p in operator.pods() if not p["metadata"].get("deletionTimestamp")]  # type: ignore[attr-defined]
-    spec = pod["spec"]
-    (container,) = spec["containers"]
-    assert pod["status"]["phase"] == "Running" and ready(pod), pod["status"]
-    assert restarts(pod) == 0, pod["status"]["containerStatuses"]
-    assert container["image"] == provider.setup.image
-    assert spec["serviceAccountName"] == fleet.scope.service_account
-    # The kubelet itself found it ready and alive on the operator's own endpoint.
-    for probe in ("readinessProbe", "livenessProbe"):
-        http_get = container[probe]["httpGet"]
-        assert (http_get["path"], http_get["port"]) == ("/healthz", "health"), container[probe]
-    uid = provider.clusters.kubectl(
-        "hub", "-n", fleet.scope.system_ns, "exec", pod["metadata"]["name"], "--", "id", "-u"
-    ).stdout.strip()
-    assert uid == "65532", "the operator runs as the image's non-root user"
+    pods = operator_pods(fleet)
+    assert len(pods) == 2, "the chart runs two operator replicas by default"
+    for pod in pods:
+        name, spec = pod["metadata"]["name"], pod["spec"]
+        (container,) = spec["containers"]
+        assert pod["status"]["phase"] == "Running" and ready(pod), f"{name}: {pod['status']}"
+        assert restarts(pod) == 0, f"{name}: {pod['status']['containerStatuses']}"
+        assert container["image"] == provider.setup.image
+        assert spec["serviceAccountName"] == fleet.scope.service_account
+        # The kubelet itself found it ready and alive on the operator's own endpoint.
+        for probe in ("readinessProbe", "livenessProbe"):
+            http_get = container[probe]["httpGet"]
+            assert (http_get["path"], http_get["port"]) == ("/healthz", "health"), container[probe]
+        uid = provider.clusters.kubectl(
+            "hub", "-n", fleet.scope.system_ns, "exec", name, "--", "id", "-u"
+        ).stdout.strip()
+        assert uid == "65532", f"{name}: the operator runs as the image's non-root user"
+    # One of them holds the (single, chart default) shard's Lease and acts; the other stands by.
+    holder = wait_until(lambda: operator(fleet).shard_holder(0), timeout=30, message="a holder of shard 0")
+    assert holder in {p["metadata"]["name"] for p in pods}, holder
 
 
 def test_edge_caches_are_real_pods_and_a_client_in_each_edge_gets_verified_bytes(

@@ -1,12 +1,13 @@
-"""Faults on the real data plane (kind provider; `make e2e-kind`): the operator pod killed
-mid-rollout, and S3 stopped for a minute while edge cache pods serve and one is replaced."""
+"""Faults on the real data plane (kind provider; `make e2e-kind`): the operator pod that owns a
+RouterConfig killed mid-rollout (the other replica takes its shard over), and S3 stopped for a minute
+while edge cache pods serve and one is replaced."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from kind_kit import cache_pods, kind, pod_digest, ready, restarts, run_client
+from kind_kit import cache_pods, kind, operator, operator_pods, pod_digest, ready, restarts, run_client
 from scenario_kit import ComposedGraph, Fleet, cosmo_variant, expect
 from test_kind_data_plane import ServingWatch, assert_client_served
 from tests.e2e.rollout.rollout_e2e_kit import ts
@@ -24,7 +25,7 @@ S3_OUTAGE = 60.0
 def test_the_operator_pod_killed_mid_rollout_is_replaced_and_the_rollout_completes_in_order(
     fleet: Fleet, composed_graph: ComposedGraph
 ) -> None:
-    e2e, clusters = fleet.e2e, kind(fleet).clusters
+    e2e, clusters, handle = fleet.e2e, kind(fleet).clusters, operator(fleet)
     v1, v2 = (cosmo_variant(composed_graph.config, f"killed-{v}") for v in ("v1", "v2"))
     new = expect(ConfigFormat.COSMO, v2)
     e2e.apply(e2e.routerconfig("killed", v1, rollout=WAVES))
@@ -32,7 +33,7 @@ def test_the_operator_pod_killed_mid_rollout_is_replaced_and_the_rollout_complet
 
     e2e.apply(e2e.routerconfig("killed", v2, rollout=WAVES))
     # The canary is healthy and soaking: the operator's memory of it is only in status.rollout now.
-    e2e.wait_status(
+    soaking = e2e.wait_status(
         "killed",
         lambda st: (
             st.get("rollout", {}).get("revision") == new.digest
@@ -42,7 +43,14 @@ def test_the_operator_pod_killed_mid_rollout_is_replaced_and_the_rollout_complet
         timeout=180,
         what="the canary healthy and soaking",
     )
-    (victim,) = [p["metadata"]["name"] for p in e2e.operator.pods()]  # type: ignore[attr-defined]
+    # The victim is the replica acting on it: the holder of its shard's Lease; the other stands by.
+    owner = soaking["owner"]
+    shard = int(owner["shard"])
+    victim = wait_until(
+        lambda: handle.shard_holder(shard), timeout=30, message=f"the holder of shard {shard}"
+    )
+    assert owner["replica"].startswith(f"{victim}/"), (owner, victim)
+    assert [p for p in operator_pods(fleet) if p["metadata"]["name"] != victim], "no standby replica"
     killed_at = time.time()
     clusters.kubectl(
         "hub",
@@ -56,11 +64,18 @@ def test_the_operator_pod_killed_mid_rollout_is_replaced_and_the_rollout_complet
         check=False,
     )
 
-    def replacement() -> str | None:
-        pods = [p for p in e2e.operator.pods() if p["metadata"]["name"] != victim]  # type: ignore[attr-defined]
-        return next((p["metadata"]["name"] for p in pods if ready(p)), None)
+    def successor() -> str | None:
+        holder = handle.shard_holder(shard)
+        return holder if holder not in (None, victim) else None
 
-    wait_until(replacement, timeout=120, message="a new operator pod Ready")
+    # Within a lease duration (15 s) and a retry period, or at once if the victim gave its Lease back.
+    taker = wait_until(successor, timeout=60, message=f"another replica holding shard {shard}")
+
+    def replaced() -> bool:
+        pods = [p for p in operator_pods(fleet) if p["metadata"]["name"] != victim]
+        return len(pods) == 2 and all(ready(p) for p in pods)
+
+    wait_until(replaced, timeout=120, message="the killed operator pod replaced by a Ready one")
     status = e2e.wait_status(
         "killed",
         lambda st: (
@@ -77,6 +92,9 @@ def test_the_operator_pod_killed_mid_rollout_is_replaced_and_the_rollout_complet
         ts(canary["healthyAt"]).timestamp() + SOAK
     ), waves
     assert ts(rest["startedAt"]).timestamp() > killed_at, "the second wave started before the kill"
+    # The replica that took the shard over finished it, in a later term.
+    assert status["owner"]["replica"].startswith(f"{taker}/"), (status["owner"], taker)
+    assert status["owner"]["term"] > owner["term"], (status["owner"], owner)
     for edge in sorted(e2e.edges):
         assert_client_served(run_client(fleet, edge, "killed"), new.digest, f"client pod in {edge}")
 

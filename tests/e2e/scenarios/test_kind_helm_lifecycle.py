@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from kind_kit import cache_pods, kind, ready, run_client
+from kind_kit import cache_pods, kind, operator, operator_pods, ready, run_client
 from scenario_kit import ComposedGraph, Fleet, cosmo_variant, expect
 from test_kind_data_plane import assert_client_served
 from tests.e2e.providers.e2e_provider import CHART, helm
@@ -21,27 +21,40 @@ from edgeroll.api.routerconfig import ConfigFormat
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kind, pytest.mark.uninstalls]
 
-CHART_KINDS = "deployments,replicasets,pods,serviceaccounts,secrets,roles,rolebindings,services"
+CHART_KINDS = (
+    "deployments,replicasets,pods,serviceaccounts,secrets,roles,rolebindings,services,poddisruptionbudgets"
+)
 
 
 def test_helm_upgrade_then_uninstall(fleet: Fleet, composed_graph: ComposedGraph) -> None:
     e2e, clusters, scope = fleet.e2e, kind(fleet).clusters, fleet.scope
-    operator = e2e.operator
+    handle = operator(fleet)
     v1, v2 = (cosmo_variant(composed_graph.config, f"lifecycle-{v}") for v in ("v1", "v2"))
     e2e.apply(e2e.routerconfig("lifecycle", v1))
     e2e.wait_ready("lifecycle", timeout=240)
-    (before,) = [p["metadata"]["name"] for p in operator.pods()]  # type: ignore[attr-defined]
+    before = {p["metadata"]["name"] for p in operator_pods(fleet)}
 
-    # Upgrade: a changed value rolls the operator (Recreate), and the new pod takes over.
+    # Upgrade: a changed value rolls the operator's replicas one by one (RollingUpdate, maxUnavailable
+    # 0, so one is always Ready), and the new pods take the shard over.
     helm(clusters, "upgrade", scope.release, str(CHART), "-n", scope.system_ns, "--reuse-values",
          "--set", "timings.probeSeconds=3", "--wait", "--timeout", "180s")  # fmt: skip
     dep = clusters.get_json("hub", "-n", scope.system_ns, "deployment", scope.service_account)
     env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["EDGEROLL_PROBE_SECONDS"] == "3"
+
+    def rolled() -> bool:
+        pods = operator_pods(fleet)
+        return (
+            len(pods) == 2
+            and all(ready(p) for p in pods)
+            and not before & {p["metadata"]["name"] for p in pods}
+        )
+
+    wait_until(rolled, timeout=180, message="both operator replicas rolled and Ready")
     wait_until(
-        lambda: [p["metadata"]["name"] for p in operator.pods() if ready(p)] not in ([], [before]),  # type: ignore[attr-defined]
-        timeout=120,
-        message="the upgraded operator pod Ready",
+        lambda: (holder := handle.shard_holder(0)) is not None and holder not in before,
+        timeout=60,
+        message="an upgraded replica holding shard 0",
     )
     want = expect(ConfigFormat.COSMO, v2)
     e2e.apply(e2e.routerconfig("lifecycle", v2))
@@ -53,8 +66,8 @@ def test_helm_upgrade_then_uninstall(fleet: Fleet, composed_graph: ComposedGraph
     )
 
     # Uninstall: nothing of the chart stays in the hub; the edges keep serving v2. Helm deletes
-    # the RBAC while the operator pod is still shutting down, so its 403s from then on are expected.
-    fleet.rbac_checked_until = len(operator.log())
+    # the RBAC while the operator pods are still shutting down, so their 403s from then on are expected.
+    fleet.rbac_checked_until = len(handle.log())
     helm(clusters, "uninstall", scope.release, "-n", scope.system_ns, "--wait", "--timeout", "180s")
     selector = f"app.kubernetes.io/instance={scope.release}"
 
@@ -65,8 +78,8 @@ def test_helm_upgrade_then_uninstall(fleet: Fleet, composed_graph: ComposedGraph
             names + clusters.kubectl("hub", "get", cluster_wide, "-l", selector, "-o", "name").stdout.split()
         )
 
-    # `--wait` covers what helm deleted; the operator pod is garbage-collected after its ReplicaSet
-    # and shuts down gracefully, so the hub is polled until nothing of the release is left.
+    # `--wait` covers what helm deleted; the operator pods are garbage-collected after their ReplicaSet
+    # and shut down gracefully, so the hub is polled until nothing of the release is left.
     wait_until(lambda: left() == [], timeout=120, message=lambda: f"helm uninstall left {left()}")
     listed = json.loads(helm(clusters, "list", "-A", "-o", "json").stdout)
     assert scope.release not in [r["name"] for r in listed]

@@ -32,6 +32,9 @@ def _inline(node: Any, definitions: dict[str, Any], stack: tuple[str, ...]) -> A
             if name in stack or len(stack) > 12:
                 return {}
             return _inline(definitions[name], definitions, (*stack, name))
+        if node.get("format") == "int-or-string":
+            # IntOrString (maxSurge, minAvailable, ports): v2 says `type: string`, the apiserver takes both.
+            return {"oneOf": [{"type": "string"}, {"type": "integer"}]}
         out = {k: _inline(v, definitions, stack) for k, v in node.items()}
         if out.get("type") == "object" and "properties" in out and "additionalProperties" not in out:
             out["additionalProperties"] = False  # what makes `kubeconform -strict` catch typos
