@@ -306,6 +306,15 @@ class OperatorProcess:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
 
+    def kill9(self) -> None:
+        """SIGKILL by pid: a crash, no shutdown handler runs (its Leases are not handed back)."""
+        import signal
+
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
     def tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -53,27 +53,37 @@ def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rollou
     e2e = OperatorE2E(lab, run, ns, f"e2e-{run}", {}, operator)
     fleet = RolloutLab(e2e, {})
     try:
-        for edge, path in sorted(lab.edge_kubeconfigs.items()):
-            region = edge.removeprefix("edge-")
-            for half, namespace in (("a", ns), ("b", f"{ns}-b")):
-                name = f"r{run}-{region}-{half}"
-                labels = {**lab.edge_labels[edge], "tier": "edge", "e2e-run": run, "half": half}
-                kubeconfig = kubeconfig_text(path)
-                add_edgecluster(e2e, name, labels, kubeconfig, namespace)
-                fleet.targets[name] = Target(name, edge, namespace, kubeconfig)
+        add_targets(fleet)
         operator.start()
-        for name in fleet.names:
-            wait_until(
-                lambda n=name: e2e.edgecluster_ready(n) == "True",  # type: ignore[misc]
-                timeout=60,
-                message=f"EdgeCluster {name} Ready",
-            )
+        wait_targets_ready(fleet)
         yield fleet
     finally:
         _teardown(e2e)
         for edge in lab.edge_kubeconfigs:
             lab.kubectl(edge, "delete", "namespace", f"{ns}-b", "--wait=false", check=False)
         sys.stderr.write(f"\noperator log: {log_path}\n")
+
+
+def add_targets(fleet: RolloutLab) -> None:
+    """Six EdgeClusters: each lab edge twice (the run's namespace and `<ns>-b`), labelled with the run."""
+    e2e, lab, run = fleet.e2e, fleet.e2e.lab, fleet.e2e.run
+    for edge, path in sorted(lab.edge_kubeconfigs.items()):
+        region = edge.removeprefix("edge-")
+        for half, namespace in (("a", e2e.ns), ("b", f"{e2e.ns}-b")):
+            name = f"r{run}-{region}-{half}"
+            labels = {**lab.edge_labels[edge], "tier": "edge", "e2e-run": run, "half": half}
+            kubeconfig = kubeconfig_text(path)
+            add_edgecluster(e2e, name, labels, kubeconfig, namespace)
+            fleet.targets[name] = Target(name, edge, namespace, kubeconfig)
+
+
+def wait_targets_ready(fleet: RolloutLab) -> None:
+    for name in fleet.names:
+        wait_until(
+            lambda n=name: fleet.e2e.edgecluster_ready(n) == "True",  # type: ignore[misc]
+            timeout=60,
+            message=f"EdgeCluster {name} Ready",
+        )
 
 
 def add_edgecluster(
