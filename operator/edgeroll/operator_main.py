@@ -114,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_sharding_arguments(parser: argparse.ArgumentParser) -> None:
-    ha = parser.add_argument_group("high availability (docs/architecture.md, Sharding)")
+    ha = parser.add_argument_group("high availability (docs/architecture.md, High availability and sharding)")
     ha.add_argument(
         "--shards",
         type=int,

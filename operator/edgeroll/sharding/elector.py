@@ -264,13 +264,15 @@ class ShardElector:
             self.on_lost(gone)
 
     async def release_all(self) -> None:
-        """On shutdown: stop acting, then hand every shard back at once."""
+        """On shutdown: stop acting, hand every shard back, and leave the live count at once."""
         held = set(self._tenures)
         self._tenures.clear()
-        if not held:
-            return
-        self.on_lost(held)
+        if held:
+            self.on_lost(held)
         with contextlib.suppress(Exception):
             records = {r.name: r for r in map(LeaseRecord.from_object, await self.store.list())}
             for shard in held:
                 await self._release(records.get(shard_lease_name(shard)))
+            mine = records.get(replica_lease_name(self.identity))
+            if mine is not None:
+                await self.store.delete(mine.name, mine.resource_version)

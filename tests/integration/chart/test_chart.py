@@ -27,7 +27,7 @@ KUBE_VERSION = "1.34.4"
 SECRET_NS = "edgeroll-kubeconfigs"
 BASE_VALUES = ["--set", "s3.bucket=edgeroll", "--set", "s3.endpoint=http://127.0.0.1:8333"]
 # What the shard elector does with its Leases (sharding/kube_store.py), in the release namespace only.
-LEASE_VERBS = ("get", "list", "watch", "create", "update", "delete")
+LEASE_VERBS = ("list", "create", "update", "delete")
 
 
 def helm(lab: Lab, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -356,6 +356,7 @@ def test_service_account_has_nothing_more(lab: Lab, installed: str) -> None:
         ("update", "customresourcedefinitions.apiextensions.k8s.io", None),
         ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
         ("patch", "leases.coordination.k8s.io", installed),
+        ("watch", "leases.coordination.k8s.io", installed),
         ("list", "leases.coordination.k8s.io", None),
         ("create", "leases.coordination.k8s.io", "default"),
         ("update", "leases.coordination.k8s.io", "kube-system"),
