@@ -33,7 +33,16 @@ from tests.polling import wait_until
 
 from edgeroll.lab import Lab
 
+# Short leases (client-go's are 15/10/2 s): a restarted operator is a new lease holder and waits for
+# the dead one's lease to expire, and these tests are about what a kill does to rollouts, not about
+# failover time (bench/failover.py measures that with the defaults).
 OPERATOR_ARGS = [
+    "--lease-duration-seconds",
+    "4",
+    "--renew-deadline-seconds",
+    "3",
+    "--retry-period-seconds",
+    "1",
     "--resync-seconds",
     "5",
     "--progress-seconds",
