@@ -210,7 +210,7 @@ class RouterConfigController:
                     raise
                 if self.acting(obj) != acting:
                     if acting.owner is not None:
-                        self.ownership.depose(acting.owner.shard)
+                        self.ownership.depose(acting.owner.shard, acting.owner.term)
                     raise Deposed(f"{key[0]}/{key[1]}: another replica owns it now") from None
                 before, version = fresh
                 continue

@@ -26,8 +26,8 @@ class Ownership(Protocol):
         """Whether this replica probes the EdgeClusters and writes their status."""
         ...
 
-    def depose(self, shard: int) -> None:
-        """Someone else wrote as the owner: stop acting on `shard` at once."""
+    def depose(self, shard: int, term: int) -> None:
+        """Someone else wrote as the owner while we held `shard` under `term`: stop acting on it."""
         ...
 
 
@@ -40,7 +40,7 @@ class SoleOwner:
     def probes_here(self) -> bool:
         return True
 
-    def depose(self, shard: int) -> None:
+    def depose(self, shard: int, term: int) -> None:
         pass
 
 
@@ -50,7 +50,7 @@ class Terms(Protocol):
 
     def term(self, shard: int) -> int | None: ...
 
-    def depose(self, shard: int) -> None: ...
+    def depose(self, shard: int, term: int) -> None: ...
 
 
 class ShardAssignment:
@@ -72,5 +72,5 @@ class ShardAssignment:
     def probes_here(self) -> bool:
         return self.elector.term(PROBE_SHARD) is not None
 
-    def depose(self, shard: int) -> None:
-        self.elector.depose(shard)
+    def depose(self, shard: int, term: int) -> None:
+        self.elector.depose(shard, term)

@@ -113,9 +113,13 @@ class ShardElector:
         """shard -> term, for the shards we may act on now."""
         return {s: t for s in sorted(self._tenures) if (t := self.term(s)) is not None}
 
-    def depose(self, shard: int) -> None:
-        """Someone else wrote as this shard's owner: stop acting on it now; the next round sorts it out."""
-        if self._tenures.pop(shard, None) is not None:
+    def depose(self, shard: int, term: int) -> None:
+        """Someone else wrote as this shard's owner while we held it under `term`: stop acting on it now.
+        A refusal that comes back from an older term (a reconcile begun before we re-took the shard)
+        leaves the newer tenure alone."""
+        tenure = self._tenures.get(shard)
+        if tenure is not None and tenure.term == term:
+            del self._tenures[shard]
             self.on_lost({shard})
 
     # ---- one round ------------------------------------------------------------------------------
@@ -163,17 +167,21 @@ class ShardElector:
         started = self.clock()
         now = micro_time(self.wall())
         records = {r.name: r for r in map(LeaseRecord.from_object, await self.store.list())}
+        # Seen when the answer came, not when we asked: a list held up in flight must not make a
+        # record look older than it is (expiry counts from first sight). Tenures still count from
+        # `started`, the earlier time, so both sides err on the safe side.
+        read_at = self.clock()
         for record in records.values():
-            self._leases.observe(record, started)
+            self._leases.observe(record, read_at)
         self._leases.keep_only(set(records))
         members = {n: r for n, r in records.items() if n.startswith(REPLICA_PREFIX)}
         await self._heartbeat(members.get(replica_lease_name(self.identity)), now)
-        live = live_replicas(members, self._leases, started)
+        live = live_replicas(members, self._leases, read_at)
         live[self.identity] = self.shards
         self.live = live
         shard_records = {s: records.get(shard_lease_name(s)) for s in range(self.shards)}
         plan = plan_round(
-            self.identity, self.shards, set(self._tenures), shard_records, live, self._leases, started
+            self.identity, self.shards, set(self._tenures), shard_records, live, self._leases, read_at
         )
         if plan.halted != self.halted:
             (log.warning if plan.halted else log.info)("shard election %s", plan.halted or "resumed")
@@ -196,7 +204,7 @@ class ShardElector:
                 )
                 del self._tenures[shard]
                 gone.add(shard)
-        await self._collect(members, started)
+        await self._collect(members, read_at)
         if gone:
             self.on_lost(gone)
         if taken:
@@ -252,7 +260,7 @@ class ShardElector:
             try:
                 await asyncio.wait_for(self.run_round(), timeout=self.timings.retry_period * 2)
             except Exception as exc:  # the hub is down: tenures lapse on their own deadline
-                log.warning("shard election round failed: %s", exc)
+                log.warning("shard election round failed: %r", exc)
                 self._drop_lapsed()
             await asyncio.sleep(max(0.0, self.timings.retry_period - (self.clock() - started)))
 

@@ -92,10 +92,18 @@ class LeaseClock:
     """When this replica first saw each lease's current record, by its own monotonic clock."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[tuple[str, str, int, int], float]] = {}
+        self._seen: dict[str, tuple[tuple[str, str, str, int, int], float]] = {}
 
     def observe(self, record: LeaseRecord, now: float) -> None:
-        key = (record.holder, record.renew_time, record.transitions, record.duration_seconds)
+        # Any write counts as a sign of life, also one whose renewTime repeats an earlier one (a
+        # renewal held back in flight carries the time its round began).
+        key = (
+            record.resource_version,
+            record.holder,
+            record.renew_time,
+            record.transitions,
+            record.duration_seconds,
+        )
         seen = self._seen.get(record.name)
         if seen is None or seen[0] != key:
             self._seen[record.name] = (key, now)

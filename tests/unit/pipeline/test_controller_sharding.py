@@ -30,9 +30,10 @@ class Lease:
     def probes_here(self) -> bool:
         return self.term is not None
 
-    def depose(self, shard: int) -> None:
+    def depose(self, shard: int, term: int) -> None:
         self.deposed.append(shard)
-        self.term = None
+        if term == self.term:
+            self.term = None
 
 
 async def test_a_replica_without_the_shard_writes_nothing() -> None:

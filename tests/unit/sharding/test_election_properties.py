@@ -134,3 +134,24 @@ def test_a_replica_paused_between_read_and_write_has_stood_down_before_its_succe
         await fleet.close()
 
     asyncio.run(run())
+
+
+def test_a_refusal_from_an_older_term_leaves_the_newer_tenure_alone() -> None:
+    """A reconcile begun under term 1 is refused after the replica re-took the shard as term 2: only a
+    depose for the current term ends the tenure."""
+
+    async def run() -> None:
+        fleet = Fleet(1, TIMINGS)
+        a = fleet.join()
+        await fleet.start_rounds()
+        while fleet.queue:
+            await fleet.let_through(0)
+        term = a.elector.term(0)
+        assert term is not None
+        a.elector.depose(0, term - 1)
+        assert a.elector.term(0) == term
+        a.elector.depose(0, term)
+        assert a.elector.term(0) is None
+        await fleet.close()
+
+    asyncio.run(run())
