@@ -11,7 +11,8 @@ export PATH := $(abspath $(VENV))/bin:$(BIN_DIR):$(PATH)
 PYTEST     := $(PY) -m pytest
 
 .PHONY: help setup kind-setup image lint typecheck crds crds-check unit integration e2e e2e-kind reliability test \
-        lab-up lab-down lab-status demo demo-down bench bench-edge bench-publish bench-propagation bench-propagation-kind bench-fanout
+        lab-up lab-down lab-status demo demo-down bench bench-edge bench-publish bench-propagation bench-propagation-kind bench-fanout \
+        bench-failover
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -81,7 +82,7 @@ demo: setup ## the whole job: lab, CRDs, operator(s) (REPLICAS=1, SHARDS), examp
 demo-down: ## stop the demo operators and the lab
 	@hack/demo.sh down
 
-bench: bench-edge bench-publish bench-propagation bench-fanout ## all benchmarks
+bench: bench-edge bench-publish bench-propagation bench-fanout bench-failover ## all benchmarks
 
 bench-edge: setup ## edge cache vs nginx under wrk
 	$(PY) bench/edge_serving.py
@@ -97,3 +98,6 @@ bench-propagation-kind: kind-setup image ## apply -> every real cache pod serves
 
 bench-fanout: setup ## 100 EdgeClusters x 20 RouterConfigs
 	$(PY) bench/fanout.py
+
+bench-failover: setup ## 2 replicas: kill -9 of the shard holder mid-rollout, 20 times; kill -> next wave
+	$(PY) bench/failover.py

@@ -27,8 +27,8 @@ operator's timestamps come from the same machine's clock):
   soakSeconds: when the next wave would have started without the kill, or the kill itself if the soak
   had ended already;
 - where the time goes: the dead holder's last renewal before the kill (`renewTime`), the new
-  `acquireTime` after that last renewal (expiry: 15 s from when the survivor first saw it, plus up
-  to a retry period), and the reconcile from `acquireTime` to the next wave's start.
+  `acquireTime` after that last renewal (expiry: 15 s from when the survivor first saw it, checked at
+  its rounds every retry period), and the reconcile from `acquireTime` to the next wave's start.
 
 Same-run baseline, `--baselines` (5) rounds spread among the kills: the same rollout with no kill,
 timed from the moment the first wave was seen soaking (where a kill round kills): until the next wave
@@ -39,11 +39,12 @@ Each round also checks what must not happen: the waves in order (each started on
 was healthy for soakSeconds, every cluster moved only once its wave had started), the first wave's
 timestamps unchanged by the takeover (the soak clock survived), every edge Deployment's generation
 moved exactly once for the revision, and status.owner naming the new Lease holder with a higher term.
-A round whose rollout does not complete within `--round-timeout` ends the run (with every replica's
-log kept in bench/results/failover-operator-<n>.log): the figures are not papered over.
+A failed check goes into `violations`; a round whose rollout does not complete within
+`--round-timeout` ends the run. Either way every replica's log is kept in
+bench/results/failover-operator-<n>.log: the figures are not papered over.
 
 Usage: .venv/bin/python bench/failover.py [--kills 20] [--baselines 5] [--soak-seconds 5]
-       [--config-bytes 50000] [--round-timeout 120]
+       [--config-bytes 50000] [--round-timeout 120] [--log-dir DIR]
 """
 
 from __future__ import annotations
@@ -207,6 +208,15 @@ class Round:
     term: tuple[int | None, int | None] | None = None
     replacement_live_s: float | None = None
     violations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Killed:
+    t0_mono: float
+    survivor: OperatorProcess  # the other replica running at the kill
+    spawned: OperatorProcess  # the replacement started right after it
+    owner_before: dict[str, Any]  # status.owner at the kill
+    live: asyncio.Future[float]  # seconds from the kill until the replacement answered /healthz
 
 
 class Replicas:
@@ -439,38 +449,22 @@ class Failover:
         rnd = Round(index, "kill" if kill else "baseline", digest, loadavg()[0])
         healthy = when(snapshot["waves"][0].get("healthyAt"))
         rnd.soak_end = None if healthy is None else healthy + self.args.soak_seconds
-        owner_before = (self.rc().get("status") or {}).get("owner") or {}
-        lease = self.lease()
-        spawned: OperatorProcess | None = None
-        survivor: OperatorProcess | None = None
-        t0_mono = time.monotonic()
-        if kill:
-            holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
-            victim = self.replicas.holding(holder)
-            if victim is None:
-                raise Misbehaviour(f"{SHARD_LEASE} is held by {holder!r}, none of this run's replicas")
-            survivor = next(p for p in self.replicas.running if p is not victim)
-            last_renew = when(lease["spec"].get("renewTime"))
-            rnd.killed = holder
-            t0_mono, rnd.t0 = time.monotonic(), time.time()
-            self.replicas.kill(victim)
-            spawned = self.replicas.spawn(wait_live=False)  # as a Deployment would, at once
-            rnd.last_renew_before_kill_s = None if last_renew is None else round(rnd.t0 - last_renew, 3)
-        else:
+        killed = self.kill_holder(rnd) if kill else None
+        if killed is None:
             rnd.t0 = time.time()
         try:
             final = await self.until(
                 lambda: self.phase(digest, "Completed"), timeout, "the rollout Completed"
             )
+            done = await self.until(
+                lambda: len(self.generations(digest)) == len(self.edges) and self.generations(digest),
+                30,
+                "every edge Deployment on the new digest",
+            )
         except Misbehaviour as exc:
             raise Misbehaviour(
                 f"round {index} ({rnd.kind}): {exc}; rollout {json.dumps(self.rollout())}"
             ) from None
-        done = await self.until(
-            lambda: len(self.generations(digest)) == len(self.edges) and self.generations(digest),
-            30,
-            "every edge Deployment on the new digest",
-        )
         next_wave = when(final["waves"][1].get("startedAt")) if len(final.get("waves", [])) > 1 else None
         completed = when(final.get("completedAt"))
         rnd.to_next_wave_s = None if next_wave is None else round(next_wave - rnd.t0, 3)
@@ -482,31 +476,43 @@ class Failover:
         moved = {e: done[e] - before.get(e, 0) for e in done}
         if any(n != 1 for n in moved.values()):
             rnd.violations.append(f"edge Deployment generations moved by {moved} (expected 1 each)")
-        if kill:
-            assert spawned is not None and survivor is not None
-            self.takeover(rnd, t0_mono, next_wave, survivor, spawned, owner_before)
-            await asyncio.to_thread(
-                wait_for, spawned.live, 90, 0.2, f"replacement liveness ({spawned.log_path})"
-            )
-            rnd.replacement_live_s = round(time.monotonic() - t0_mono, 2)
+        if killed is not None:
+            self.takeover(rnd, killed, next_wave)
+            rnd.replacement_live_s = round(await killed.live, 2)
         return rnd
 
-    def takeover(
-        self,
-        rnd: Round,
-        t0_mono: float,
-        next_wave: float | None,
-        survivor: OperatorProcess,
-        spawned: OperatorProcess,
-        owner_before: dict[str, Any],
-    ) -> None:
+    def kill_holder(self, rnd: Round) -> Killed:
+        """kill -9 the replica the shard Lease names, and start a replacement at once (as a Deployment
+        would); the replacement's liveness is timed in the background."""
+        lease = self.lease()
+        holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
+        victim = self.replicas.holding(holder)
+        if victim is None:
+            raise Misbehaviour(f"{SHARD_LEASE} is held by {holder!r}, none of this run's replicas")
+        survivor = next(p for p in self.replicas.running if p is not victim)
+        owner = (self.rc().get("status") or {}).get("owner") or {}
+        last_renew = when(lease["spec"].get("renewTime"))
+        rnd.killed = holder
+        t0_mono, rnd.t0 = time.monotonic(), time.time()
+        self.replicas.kill(victim)
+        spawned = self.replicas.spawn(wait_live=False)
+        rnd.last_renew_before_kill_s = None if last_renew is None else round(rnd.t0 - last_renew, 3)
+
+        async def live() -> float:
+            what = f"replacement liveness ({spawned.log_path})"
+            await asyncio.to_thread(wait_for, spawned.live, 90, 0.1, what)
+            return time.monotonic() - t0_mono
+
+        return Killed(t0_mono, survivor, spawned, owner, asyncio.ensure_future(live()))
+
+    def takeover(self, rnd: Round, killed: Killed, next_wave: float | None) -> None:
         """Who took the Lease and when (acquireTime, and this watch's first sight of it); status.owner."""
         assert self.lease_watch is not None
         seen = next(
             (
                 (at, obj)
                 for at, _, obj in self.lease_watch.history
-                if at > t0_mono
+                if at > killed.t0_mono
                 and obj["metadata"]["name"] == SHARD_LEASE
                 and (obj.get("spec") or {}).get("holderIdentity") not in ("", None, rnd.killed)
             ),
@@ -519,11 +525,10 @@ class Failover:
         spec = obj["spec"]
         rnd.new_holder = str(spec["holderIdentity"])
         pid = rnd.new_holder.rsplit("/", 1)[-1]
-        rnd.new_holder_was = {str(survivor.pid): "survivor", str(spawned.pid): "replacement"}.get(
-            pid, "other"
-        )
+        roles = {str(killed.survivor.pid): "survivor", str(killed.spawned.pid): "replacement"}
+        rnd.new_holder_was = roles.get(pid, "other")
         acquired = when(spec.get("acquireTime"))
-        rnd.to_lease_seen_s = round(at - t0_mono, 3)
+        rnd.to_lease_seen_s = round(at - killed.t0_mono, 3)
         if acquired is not None:
             rnd.to_lease_s = round(acquired - rnd.t0, 3)
             if rnd.last_renew_before_kill_s is not None:
@@ -531,11 +536,12 @@ class Failover:
             if next_wave is not None:
                 rnd.lease_to_next_wave_s = round(next_wave - acquired, 3)
         owner = (self.rc().get("status") or {}).get("owner") or {}
-        rnd.term = (owner_before.get("term"), owner.get("term"))
+        was = killed.owner_before.get("term")
+        rnd.term = (was, owner.get("term"))
         if owner.get("replica") != rnd.new_holder:
             rnd.violations.append(f"status.owner is {owner}, the Lease holder {rnd.new_holder}")
-        if owner_before.get("term") is not None and (owner.get("term") or -1) <= owner_before["term"]:
-            rnd.violations.append(f"status.owner term went {owner_before.get('term')} -> {owner.get('term')}")
+        if was is not None and (owner.get("term") or -1) <= was:
+            rnd.violations.append(f"status.owner term went {was} -> {owner.get('term')}")
 
 
 def schedule(kills: int, baselines: int) -> list[bool]:

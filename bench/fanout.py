@@ -59,8 +59,18 @@ observes every Deployment and reports it Available. Every pair has a ClusterIP S
 adds a ServiceCIDR (`--service-cidr`) to each edge apiserver, checked up front to hold the largest
 size's Services per apiserver (the baseline's are gone before the operator's are created).
 
+By replica count (`--replicas 1,2,4`, results in bench/results/fanout_replicas.json; fanout.json is
+left as it is): one size (`--sizes`, 50 by default), measured as above (each count from nothing, a
+run of its own, its same-run baseline first), but the operator is R processes started at once, each
+`--namespace <run> --shards S` (S = `--shards`, the replica count by default), which split the
+RouterConfigs by shard Lease (docs/architecture.md, High availability and sharding). Per count:
+converge_s, baseline_s and ratio, peak RSS and CPU summed over the processes and per process, and
+who acted on what at the end (the shard Leases' holders, their transitions, each RouterConfig's
+status.owner). No idle window or restart check.
+
 Usage: .venv/bin/python bench/fanout.py [--sizes 25,50,100,200] [--routerconfigs 20]
        [--config-bytes 50000] [--no-baseline]
+       .venv/bin/python bench/fanout.py --replicas 1,2,4 [--sizes 50] [--shards S]
 """
 
 from __future__ import annotations
@@ -87,6 +97,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     BENCH_RUN_LABEL,
     REPO,
+    RESULTS_DIR,
     KubeWatch,
     OperatorProcess,
     bench_line,
@@ -122,6 +133,7 @@ from edgeroll.rollout.resources import (
 from edgeroll.settings import OperatorSettings, settings_from_env
 
 NAME = "fanout"
+REPLICAS_NAME = "fanout_replicas"  # --replicas: a file of its own, fanout.json stays as it is
 SIGNING_KEY = "bench-signing-key-0123456789abcd"
 EDGE_KINDS = {
     "deployments": "/apis/apps/v1/deployments",
@@ -186,10 +198,13 @@ def write_requests(lab: Lab, cluster: str) -> Counter[str]:
 class Fleet:
     """Everything one size creates, and the watches that see it change."""
 
-    def __init__(self, lab: Lab, size: int, args: argparse.Namespace, work: Path) -> None:
+    def __init__(
+        self, lab: Lab, size: int, args: argparse.Namespace, work: Path, replicas: int | None = None
+    ) -> None:
         self.lab = lab
         self.size = size
         self.args = args
+        self.replicas = replicas  # None: one operator, as ever; else that many replica processes
         self.run = new_run_id()
         self.ns = f"bench-fan-{self.run}"
         self.prefix = f"bench-fan-{self.run}"
@@ -197,14 +212,94 @@ class Fleet:
         self.clusters = [f"bf-{self.run}-{i:03d}" for i in range(size)]  # EdgeCluster = edge namespace
         self.where = {name: self.edges[i % len(self.edges)] for i, name in enumerate(self.clusters)}
         profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
-        self.operator = OperatorProcess(
-            operator_env(lab, self.prefix), ["--namespace", self.ns], work / f"operator-{size}.log", profile
-        )
+        if replicas is None:
+            self.operators = [
+                OperatorProcess(
+                    operator_env(lab, self.prefix),
+                    ["--namespace", self.ns],
+                    work / f"operator-{size}.log",
+                    profile,
+                )
+            ]
+        else:  # the shard Leases live in the run's namespace (the first --namespace)
+            flags = ["--namespace", self.ns, "--shards", str(self.shards)]
+            self.operators = [
+                OperatorProcess(
+                    operator_env(lab, self.prefix), flags, work / f"operator-{size}-r{replicas}-{i}.log"
+                )
+                for i in range(replicas)
+            ]
+        self.operator = self.operators[0]  # the one operator of the single-replica checks (idle, restart)
         self.watches: dict[str, KubeWatch] = {}
         self.configs: list[dict[str, Any]] = []  # the RouterConfigs' inline configs, by index
         self.kubeconfig_texts: dict[str, str] = {}  # edge apiserver -> what its EdgeClusters' Secrets hold
+        self.waiting: list[str] = []  # replicas: why RouterConfigs were not Ready, every 10 s of converging
 
     # ---- setup and teardown ---------------------------------------------------------------------------
+
+    @property
+    def shards(self) -> int:
+        return self.args.shards or self.replicas or 1
+
+    def rss_mib(self) -> float:
+        return round(sum(p.rss_mib() for p in self.operators), 1)
+
+    def peak_rss_mib(self) -> list[float]:
+        return [p.peak_rss_mib() for p in self.operators]
+
+    def cpu_seconds(self) -> list[float]:
+        return [round(p.cpu_seconds(), 1) for p in self.operators]
+
+    def owners(self, started: float) -> dict[str, Any]:
+        """Who acts on what once converged: the shard Leases' holders and every change of holder since
+        `started` (seconds after it), and each RouterConfig's status.owner, by replica index in this run."""
+        index = {str(p.pid): i for i, p in enumerate(self.operators)}
+
+        def who(identity: str) -> str:  # "<host>/<pid>"
+            pid = identity.rsplit("/", 1)[-1]
+            return f"replica-{index[pid]}" if pid in index else identity or "(released)"
+
+        watch = self.watches["hub/leases"]
+        leases = sorted(watch.objects.values(), key=lambda lease: str(lease["metadata"]["name"]))
+        holders: dict[str, str] = {}
+        moves = []
+        for at, _, lease in watch.history:
+            name, holder = lease["metadata"]["name"], who(str(lease["spec"].get("holderIdentity") or ""))
+            if holders.get(name) != holder:
+                holders[name] = holder
+                moves.append(f"{at - started:.1f}s {name} -> {holder}")
+        owners = [
+            (rc.get("status") or {}).get("owner") or {}
+            for rc in self.watches["hub/routerconfigs"].objects.values()
+        ]
+        return {
+            "shard_holders": {
+                lease["metadata"]["name"]: who(str(lease["spec"].get("holderIdentity") or ""))
+                for lease in leases
+            },
+            "shard_holder_changes": moves,
+            "lease_transitions": sum(int(lease["spec"].get("leaseTransitions") or 0) for lease in leases),
+            "routerconfigs_by_replica": dict(Counter(who(str(o.get("replica", ""))) for o in owners)),
+            "routerconfigs_by_shard": dict(sorted(Counter(str(o.get("shard")) for o in owners).items())),
+            "edgeclusters_not_ready": self.edgeclusters_not_ready(started),
+            "waiting": self.waiting,
+        }
+
+    def edgeclusters_not_ready(self, started: float, limit: int = 12) -> dict[str, Any]:
+        """EdgeCluster statuses written with Ready not True since `started` (the prober is shard 0's
+        holder), and a few of them: an unreachable cluster holds its RouterConfigs' Ready."""
+        samples, names = [], set()
+        for at, _, obj in self.watches["hub/edgeclusters"].history:
+            conditions = (obj.get("status") or {}).get("conditions") or []
+            ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+            if at > started and ready is not None and ready.get("status") != "True":
+                names.add(obj["metadata"]["name"])
+                if len(samples) < limit:
+                    message = str(ready.get("message") or "")[:100]
+                    samples.append(
+                        f"{at - started:.1f}s {obj['metadata']['name']}: {ready.get('reason')} {message}"
+                    )
+        return {"clusters": len(names), "samples": samples}
 
     @property
     def service_cidr(self) -> str:
@@ -278,7 +373,8 @@ class Fleet:
 
     def destroy(self) -> None:
         lab = self.lab
-        self.operator.stop()
+        for operator in self.operators:
+            operator.stop()
         for name in lab.kubectl("hub", "-n", self.ns, "get", "rtc", "-o", "name", check=False).stdout.split():
             lab.kubectl(
                 "hub",
@@ -321,6 +417,13 @@ class Fleet:
         self.watches["hub/routerconfigs"] = KubeWatch(
             hub, f"/apis/edgeroll.io/v1alpha1/namespaces/{self.ns}/routerconfigs", keep=True
         )
+        if self.replicas is not None:  # the shard Leases: who holds what, and each handover
+            self.watches["hub/leases"] = KubeWatch(
+                hub,
+                f"/apis/coordination.k8s.io/v1/namespaces/{self.ns}/leases",
+                {"labelSelector": "edgeroll.io/lease=shard"},
+                keep=True,
+            )
         self.watches["hub/edgeclusters"] = KubeWatch(
             hub,
             "/apis/edgeroll.io/v1alpha1/edgeclusters",
@@ -469,9 +572,11 @@ class Fleet:
                 return now - started
             if now - last_print > 10:
                 last_print = now
+                if self.replicas is not None:
+                    self.waiting.append(f"{now - started:.0f}s {n} Ready: {self.not_ready_reasons()}")
                 print(
                     f"  {now - started:6.1f}s: {n}/{self.args.routerconfigs} RouterConfigs Ready, "
-                    f"{self.edge_objects()} edge objects, operator RSS {self.operator.rss_mib()} MiB, "
+                    f"{self.edge_objects()} edge objects, operator RSS {self.rss_mib()} MiB, "
                     f"load1 {loadavg()[0]}",
                     flush=True,
                 )
@@ -689,7 +794,8 @@ async def measure_converge(fleet: Fleet, args: argparse.Namespace, result: dict[
     await fleet.start_watches()
     load_before = loadavg()
     started = time.monotonic()
-    fleet.operator.start(wait_live=False)
+    for operator in fleet.operators:  # replicas: all at once, as a Deployment's pods come up
+        operator.start(wait_live=False)
     converge = await fleet.wait_converged(started, args.converge_timeout)
     size = fleet.size
     result.update(
@@ -698,14 +804,22 @@ async def measure_converge(fleet: Fleet, args: argparse.Namespace, result: dict[
         cost_per_cluster_s=None if converge is None else round(converge / size, 3),
         ready_routerconfigs=fleet.ready_count(),
         edge_objects=fleet.edge_objects(),
-        rss_mib=fleet.operator.peak_rss_mib(),
-        cpu_s=round(fleet.operator.cpu_seconds(), 1),
+        rss_mib=round(sum(fleet.peak_rss_mib()), 1),  # one operator: its own; replicas: the sum
+        cpu_s=round(sum(fleet.cpu_seconds()), 1),
         load_before=load_before,
         load_at_converge=loadavg(),
     )
     baseline = result.get("baseline_s")
     if converge is not None and baseline:
         result["ratio"] = round(converge / baseline, 3)
+    if fleet.replicas is not None:
+        result.update(
+            replicas=fleet.replicas,
+            shards=fleet.shards,
+            rss_mib_per_process=fleet.peak_rss_mib(),
+            cpu_s_per_process=fleet.cpu_seconds(),
+            **fleet.owners(started),
+        )
     print(
         f"  converged: {result['converge_s']} s (baseline {baseline} s, ratio {result.get('ratio')}), "
         f"peak RSS {result['rss_mib']} MiB, CPU {result['cpu_s']} s, {result['edge_objects']} edge objects",
@@ -713,7 +827,8 @@ async def measure_converge(fleet: Fleet, args: argparse.Namespace, result: dict[
     )
     if converge is None:
         result["not_ready_reasons"] = fleet.not_ready_reasons()
-        print(f"  not converged: {result['not_ready_reasons']}\n  operator log:\n{fleet.operator.tail(20)}")
+        logs = "\n".join(operator.tail(20) for operator in fleet.operators)
+        print(f"  not converged: {result['not_ready_reasons']}\n  operator log:\n{logs}")
     return converge is not None
 
 
@@ -800,12 +915,13 @@ async def measure_baseline(fleet: Fleet, args: argparse.Namespace, result: dict[
 
 
 async def measure_size(
-    lab: Lab, size: int, args: argparse.Namespace, work: Path, checks: bool
+    lab: Lab, size: int, args: argparse.Namespace, work: Path, checks: bool, replicas: int | None = None
 ) -> dict[str, Any]:
-    fleet = Fleet(lab, size, args, work)
+    fleet = Fleet(lab, size, args, work, replicas)
+    scale = "" if replicas is None else f", {replicas} replica(s) with --shards {fleet.shards}"
     print(
         f"size {size}: run {fleet.run}, hub namespace {fleet.ns}, {args.routerconfigs} RouterConfigs "
-        f"x {size} EdgeClusters over {', '.join(fleet.edges)}",
+        f"x {size} EdgeClusters over {', '.join(fleet.edges)}{scale}",
         flush=True,
     )
     result: dict[str, Any] = {"clusters": size, "routerconfigs": args.routerconfigs, "run": fleet.run}
@@ -898,7 +1014,9 @@ def summary(curve: list[dict[str, Any]], args: argparse.Namespace, machine: dict
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="25,50,100", help="EdgeCluster counts, comma-separated")
+    parser.add_argument(
+        "--sizes", help="EdgeCluster counts, comma-separated (25,50,100; with --replicas one size, 50)"
+    )
     parser.add_argument("--routerconfigs", type=int, default=20)
     parser.add_argument("--config-bytes", type=int, default=50_000)
     parser.add_argument("--converge-timeout", type=float, default=900)
@@ -914,8 +1032,19 @@ def main() -> int:
         action="store_false",
         help="skip the same-run baseline (a bare loop applying the same edge objects)",
     )
+    parser.add_argument(
+        "--replicas",
+        help="replica counts, comma-separated (e.g. 1,2,4): the cold start at one size with that many "
+        f"operator processes, results in bench/results/{REPLICAS_NAME}.json",
+    )
+    parser.add_argument(
+        "--shards", type=int, help="with --replicas: every replica's --shards (default: the count)"
+    )
+    parser.add_argument("--log-dir", type=Path, help="with --replicas: keep the operator logs here")
     args = parser.parse_args()
-    sizes = sorted(int(s) for s in args.sizes.split(","))
+    if args.replicas:
+        return main_replicas(args)
+    sizes = sorted(int(s) for s in (args.sizes or "25,50,100").split(","))
 
     machine = machine_info()
     lab = up().lab
@@ -940,6 +1069,89 @@ def main() -> int:
         print(f"wrote {path.relative_to(REPO)}")
     report(curve, data)
     return 0
+
+
+def main_replicas(args: argparse.Namespace) -> int:
+    """`--replicas 1,2,4`: one size, cold start with R replica processes sharing `--shards` (R by default)."""
+    counts = [int(r) for r in args.replicas.split(",")]
+    sizes = [int(s) for s in (args.sizes or "50").split(",")]
+    if len(sizes) != 1:
+        raise SystemExit("--replicas measures one size: give one --sizes value")
+    if args.profile:
+        raise SystemExit("--profile runs one operator under cProfile: not with --replicas")
+    size = sizes[0]
+    machine = machine_info()
+    lab = up().lab
+    check_service_cidr(args, sizes, len(lab.edge_kubeconfigs))
+    points = []
+    with tempfile.TemporaryDirectory(prefix="edgeroll-bench-fanout-") as tmp:
+        work = Path(tmp)
+        if args.log_dir is not None:
+            work = args.log_dir
+            work.mkdir(parents=True, exist_ok=True)
+        for count in counts:
+            point = asyncio.run(measure_size(lab, size, args, work, checks=False, replicas=count))
+            points.append(point)
+            if not point.get("converged"):
+                for log in sorted(work.glob(f"operator-{size}-r{count}-*.log")):
+                    keep = RESULTS_DIR / f"fanout-replicas-{log.name}"
+                    keep.write_text(log.read_text(errors="replace")[-200_000:])
+                    print(f"kept the operator log in {keep.relative_to(REPO)}")
+    data = summary_replicas(points, args, machine)
+    path = write_result(REPLICAS_NAME, data)
+    print(f"wrote {path.relative_to(REPO)}")
+    report_replicas(points, data)
+    return 0
+
+
+def summary_replicas(
+    points: list[dict[str, Any]], args: argparse.Namespace, machine: dict[str, Any]
+) -> dict[str, Any]:
+    one = next((p.get("converge_s") for p in points if p.get("replicas") == 1), None)
+    return {
+        "clusters": points[0]["clusters"],
+        "routerconfigs": args.routerconfigs,
+        "replicas": [p.get("replicas") for p in points],
+        "shards": [p.get("shards") for p in points],
+        "points": points,
+        "speedup_vs_1_replica": {
+            p["replicas"]: round(one / p["converge_s"], 3) for p in points if one and p.get("converge_s")
+        },
+        "measured": (
+            "per replica count, from nothing with a run of its own: the same-run baseline, then R "
+            "operator processes started at once (cold), timed to every RouterConfig Ready; rss_mib and "
+            "cpu_s are sums over the processes (each one's own peak, VmHWM: the peaks need not coincide)"
+        ),
+        "config_bytes": args.config_bytes,
+        "operator": {
+            "args": "--namespace <run> --shards <shards>",
+            "defaults": "progress 2 s, resync 60 s, probe 15 s; leases 15/10/2 s",
+        },
+        "baseline": None if not args.baseline else "as bench-fanout's (bench/fanout.py docstring)",
+        "machine": machine,
+        "loadavg_at_end": loadavg(),
+    }
+
+
+def report_replicas(points: list[dict[str, Any]], data: dict[str, Any]) -> None:
+    figures: dict[str, float | int | str] = {
+        "clusters": data["clusters"],
+        "routerconfigs": data["routerconfigs"],
+        "replicas": ",".join(str(r) for r in data["replicas"]),
+    }
+    for p in points:
+        r = p.get("replicas")
+        print(
+            f"{r} replica(s), --shards {p.get('shards')}: converge {p.get('converge_s')} s, baseline "
+            f"{p.get('baseline_s')} s, ratio {p.get('ratio')}, peak RSS {p.get('rss_mib')} MiB in all "
+            f"({p.get('rss_mib_per_process')}), CPU {p.get('cpu_s')} s ({p.get('cpu_s_per_process')}); "
+            f"RouterConfigs by replica {p.get('routerconfigs_by_replica')}, lease transitions "
+            f"{p.get('lease_transitions')}"
+        )
+        figures[f"converge_s_r{r}"] = str(p.get("converge_s"))
+        figures[f"ratio_r{r}"] = str(p.get("ratio"))
+        figures[f"rss_mib_r{r}"] = str(p.get("rss_mib"))
+    print(bench_line(REPLICAS_NAME, figures))
 
 
 def report(curve: list[dict[str, Any]], data: dict[str, Any]) -> None:
