@@ -544,3 +544,44 @@ class KubeWatch:
             await self._session.close()
         for handle in self._files:
             handle.close()
+
+
+def tear_down_run(
+    lab: Any,
+    ns: str,
+    *,
+    operator_running: bool,
+    stop_operator: Any,
+    edgeclusters: Sequence[str],
+    edges: Sequence[str],
+    prefix: str,
+) -> None:
+    """Delete what a run created: its RouterConfigs while an operator still runs (their finalizers
+    remove the edge objects), then stop the operator(s), strip finalizers left, and delete the
+    EdgeClusters, the namespaces in the hub and every edge, and the S3 prefix."""
+    try:
+        if operator_running:
+            lab.kubectl("hub", "-n", ns, "delete", "rtc", "--all", "--wait=false", check=False)
+            with contextlib.suppress(TimeoutError):
+                wait_for(
+                    lambda: (
+                        not lab.kubectl(
+                            "hub", "-n", ns, "get", "rtc", "-o", "name", check=False
+                        ).stdout.strip()
+                    ),
+                    timeout=60,
+                    interval=0.5,
+                    what="RouterConfigs finalized",
+                )
+    finally:
+        stop_operator()
+        for name in lab.kubectl("hub", "-n", ns, "get", "rtc", "-o", "name", check=False).stdout.split():
+            patch = '{"metadata":{"finalizers":null}}'
+            lab.kubectl("hub", "-n", ns, "patch", name, "--type=merge", "-p", patch, check=False)
+        for ec in edgeclusters:
+            lab.kubectl("hub", "delete", "edgecluster", ec, "--wait=false", check=False)
+        lab.kubectl("hub", "delete", "namespace", ns, "--wait=false", check=False)
+        for edge in edges:
+            lab.kubectl(edge, "delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
+        with contextlib.suppress(Exception):
+            delete_s3_prefix(lab, prefix)

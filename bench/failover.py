@@ -75,7 +75,6 @@ from _common import (
     KubeWatch,
     OperatorProcess,
     bench_line,
-    delete_s3_prefix,
     edgecluster,
     install_crds,
     kubeconfig_secret,
@@ -86,6 +85,7 @@ from _common import (
     operator_env,
     percentile,
     realistic_router_config,
+    tear_down_run,
     wait_for,
     write_result,
 )
@@ -342,37 +342,17 @@ class Failover:
                 await watch.stop()
 
     def destroy(self) -> None:
-        """Delete the RouterConfig while a replica runs (its finalizer removes the edge objects), stop
-        every replica, then the EdgeClusters, namespaces (the Leases with the hub's) and the S3 prefix."""
-        lab, ns = self.lab, self.ns
-        try:
-            if self.replicas.running:
-                lab.kubectl("hub", "-n", ns, "delete", "rtc", "--all", "--wait=false", check=False)
-                with contextlib.suppress(TimeoutError):
-                    wait_for(
-                        lambda: (
-                            not lab.kubectl(
-                                "hub", "-n", ns, "get", "rtc", "-o", "name", check=False
-                            ).stdout.strip()
-                        ),
-                        timeout=60,
-                        interval=0.5,
-                        what="RouterConfigs finalized",
-                    )
-        finally:
-            self.replicas.stop()
-            for name in lab.kubectl("hub", "-n", ns, "get", "rtc", "-o", "name", check=False).stdout.split():
-                patch = '{"metadata":{"finalizers":null}}'
-                lab.kubectl("hub", "-n", ns, "patch", name, "--type=merge", "-p", patch, check=False)
-            for name in self.clusters:
-                lab.kubectl("hub", "delete", "edgecluster", name, "--wait=false", check=False)
-            lab.kubectl("hub", "delete", "namespace", ns, "--wait=false", check=False)
-            for edge in self.edges:
-                lab.kubectl(
-                    edge, "delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False
-                )
-            with contextlib.suppress(Exception):
-                delete_s3_prefix(lab, self.prefix)
+        """Delete the RouterConfig while a replica runs, stop every replica, then the rest (the Leases
+        go with the hub namespace)."""
+        tear_down_run(
+            self.lab,
+            self.ns,
+            operator_running=bool(self.replicas.running),
+            stop_operator=self.replicas.stop,
+            edgeclusters=self.clusters,
+            edges=self.edges,
+            prefix=self.prefix,
+        )
 
     # ---- what the watches hold ---------------------------------------------------------------------
 

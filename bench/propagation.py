@@ -85,6 +85,7 @@ from _common import (
     percentile,
     ratio,
     realistic_router_config,
+    tear_down_run,
     wait_for,
     write_result,
 )
@@ -551,43 +552,15 @@ async def measure(args: argparse.Namespace, lab: Lab, work: Path) -> dict[str, A
 def cleanup(
     lab: Lab, operator: OperatorProcess, ns: str, ecs: list[str], clusters: list[str], prefix: str
 ) -> None:
-    """Delete what this run created: the RouterConfig (its finalizer removes the edge objects), the
-    EdgeClusters, the namespaces in the hub and every edge, and the S3 prefix."""
-    try:
-        if operator.proc is not None and operator.proc.poll() is None:
-            lab.kubectl("hub", "-n", ns, "delete", "rtc", "--all", "--wait=false", check=False)
-            with contextlib.suppress(TimeoutError):
-                wait_for(
-                    lambda: (
-                        not lab.kubectl(
-                            "hub", "-n", ns, "get", "rtc", "-o", "name", check=False
-                        ).stdout.strip()
-                    ),
-                    timeout=60,
-                    interval=0.5,
-                    what="RouterConfigs finalized",
-                )
-    finally:
-        operator.stop()
-        for name in lab.kubectl("hub", "-n", ns, "get", "rtc", "-o", "name", check=False).stdout.split():
-            lab.kubectl(
-                "hub",
-                "-n",
-                ns,
-                "patch",
-                name,
-                "--type=merge",
-                "-p",
-                '{"metadata":{"finalizers":null}}',
-                check=False,
-            )
-        for ec in ecs:
-            lab.kubectl("hub", "delete", "edgecluster", ec, "--wait=false", check=False)
-        lab.kubectl("hub", "delete", "namespace", ns, "--wait=false", check=False)
-        for cluster in clusters:
-            lab.kubectl(cluster, "delete", "namespace", ns, "--wait=false", "--ignore-not-found", check=False)
-        with contextlib.suppress(Exception):
-            delete_s3_prefix(lab, prefix)
+    tear_down_run(
+        lab,
+        ns,
+        operator_running=operator.proc is not None and operator.proc.poll() is None,
+        stop_operator=operator.stop,
+        edgeclusters=ecs,
+        edges=clusters,
+        prefix=prefix,
+    )
 
 
 # ---- kind: real pods, kubelet probes, Service endpoints (--provider kind) ------------------------------
