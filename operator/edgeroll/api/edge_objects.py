@@ -26,12 +26,23 @@ ANNOTATION_TOKEN_SECRET = "edgeroll.io/graph-token-secret-sha256"  # noqa: S105 
 # On the Deployment itself, not its pod template (changing it must not roll the pods): the digest this
 # cluster goes back to should its current move fail. The planner reads it when status.rollout is lost.
 ANNOTATION_LAST_GOOD = "edgeroll.io/last-good"
+# In-place switching (EdgeCluster spec.revisionSwitch: InPlace), on the Deployment itself too: the
+# pod template then carries no digest. ANNOTATION_DIGEST there is the digest every pod has said it
+# serves; WANTED the one the pointer and the Secret name (the switch under way); REFUSED
+# "<digest> <why>" once a pod refused WANTED (the planner fails the cluster at once).
+ANNOTATION_WANTED = "edgeroll.io/wanted-digest"
+ANNOTATION_REFUSED = "edgeroll.io/refused"
+# A fingerprint of the signing key on an InPlace pod template: a rotated key rolls the pods.
+ANNOTATION_SIGNING_KEY = "edgeroll.io/signing-key-sha256"
 
 # Key names inside the edge Secret (names, not values).
 SECRET_SIGNING_KEY = "signing-key"  # noqa: S105
 SECRET_GRAPH_TOKEN_SECRET = "graph-token-secret"  # noqa: S105
 SECRET_ACCESS_KEY_ID = "aws-access-key-id"  # noqa: S105
 SECRET_SECRET_ACCESS_KEY = "aws-secret-access-key"  # noqa: S105
+# InPlace: the wanted revision, read by pods at start (env from the Secret does not roll them).
+SECRET_CONFIG_DIGEST = "config-digest"  # noqa: S105
+SECRET_CONFIG_KEY = "config-key"  # noqa: S105
 # A hub Secret of this name in a RouterConfig's namespace, with the two keys above, gives that namespace's
 # caches their own S3 key instead of the operator's EDGEROLL_EDGE_S3_* one (docs/security.md).
 NAMESPACE_EDGE_S3_SECRET = "edgeroll-edge-s3"  # noqa: S105

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -13,6 +13,7 @@ PLURAL = "edgeclusters"
 SINGULAR = "edgecluster"
 SHORT_NAMES = ["ec"]
 DEFAULT_NAMESPACE = "edgeroll-system"
+RevisionSwitch = Literal["Restart", "InPlace"]
 
 
 class EdgeClusterSpec(ApiModel):
@@ -27,6 +28,15 @@ class EdgeClusterSpec(ApiModel):
         description="Namespace of the edge caches in this cluster.",
     )
     paused: bool = Field(default=False, description="When true, the operator leaves this cluster as it is.")
+    revision_switch: RevisionSwitch = Field(
+        default="Restart",
+        description=(
+            "How the edge caches here move to a new revision. Restart: a rolling update of the cache "
+            "Deployment (gated on the pods' readiness). InPlace: the running pods fetch, verify and swap "
+            "the revision without a restart (gated on every pod's answer); a second or so instead of a "
+            "pod start, and it needs `pods/proxy` create in the edge namespace."
+        ),
+    )
 
 
 class EdgeClusterStatus(ApiModel):
@@ -49,5 +59,6 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Version", "type": "string", "jsonPath": ".status.serverVersion"},
     {"name": "Namespace", "type": "string", "jsonPath": ".spec.namespace"},
     {"name": "Paused", "type": "boolean", "jsonPath": ".spec.paused", "priority": 1},
+    {"name": "Switch", "type": "string", "jsonPath": ".spec.revisionSwitch", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]

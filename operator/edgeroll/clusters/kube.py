@@ -78,6 +78,12 @@ class KubeApi(Protocol):
 
     async def close(self) -> None: ...
 
+    async def list_objects(
+        self, path: str, query: list[tuple[str, str]]
+    ) -> tuple[list[dict[str, Any]], str]: ...
+
+    async def proxy_post(self, path: str, timeout: float) -> tuple[int, bytes]: ...
+
 
 def object_path(ref: ObjectRef) -> str:
     plural = PLURALS[ref.kind]
@@ -383,6 +389,30 @@ class KubeClient:
     async def patch_json(self, path: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         """An RFC 6902 JSON patch: its `test` operations make the write conditional."""
         return dict(await self._call("PATCH", path, body=ops, content_type="application/json-patch+json"))
+
+    async def proxy_post(self, path: str, timeout: float) -> tuple[int, bytes]:
+        """POST (no body) through the apiserver's proxy (`.../pods/<pod>:<port>/proxy/...`): the status
+        and body as the pod or the apiserver answered, whatever the code; raises only when the
+        apiserver cannot be reached. A bounded read: the answers wanted here are small."""
+        async with self._slots, self._overall or contextlib.nullcontext():
+            try:
+                response = await asyncio.wait_for(
+                    self._api.call_api(
+                        path,
+                        "POST",
+                        header_params={"Content-Type": "application/json", "Accept": "application/json"},
+                        auth_settings=["BearerToken"],
+                        _preload_content=False,
+                        _request_timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 5)),
+                    ),
+                    timeout=timeout + 1,
+                )
+                async with response:
+                    return response.status, await response.content.read(64 * 1024)
+            except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+                late = isinstance(exc, TimeoutError)
+                what = f"timed out after {timeout:g}s" if late else type(exc).__name__
+                raise ClusterUnreachable(f"unreachable: {what}") from None
 
     async def patch_merge(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         result = await self._call(

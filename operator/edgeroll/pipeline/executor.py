@@ -61,13 +61,16 @@ async def ensure_edge(
     live_deployment: dict[str, Any] | None,
     check_all: bool,
     owner: Owner,
+    others_move_with_deployment: bool = False,
 ) -> EnsureResult:
     """Make the edge objects match `manifests` (the Deployment last).
 
     `live_deployment` is the Deployment as just observed. Without `check_all`
     (a progress check), the other objects are assumed intact and only the
-    Deployment is compared: no extra reads. Raises EdgeObjectConflict, having
-    written nothing over it, when an object in the way is not `owner`'s.
+    Deployment is compared: no extra reads, unless `others_move_with_deployment`
+    (InPlace: the Secret names the wanted revision) and the Deployment changes.
+    Raises EdgeObjectConflict, having written nothing over it, when an object
+    in the way is not `owner`'s.
     """
     *others, deployment = manifests
     namespace = deployment["metadata"]["namespace"]
@@ -75,18 +78,18 @@ async def ensure_edge(
     conflict = ownership_conflict(ref_of(deployment), live_deployment, owner)
     if conflict is not None:
         raise EdgeObjectConflict(conflict)
-    if check_all or live_deployment is None:
+    why = drifted(dict(deployment), live_deployment)
+    if check_all or live_deployment is None or (others_move_with_deployment and why is not None):
         for manifest in others:
             ref = ref_of(manifest)
             live = await api.get(ref)
             conflict = ownership_conflict(ref, live, owner)
             if conflict is not None:
                 raise EdgeObjectConflict(conflict)
-            why = drifted(dict(manifest), live)
-            if why is not None:
+            other_why = drifted(dict(manifest), live)
+            if other_why is not None:
                 await _apply_in_namespace(api, manifest, namespace)
-                changes.append(Change(ref, why))
-    why = drifted(dict(deployment), live_deployment)
+                changes.append(Change(ref, other_why))
     if why is None and live_deployment is not None:
         return EnsureResult(live_deployment, changes)
     applied = await _apply_in_namespace(api, deployment, namespace)

@@ -45,17 +45,26 @@ from edgeroll.pipeline.status import (
     short_digest,
     with_token_verification,
 )
+from edgeroll.pipeline.switcher import (
+    pointer_moves,
+    revision_pointer_key,
+    settle,
+    switch_params,
+    write_pointer,
+)
 from edgeroll.publish.history import ManifestEntry, manifest_key
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.store import PublishError
 from edgeroll.render.errors import RenderError
 from edgeroll.render.operations import PersistedOperations
 from edgeroll.render.overlays import ClusterFacts
+from edgeroll.render.pointer import RevisionPointer
 from edgeroll.render.revision import decode_binary_data, decode_config, decode_operations, render_set
 from edgeroll.render.signing import signing_key_problem
 from edgeroll.rollout.commands import parse_commands
 from edgeroll.rollout.health import DeploymentHealth, phase_for, read_health
 from edgeroll.rollout.image_policy import allowed_cache_images, cache_image_problem
+from edgeroll.rollout.inplace import SwitchVerdict
 from edgeroll.rollout.ownership import CONFLICT_REASON, EdgeObjectConflict, Owner, ownership_conflict
 from edgeroll.rollout.planner import (
     ApplyRevision,
@@ -190,6 +199,7 @@ class _ClusterWork:
     prev_digest: str | None = None  # what status said it ran (when it cannot be read now)
     prev_phase: ClusterPhase | None = None
     conflict: str | None = None  # an edge object in the way belongs to another owner (ownership.py)
+    switch: SwitchVerdict | None = None  # InPlace: what the pods answered when told to switch
 
 
 @dataclass
@@ -689,7 +699,16 @@ class Reconciler:
             # Only a digest other than the one applied says something (the planner also takes the digest
             # a cluster is healthy on as good), and leaving it out saves a write when it would not.
             last_good=last_good if last_good != rev.digest else None,
+            in_place=info.spec.revision_switch == "InPlace",
+            pointer_key=revision_pointer_key(self.publisher.prefix, obj.namespace, obj.name, info.name),
         )
+
+    async def _write_pointer(
+        self, obj: RouterConfigObject, cluster: str, desired: DesiredState, rev: DesiredRevision
+    ) -> None:
+        key = revision_pointer_key(self.publisher.prefix, obj.namespace, obj.name, cluster)
+        pointer = RevisionPointer(obj.namespace, obj.name, cluster, rev.digest, rev.key)
+        await write_pointer(self.publisher.store, key, pointer, desired.signing_key)
 
     async def _published(
         self, obj: RouterConfigObject, desired: DesiredState, digests: set[str]
@@ -726,12 +745,24 @@ class Reconciler:
         health = work.state.health
         params = self._params(obj, desired, work.info, rev, last_good)
         try:
+            if params.in_place:
+                params = switch_params(params, work.live)
+                if pointer_moves(params, work.live):  # before the objects name it: a pod may ask at once
+                    await self._write_pointer(obj, work.name, desired, rev)
             result = await ensure_edge(
-                work.api, edge_manifests(params), live_deployment=work.live, check_all=full, owner=obj.owner
+                work.api,
+                edge_manifests(params),
+                live_deployment=work.live,
+                check_all=full,
+                owner=obj.owner,
+                others_move_with_deployment=params.in_place,
             )
+            live = result.deployment
+            if params.in_place:
+                live, work.switch = await settle(work.api, params, live, obj.owner)
             if self.watches is not None:
-                self.watches.saw(work.name, result.deployment)
-            after = read_health(result.deployment)
+                self.watches.saw(work.name, live)
+            after = read_health(live)
             legacy_key = (obj.namespace, obj.name, obj.uid, work.name)
             legacy = legacy_refs(obj.namespace, obj.name, params.namespace)
             ready = phase_for(after, rev.digest)[0] is ClusterPhase.READY
@@ -750,6 +781,11 @@ class Reconciler:
             self.registry.mark_unreachable(work.name, str(exc))
             work.report = self._report(work, ClusterPhase.UNREACHABLE, health, desired, str(exc))
             return None
+        except PublishError as exc:  # the revision pointer (InPlace): nothing named it yet
+            message = f"writing the revision pointer: {exc.message}"
+            self.metrics.error("apply", "PointerFailed")
+            work.report = self._report(work, ClusterPhase.PROGRESSING, health, desired, message)
+            return None
         except KubeApiError as exc:
             message = f"apply failed: {exc}"
             self.metrics.error("apply", "ApplyFailed")
@@ -758,7 +794,7 @@ class Reconciler:
                 work.events.append(EventNote("Warning", "ApplyFailed", f"{work.name}: {message}"))
             return None
         if result.changes:
-            before = health.template_digest if health is not None else None
+            before = health.digest if health is not None else None
             if work.live is None:
                 reason = "Created"
             elif before != rev.digest:
@@ -768,6 +804,10 @@ class Reconciler:
             what = ", ".join(str(c) for c in result.changes)
             work.events.append(
                 EventNote("Normal", reason, f"{work.name}: {short_digest(rev.digest)}{why}: {what}")
+            )
+        if work.switch is not None and work.switch.done:
+            work.events.append(
+                EventNote("Normal", "Switched", f"{work.name}: in place{why}: {work.switch.message}")
             )
         return after
 
@@ -783,7 +823,7 @@ class Reconciler:
         if phase is ClusterPhase.UNREACHABLE and desired.spec.rollout.strategy != "AllAtOnce":
             phase = ClusterPhase.STALE
         want = desired.revisions.get(work.name)
-        digest = health.template_digest if health is not None else None
+        digest = health.digest if health is not None else None
         if digest is None and not work.state.reachable:
             digest = work.prev_digest
         return ClusterReport(
@@ -812,7 +852,7 @@ class Reconciler:
         if view is None:  # not a target any more: as it was until it is removed
             old = next((c for c in prev.clusters if c.name == work.name), None)
             if old is None:  # found by its edge objects, not in the status
-                digest = health.template_digest if health is not None else None
+                digest = health.digest if health is not None else None
                 message = "not a target; found by its edge objects"
                 return ClusterReport(
                     work.name, ClusterPhase.DELETING, digest, message=message, targeted=False
@@ -874,7 +914,10 @@ class Reconciler:
             return
         after = await self._ensure(work, obj, desired, rev, last_good, full, why)
         if after is not None:
-            work.report = self._report(work, planned.phase, after, desired, planned.message)
+            message = planned.message
+            if work.switch is not None and not work.switch.done and work.switch.refused is None:
+                message = f"{message}; {work.switch.message}" if message else work.switch.message
+            work.report = self._report(work, planned.phase, after, desired, message)
 
     async def _holders(
         self, obj: RouterConfigObject, clusters: Mapping[str, EdgeClusterInfo], skip: set[str]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edgeroll.api.edge_objects import ANNOTATION_DIGEST
+from edgeroll.api.edge_objects import ANNOTATION_DIGEST, ANNOTATION_REFUSED
 from edgeroll.api.routerconfig import ClusterPhase
 
 
@@ -21,8 +21,18 @@ class DeploymentHealth:
     available_replicas: int
     available: bool  # the Available condition
     deadline_exceeded: bool  # Progressing=False, reason ProgressDeadlineExceeded
-    template_digest: str | None
+    # The digest every pod serves: the pod template's (Restart), or, with no digest in the template,
+    # the one all pods have said they serve (InPlace, on the Deployment's own annotations).
+    digest: str | None
     message: str = ""
+    refused: str | None = None  # InPlace: "<digest> <why>", a pod refused that digest
+
+    def refused_reason(self, digest: str) -> str | None:
+        """Why a pod refused `digest`, if one did (InPlace)."""
+        if self.refused is None:
+            return None
+        refused, _, why = self.refused.partition(" ")
+        return (why or "refused") if refused == digest else None
 
     @property
     def rolled_out(self) -> bool:
@@ -41,6 +51,7 @@ def read_health(deployment: Mapping[str, Any]) -> DeploymentHealth:
     spec = deployment.get("spec", {})
     status = deployment.get("status", {}) or {}
     annotations = spec.get("template", {}).get("metadata", {}).get("annotations", {}) or {}
+    own = meta.get("annotations") or {}
     conditions = {c.get("type"): c for c in status.get("conditions", []) or []}
     available = conditions.get("Available", {}).get("status") == "True"
     progressing = conditions.get("Progressing", {})
@@ -57,8 +68,9 @@ def read_health(deployment: Mapping[str, Any]) -> DeploymentHealth:
         available_replicas=int(status.get("availableReplicas", 0)),
         available=available,
         deadline_exceeded=deadline,
-        template_digest=annotations.get(ANNOTATION_DIGEST),
+        digest=annotations.get(ANNOTATION_DIGEST) or own.get(ANNOTATION_DIGEST),
         message=str(progressing.get("message", "")) if deadline else "",
+        refused=own.get(ANNOTATION_REFUSED),
     )
 
 
@@ -66,8 +78,11 @@ def phase_for(health: DeploymentHealth | None, desired_digest: str) -> tuple[Clu
     """The cluster's phase for a wanted digest, and a message saying why."""
     if health is None:
         return ClusterPhase.PENDING, "edge cache not deployed yet"
-    if health.template_digest != desired_digest:
-        return ClusterPhase.PROGRESSING, f"edge cache runs {health.template_digest or 'no digest'}"
+    if health.digest != desired_digest:
+        why = health.refused_reason(desired_digest)
+        if why is not None:
+            return ClusterPhase.FAILED, f"edge cache refused {desired_digest[:19]}: {why}"
+        return ClusterPhase.PROGRESSING, f"edge cache runs {health.digest or 'no digest'}"
     if health.deadline_exceeded:
         return ClusterPhase.FAILED, f"rollout stuck: {health.message or 'ProgressDeadlineExceeded'}"
     if health.rolled_out:

@@ -46,6 +46,7 @@ HALTED_PHASES: frozenset[str] = frozenset({"Failed", "RolledBack"})
 # Reasons (machine-readable, for conditions and events).
 REASON_HEALTH_DEADLINE = "HealthDeadlineExceeded"
 REASON_PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
+REASON_REVISION_REFUSED = "RevisionRefused"  # InPlace: a pod refused the revision (it did not verify)
 REASON_ABORTED = "Aborted"
 REASON_UNDONE = "Undone"
 FAILURE_REASONS: frozenset[str] = frozenset({REASON_HEALTH_DEADLINE, REASON_PROGRESS_DEADLINE})
@@ -103,7 +104,7 @@ class ClusterState:
     @property
     def digest(self) -> str | None:
         """The digest in the edge Deployment's pod template, when known."""
-        return self.health.template_digest if self.reachable and self.health is not None else None
+        return self.health.digest if self.reachable and self.health is not None else None
 
     @property
     def actionable(self) -> bool:
@@ -115,7 +116,7 @@ class ClusterState:
             digest is not None
             and self.reachable
             and self.health is not None
-            and self.health.template_digest == digest
+            and self.health.digest == digest
             and self.health.rolled_out
             and not self.health.deadline_exceeded
         )
@@ -657,6 +658,11 @@ class _Planner:
         if o.digest == record.target and o.health is not None and o.health.deadline_exceeded:
             return REASON_PROGRESS_DEADLINE, (
                 f"Deployment reports ProgressDeadlineExceeded on {_short(record.target)} (wave {wave})"
+            )
+        refused = o.health.refused_reason(record.target) if o.reachable and o.health is not None else None
+        if refused is not None:  # no point waiting: the caches will not take these bytes
+            return REASON_REVISION_REFUSED, (
+                f"the edge caches refused {_short(record.target)} (wave {wave}): {refused}"
             )
         if record.since is not None and self.now >= record.since + self.deadline:
             problem = "not on the new digest yet"

@@ -1,9 +1,13 @@
 """The edge cache's resources in one edge cluster, built as plain manifests (pure).
 
 Ownership is tracked with labels: there are no ownerReferences across clusters.
-The pod template carries the digest, S3 key and signature of the wanted
-revision, so a new revision (or a rotated signing key) is a rolling update,
-gated on the cache's readiness probe.
+With `revisionSwitch: Restart` the pod template carries the digest, S3 key and
+signature of the wanted revision, so a new revision (or a rotated signing key)
+is a rolling update, gated on the cache's readiness probe. With `InPlace` the
+template carries none of them: pods read the wanted revision from the Secret at
+start, running pods are switched through their revision pointer
+(pipeline/switching.py), and the Deployment's own annotations say which digest
+every pod serves.
 """
 
 from __future__ import annotations
@@ -27,13 +31,22 @@ from edgeroll.api.edge_objects import (
     ANNOTATION_LAST_GOOD as ANNOTATION_LAST_GOOD,
 )
 from edgeroll.api.edge_objects import (
+    ANNOTATION_REFUSED as ANNOTATION_REFUSED,
+)
+from edgeroll.api.edge_objects import (
     ANNOTATION_ROUTERCONFIG as ANNOTATION_ROUTERCONFIG,
 )
 from edgeroll.api.edge_objects import (
     ANNOTATION_SIGNATURE as ANNOTATION_SIGNATURE,
 )
 from edgeroll.api.edge_objects import (
+    ANNOTATION_SIGNING_KEY as ANNOTATION_SIGNING_KEY,
+)
+from edgeroll.api.edge_objects import (
     ANNOTATION_TOKEN_SECRET as ANNOTATION_TOKEN_SECRET,
+)
+from edgeroll.api.edge_objects import (
+    ANNOTATION_WANTED as ANNOTATION_WANTED,
 )
 from edgeroll.api.edge_objects import (
     LABEL_CLUSTER as LABEL_CLUSTER,
@@ -64,6 +77,12 @@ from edgeroll.api.edge_objects import (
 )
 from edgeroll.api.edge_objects import (
     SECRET_ACCESS_KEY_ID as SECRET_ACCESS_KEY_ID,
+)
+from edgeroll.api.edge_objects import (
+    SECRET_CONFIG_DIGEST as SECRET_CONFIG_DIGEST,
+)
+from edgeroll.api.edge_objects import (
+    SECRET_CONFIG_KEY as SECRET_CONFIG_KEY,
 )
 from edgeroll.api.edge_objects import (
     SECRET_GRAPH_TOKEN_SECRET as SECRET_GRAPH_TOKEN_SECRET,
@@ -172,6 +191,11 @@ class EdgeCacheParams:
     graph_token_secret: bytes | None = field(default=None, repr=False)  # verifies graph tokens (HS256)
     public_read: bool = False  # GET /configs/... without a credential (spec.cache.publicRead)
     rc_uid: str = ""  # the owner's uid, labelled on every object
+    # InPlace switching (EdgeCluster spec.revisionSwitch); the rest is for it only.
+    in_place: bool = False
+    pointer_key: str | None = None  # the revision pointer in S3 (render/pointer.py)
+    served_digest: str | None = None  # what every pod has said it serves (None: not known yet)
+    refused: str | None = None  # "<digest> <why>": a pod refused `digest`
 
     @property
     def name(self) -> str:
@@ -236,6 +260,9 @@ def _b64(value: bytes | str) -> str:
 
 def secret(p: EdgeCacheParams) -> dict[str, Any]:
     data = {SECRET_SIGNING_KEY: _b64(p.signing_key)}
+    if p.in_place:
+        data[SECRET_CONFIG_DIGEST] = _b64(p.digest)
+        data[SECRET_CONFIG_KEY] = _b64(p.key)
     if p.graph_token_secret is not None:
         data[SECRET_GRAPH_TOKEN_SECRET] = _b64(p.graph_token_secret)
     if p.s3.access_key_id is not None and p.s3.secret_access_key is not None:
@@ -292,9 +319,16 @@ def _env(p: EdgeCacheParams) -> list[dict[str, Any]]:
         ]
     if p.s3.region:
         env.append(plain("AWS_DEFAULT_REGION", p.s3.region))
+    if p.in_place:  # read at start; running pods switch through the pointer
+        env += [
+            from_secret("EDGEROLL_CONFIG_KEY", SECRET_CONFIG_KEY),
+            from_secret("EDGEROLL_CONFIG_DIGEST", SECRET_CONFIG_DIGEST),
+        ]
+        if p.pointer_key is not None:
+            env.append(plain("EDGEROLL_CONFIG_POINTER_KEY", p.pointer_key))
+    else:
+        env += [plain("EDGEROLL_CONFIG_KEY", p.key), plain("EDGEROLL_CONFIG_DIGEST", p.digest)]
     env += [
-        plain("EDGEROLL_CONFIG_KEY", p.key),
-        plain("EDGEROLL_CONFIG_DIGEST", p.digest),
         from_secret("EDGEROLL_SIGNING_KEY", SECRET_SIGNING_KEY),
         plain("EDGEROLL_CONFIG_NAMESPACE", p.rc_namespace),
         plain("EDGEROLL_CONFIG_NAME", p.rc_name),
@@ -330,9 +364,21 @@ def _resources(p: EdgeCacheParams) -> dict[str, Any]:
 
 
 def _template_annotations(p: EdgeCacheParams) -> dict[str, str]:
-    annotations = {ANNOTATION_DIGEST: p.digest, ANNOTATION_KEY: p.key, ANNOTATION_SIGNATURE: p.signature}
+    if p.in_place:  # a new revision must not roll the pods; a new signing key must (env is read at start)
+        annotations = {ANNOTATION_SIGNING_KEY: hashlib.sha256(p.signing_key).hexdigest()[:16]}
+    else:
+        annotations = {ANNOTATION_DIGEST: p.digest, ANNOTATION_KEY: p.key, ANNOTATION_SIGNATURE: p.signature}
     if p.graph_token_secret is not None:
         annotations[ANNOTATION_TOKEN_SECRET] = hashlib.sha256(p.graph_token_secret).hexdigest()[:16]
+    return annotations
+
+
+def _switch_annotations(p: EdgeCacheParams) -> dict[str, str]:
+    annotations = {ANNOTATION_WANTED: p.digest}
+    if p.served_digest is not None:
+        annotations[ANNOTATION_DIGEST] = p.served_digest
+    if p.refused is not None:
+        annotations[ANNOTATION_REFUSED] = p.refused
     return annotations
 
 
@@ -374,6 +420,8 @@ def deployment(p: EdgeCacheParams) -> dict[str, Any]:
     metadata = _metadata(p)
     if p.last_good is not None:
         metadata["annotations"][ANNOTATION_LAST_GOOD] = p.last_good
+    if p.in_place:
+        metadata["annotations"].update(_switch_annotations(p))
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

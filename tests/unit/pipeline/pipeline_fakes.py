@@ -25,6 +25,9 @@ from edgeroll.pipeline.controller import RouterConfigController
 from edgeroll.pipeline.reconciler import EventNote, Reconciler, RouterConfigObject
 from edgeroll.publish.memory import InMemoryRevisionStore
 from edgeroll.publish.publisher import RevisionPublisher
+from edgeroll.render.canonical import content_digest
+from edgeroll.render.pointer import read_pointer
+from edgeroll.render.signing import verify
 from edgeroll.settings import EdgeS3Credentials, OperatorSettings, S3Settings
 
 
@@ -53,6 +56,8 @@ class FakeKube:
         self.forbidden: set[tuple[str, str | None]] = set()  # (kind, namespace) RBAC does not grant
         self.closed = False
         self._rv = 0
+        self.pods_pending = False
+        self.cache: FakeEdgeCache | None = None  # what answers a pod's proxy (InPlace switching)
 
     def _check(self, op: str) -> None:
         self.calls[op] += 1
@@ -121,6 +126,34 @@ class FakeKube:
         self._check("version")
         return "v1.34.4"
 
+    async def list_objects(self, path: str, query: list[tuple[str, str]]) -> tuple[list[dict[str, Any]], str]:
+        """Only pods, as the in-place switch lists them: `replicas` pods per Deployment, named
+        `<deployment>-<i>`, Running unless `pods_pending`."""
+        self._check("list")
+        parts = path.strip("/").split("/")
+        assert parts[-1] == "pods", path
+        namespace = parts[3]
+        wanted = dict(item.split("=", 1) for item in dict(query)["labelSelector"].split(","))
+        pods = []
+        for d in self.deployments():
+            labels = d["spec"]["selector"]["matchLabels"]
+            if d["metadata"]["namespace"] != namespace or any(labels.get(k) != v for k, v in wanted.items()):
+                continue
+            for i in range(int(d["spec"].get("replicas", 1))):
+                status = (
+                    {"phase": "Pending"}
+                    if self.pods_pending
+                    else {"phase": "Running", "podIP": f"10.0.0.{i}"}
+                )
+                pods.append({"metadata": {"name": f"{d['metadata']['name']}-{i}"}, "status": status})
+        return pods, str(self._rv)
+
+    async def proxy_post(self, path: str, timeout: float) -> tuple[int, bytes]:
+        self._check("proxy")
+        parts = path.strip("/").split("/")  # api v1 namespaces <ns> pods <pod>:<port> proxy ...
+        assert self.cache is not None, f"{self.name}: no edge cache answers {path}"
+        return await self.cache.answer(self, parts[3], parts[5].split(":")[0])
+
     async def close(self) -> None:
         self.closed = True
 
@@ -152,6 +185,52 @@ class FakeKube:
                 "availableReplicas": n,
                 "conditions": [{"type": "Available", "status": "True"}],
             }
+
+
+class FakeEdgeCache:
+    """The cache pods of one edge as `POST /-/revision` finds them (hack/CONTRACTS.md): each reads its
+    Deployment's revision pointer from S3, checks it and the revision it names, and serves it.
+    `refuse` makes every pod refuse (a tampered object); `down` makes the proxy fail (503)."""
+
+    def __init__(self, store: InMemoryRevisionStore, signing_key: bytes) -> None:
+        self.store = store
+        self.signing_key = signing_key
+        self.served: dict[str, str] = {}  # pod -> digest
+        self.refuse = False
+        self.down = False
+
+    async def answer(self, kube: FakeKube, namespace: str, pod: str) -> tuple[int, bytes]:
+        if self.down:
+            return (
+                503,
+                b'{"kind":"Status","message":"error trying to reach service: dial tcp: connect refused"}',
+            )
+        deployment = next(d for d in kube.deployments() if pod.startswith(d["metadata"]["name"] + "-"))
+        env = {
+            e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        found = await self.store.get(str(env["EDGEROLL_CONFIG_POINTER_KEY"]))
+        assert found is not None, "the pointer is written before any pod is told"
+        pointer = read_pointer(
+            found[0],
+            found[1],
+            self.signing_key,
+            namespace=str(env["EDGEROLL_CONFIG_NAMESPACE"]),
+            name=str(env["EDGEROLL_CONFIG_NAME"]),
+        )
+        revision = await self.store.get(pointer.key)
+        intact = (
+            revision is not None
+            and content_digest(revision[0]) == pointer.digest
+            and verify(self.signing_key, revision[0], revision[1])
+        )
+        if self.refuse or not intact:
+            body = {"outcome": "refused", "reason": "digest", "message": "the S3 object does not hash to it"}
+            return 422, json.dumps({**body, "serving": self.served.get(pod)}).encode()
+        outcome = "unchanged" if self.served.get(pod) == pointer.digest else "switched"
+        self.served[pod] = pointer.digest
+        body = {"outcome": outcome, "serving": pointer.digest, "wanted": pointer.digest}
+        return 200, json.dumps(body).encode()
 
 
 def kubeconfig_secret(namespace: str, name: str, server: str) -> dict[str, Any]:
@@ -341,6 +420,16 @@ class World:
         for edge in self.edges.values():
             edge.finish_rollouts()
         return await self.reconcile(full=False)
+
+    def switch_in_place(self, *edges: str) -> dict[str, FakeEdgeCache]:
+        """Make `edges` InPlace clusters, each with cache pods that answer a switch."""
+        caches = {}
+        for name in edges:
+            info = self.clusters[name]
+            spec = info.spec.model_copy(update={"revision_switch": "InPlace"}) if info.spec else None
+            self.clusters[name] = EdgeClusterInfo(info.name, info.labels, spec)
+            caches[name] = self.edges[name].cache = FakeEdgeCache(self.store, KEY)
+        return caches
 
     def edge_writes(self) -> int:
         return sum(e.writes for e in self.edges.values())

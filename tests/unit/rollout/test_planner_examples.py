@@ -71,7 +71,7 @@ class EdgeCluster:
             available_replicas=2 if ready or stale else 1,
             available=True,  # old pods keep it Available during a rolling update
             deadline_exceeded=self.phase == "stuck",
-            template_digest=self.digest,
+            digest=self.digest,
         )
 
 

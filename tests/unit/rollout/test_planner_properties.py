@@ -146,7 +146,7 @@ def healthy_on(o: ClusterState, wanted: str | None) -> bool:
         wanted is not None
         and o.reachable
         and h is not None
-        and h.template_digest == wanted
+        and h.digest == wanted
         and h.observed_generation == h.generation
         and h.updated_replicas == h.replicas == h.current_replicas == h.available_replicas
         and h.available
@@ -211,7 +211,7 @@ class World:
                 available_replicas=r,
                 available=True,
                 deadline_exceeded=False,
-                template_digest=c.digest,
+                digest=c.digest,
             )
         bad = (c.name, c.digest) in self.bad
         done = not bad and t >= c.applied_at + c.delay
@@ -226,7 +226,7 @@ class World:
             available_replicas=r if done else r - 1,
             available=done or r > 1,
             deadline_exceeded=exceeded,
-            template_digest=c.digest,
+            digest=c.digest,
         )
 
     def set_digest(self, name: str, new: str, t: int, last_good: str | None = None) -> None:
