@@ -17,7 +17,7 @@ import random
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Literal, TypeVar, cast
 
 from edgeroll.cache.metrics import Metrics
 from edgeroll.cache.origin import Origin, OriginError, OriginObject
@@ -111,10 +111,21 @@ def sources(origin: Origin, key: str, peer: PeerOrigin | None, digest: str) -> l
     return found
 
 
-async def try_source(
+@dataclass(frozen=True)
+class SourceFailure:
+    """Why one source gave no revision, already counted and logged. `kind` "fetch": nothing usable
+    came (unreachable, not found, ...); "verify": bytes came and were refused. `reason` is the label."""
+
+    source: str  # "origin" or "peer"
+    kind: Literal["fetch", "verify"]
+    reason: str
+    message: str
+
+
+async def attempt_source(
     source: Source, *, digest: str, signing_key: bytes, metrics: Metrics, attempt: int
-) -> Revision | None:
-    """The verified revision from `source`, or None after counting and logging why not."""
+) -> Revision | SourceFailure:
+    """The verified revision from `source`, or why not (counted and logged)."""
     try:
         obj = await asyncio.wait_for(in_daemon_thread(source.get), timeout=source.deadline)
         # The one verification path for every source: wanted digest, then HMAC.
@@ -128,16 +139,29 @@ async def try_source(
     except OriginError as exc:
         metrics.count_fetch_failure(source.name, exc.reason)
         log.warning("fetch of the wanted revision failed (attempt %d): %s", attempt + 1, exc)
+        return SourceFailure(source.name, "fetch", exc.reason, str(exc))
     except TimeoutError:
         metrics.count_fetch_failure(source.name, "unreachable")
         log.warning("fetch from %s timed out (attempt %d)", source.what, attempt + 1)
+        return SourceFailure(source.name, "fetch", "unreachable", f"{source.what}: timed out")
     except VerificationError as exc:
         metrics.count_verify_failure(source.name, exc.reason)
         log.error("refusing %s (%s): %s; keeping the last-known-good revision", source.what, exc.reason, exc)
+        return SourceFailure(source.name, "verify", exc.reason, f"{source.what}: {exc}")
     except Exception as exc:  # a bug or an unexpected library error must not end the loop
         metrics.count_fetch_failure(source.name, "error")
         log.warning("fetch of the wanted revision failed (attempt %d): %r", attempt + 1, type(exc).__name__)
-    return None
+        return SourceFailure(source.name, "fetch", "error", f"{source.what}: {type(exc).__name__}")
+
+
+async def try_source(
+    source: Source, *, digest: str, signing_key: bytes, metrics: Metrics, attempt: int
+) -> Revision | None:
+    """The verified revision from `source`, or None after counting and logging why not."""
+    got = await attempt_source(
+        source, digest=digest, signing_key=signing_key, metrics=metrics, attempt=attempt
+    )
+    return got if isinstance(got, Revision) else None
 
 
 async def keep(

@@ -25,14 +25,17 @@ ROUTES: tuple[str, ...] = (
     "healthz",
     "readyz",
     "metrics",
+    "revision",  # /-/revision: in-place switching (edgeroll.cache.switching)
     "other",
 )
-CODES: tuple[int, ...] = (200, 304, 400, 401, 403, 404, 405, 408, 413, 414, 431, 500, 501, 503, 505)
+CODES: tuple[int, ...] = (200, 304, 400, 401, 403, 404, 405, 408, 413, 414, 422, 431, 500, 501, 503, 505)
 # Where a revision came from: S3, or a sibling pod of the same Deployment (peer fill).
 FETCH_SOURCES: tuple[str, ...] = ("origin", "peer")
 FETCH_REASONS: tuple[str, ...] = ("unreachable", "not_found", "denied", "too_large", "error")
 VERIFY_SOURCES: tuple[str, ...] = ("origin", "state", "peer")
 VERIFY_REASONS: tuple[str, ...] = ("digest_mismatch", "missing_signature", "bad_signature", "malformed")
+# What a `POST /-/revision` switch came to (one per switch: POSTs that share one count once).
+SWITCH_OUTCOMES: tuple[str, ...] = ("switched", "unchanged", "refused", "unavailable")
 
 ROUTE_INDEX = {route: i for i, route in enumerate(ROUTES)}
 CODE_INDEX = {code: i for i, code in enumerate(CODES)}
@@ -42,7 +45,8 @@ _BYTES_BASE = _N_REQ
 _FETCH_FAIL_BASE = _BYTES_BASE + len(ROUTES)
 _FETCH_OK_BASE = _FETCH_FAIL_BASE + len(FETCH_SOURCES) * len(FETCH_REASONS)
 _VERIFY_BASE = _FETCH_OK_BASE + len(FETCH_SOURCES)
-_ROW_SLOTS = _VERIFY_BASE + len(VERIFY_SOURCES) * len(VERIFY_REASONS)
+_SWITCH_BASE = _VERIFY_BASE + len(VERIFY_SOURCES) * len(VERIFY_REASONS)
+_ROW_SLOTS = _SWITCH_BASE + len(SWITCH_OUTCOMES)
 ROW_BYTES = _ROW_SLOTS * 8
 
 
@@ -64,6 +68,10 @@ def _fetch_ok_slot(source: str) -> int:
 
 def _verify_slot(source: str, reason: str) -> int:
     return _VERIFY_BASE + VERIFY_SOURCES.index(source) * len(VERIFY_REASONS) + VERIFY_REASONS.index(reason)
+
+
+def _switch_slot(outcome: str) -> int:
+    return _SWITCH_BASE + SWITCH_OUTCOMES.index(outcome)
 
 
 def shared_size(rows: int) -> int:
@@ -109,6 +117,9 @@ class Metrics:
     def count_verify_failure(self, source: str, reason: str) -> None:
         self.row[_verify_slot(source, reason)] += 1
 
+    def count_switch(self, outcome: str) -> None:
+        self.row[_switch_slot(outcome)] += 1
+
     def total(self, slot: int) -> int:
         return sum(self._all[r * _ROW_SLOTS + slot] for r in range(self.rows))
 
@@ -120,6 +131,9 @@ class Metrics:
 
     def verify_failures(self, source: str, reason: str) -> int:
         return self.total(_verify_slot(source, reason))
+
+    def switches(self, outcome: str) -> int:
+        return self.total(_switch_slot(outcome))
 
     def render(self, status: ServingStatus, now: float | None = None) -> bytes:
         now = time.time() if now is None else now
@@ -179,6 +193,12 @@ class Metrics:
                 for source in VERIFY_SOURCES
                 for reason in VERIFY_REASONS
             ),
+        )
+        family(
+            "edgeroll_cache_switches_total",
+            "counter",
+            "In-place switches (POST /-/revision), by outcome: switched, unchanged, refused, unavailable.",
+            ((f'{{outcome="{outcome}"}}', self.switches(outcome)) for outcome in SWITCH_OUTCOMES),
         )
 
 

@@ -7,6 +7,7 @@ the credentials nor the signing key ever appear in an error message.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -45,8 +46,15 @@ class S3Origin:
         self.endpoint = endpoint
         self.region = region
         self._client: S3Client | None = None
+        # The start-up fetch and an in-place switch may both get here first, each in its own thread;
+        # boto3 does not promise that creating clients concurrently is safe. Made once, then reused.
+        self._client_lock = threading.Lock()
 
     def _s3(self) -> S3Client:
+        with self._client_lock:
+            return self._client_once()
+
+    def _client_once(self) -> S3Client:
         if self._client is None:
             import boto3
             from botocore.config import Config

@@ -23,6 +23,7 @@ from edgeroll.cache.revision import Revision
 from edgeroll.cache.server import CosmoRoute, HttpConnection, ServerState, run_ticker
 from edgeroll.cache.settings import CacheSettings
 from edgeroll.cache.state import StateDir, StateIdentity
+from edgeroll.cache.switching import Keeper, Switcher
 from edgeroll.render.signing import read_token
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,29 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+def make_switcher(
+    settings: CacheSettings,
+    state: ServerState,
+    keeper: Keeper,
+    origin: S3Origin,
+    peer: PeerOrigin | None,
+) -> Switcher | None:
+    """In-place switching (POST /-/revision): with a pointer key, in this one-process mode only."""
+    if settings.pointer_key is None:
+        return None
+    log.info("in-place switching on: POST /-/revision reads the revision pointer %s", settings.pointer_key)
+    return Switcher(
+        pointer_key=settings.pointer_key,
+        namespace=settings.namespace,
+        name=settings.name,
+        signing_key=settings.signing_key,
+        origin=origin,  # the start-up fetch's: its S3 client is made once and kept warm
+        peer=peer,
+        keeper=keeper,
+        metrics=state.metrics,
+    )
+
+
 async def serve_single(settings: CacheSettings, options: RunOptions) -> int:
     stop = asyncio.Event()
     install_stop_signals(stop)
@@ -145,25 +169,33 @@ async def serve_single(settings: CacheSettings, options: RunOptions) -> int:
         if lkg is not None:
             await install(lkg)
     sock = listen_socket(settings.host, settings.port, reuse_port=False)
+    # Made now, its boto3 client on first use, by the start-up fetch or by a switch.
+    origin = S3Origin(bucket=settings.s3_bucket, endpoint=settings.s3_endpoint, region=settings.s3_region)
+    peer = make_peer(settings)
+    # Stores and installs for the start-up fetch and for switches, one at a time (switching.Keeper).
+    keeper = Keeper(state.status, state_dir, install)
+    state.switcher = make_switcher(settings, state, keeper, origin, peer)
     fetch: asyncio.Task[bool] | None = None
     if not state.status.ready:
-        origin = S3Origin(bucket=settings.s3_bucket, endpoint=settings.s3_endpoint, region=settings.s3_region)
         fetch = asyncio.create_task(
             fetch_wanted(
                 origin=origin,
                 key=settings.config_key,
                 digest=settings.config_digest,
                 signing_key=settings.signing_key,
-                state=state_dir,
+                state=None,  # the keeper stores
                 metrics=metrics,
-                install=install,
+                install=keeper.keep_startup,
                 backoff=options.backoff,
                 stop=stop,
-                peer=make_peer(settings),
+                peer=peer,
             )
         )
+        keeper.startup = fetch
     else:
         log.info("last-known-good is the wanted revision %s; not contacting S3", settings.config_digest)
     await serve_until_stopped(state, sock, stop, options.drain_seconds)
+    if state.switcher is not None:
+        state.switcher.close()
     await cancel(fetch)
     return 0

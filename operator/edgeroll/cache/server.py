@@ -8,12 +8,19 @@ entirely from the old revision or entirely from the new one.
 Everything a client controls is bounded: URL and header bytes, header count,
 body bytes, and the time a request may take to arrive. Violations get a 4xx
 and the connection is closed; nothing a client sends can raise out of here.
+
+One answer is not immediate: `POST /-/revision` (in-place switching) waits for a
+switch. The connection then holds its answer slot: it stops reading, queues the
+requests already parsed behind it, and handles them, in order, once the switch's
+answer is written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import hmac
 import logging
 import time
@@ -22,7 +29,7 @@ from typing import cast
 
 import httptools
 
-from edgeroll.cache import cosmo
+from edgeroll.cache import cosmo, switching
 from edgeroll.cache.cosmo import OperationsPath
 from edgeroll.cache.metrics import Metrics, ServingStatus
 from edgeroll.cache.responses import (
@@ -64,6 +71,7 @@ class Limits:
     max_header_bytes: int = 16 * 1024  # request line + all headers
     max_headers: int = 100
     max_body_bytes: int = 16 * 1024  # a Cosmo request body is `{"version":"<uuid>"}`
+    max_switch_body_bytes: int = switching.MAX_SWITCH_BODY_BYTES  # /-/revision reads no body
     request_timeout: float = 10.0  # from the first byte of a request to its end
     keepalive_timeout: float = 75.0  # idle connections
     max_connections: int = 10_000
@@ -99,6 +107,8 @@ class ServerState:
     # The read token GET /configs needs (render.signing.read_token); None: public read.
     configs_read_token: bytes | None
     cosmo_route: CosmoRoute | None = None
+    # In-place switching (POST /-/revision); None: disabled (no pointer key, or several workers).
+    switcher: switching.Switcher | None = None
     limits: Limits = field(default_factory=Limits)
     prepared: Prepared | None = None
     draining: bool = False
@@ -337,6 +347,14 @@ class ServerState:
             nostore,
         )
 
+    def revision(self, method: bytes) -> Response:
+        """`/-/revision` but a POST that switches (the connection defers that one)."""
+        if method == b"GET" or method == b"HEAD":
+            return switching.status_response(self.status)
+        if method == b"POST":
+            return switching.disabled_response(self.status)
+        return switching.method_not_allowed()
+
     def metrics_page(self, method: bytes) -> Response:
         if method != b"GET" and method != b"HEAD":
             return text_response("metrics", 405, "method not allowed", [("Allow", "GET, HEAD")])
@@ -347,6 +365,13 @@ class ServerState:
             body,
             [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
         )
+
+
+# A request parsed while an earlier answer on the connection is pending, handled after it:
+# (method, path, If-None-Match, Accept-Encoding, Authorization, body, keep-alive); or the final
+# answer (None: none) of a connection that failed meanwhile (a malformed request, say), then close.
+_Request = tuple[bytes, bytes, bytes | None, bytes | None, bytes | None, bytes, bool]
+_Queued = _Request | Response | None
 
 
 class HttpConnection(asyncio.Protocol):
@@ -366,10 +391,12 @@ class HttpConnection(asyncio.Protocol):
         "last_active",
         "msg_fed_start",
         "parser",
+        "queued",
         "reading_paused",
         "st",
         "transport",
         "url",
+        "waiting",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -382,6 +409,9 @@ class HttpConnection(asyncio.Protocol):
         self.last_active = state.now
         self.fed = 0
         self.msg_fed_start = 0
+        # The switch whose answer is next on this connection, and the requests parsed behind it.
+        self.waiting: asyncio.Future[switching.SwitchResult] | None = None
+        self.queued: collections.deque[_Queued] = collections.deque()
         self._reset()
 
     def _reset(self) -> None:
@@ -412,16 +442,21 @@ class HttpConnection(asyncio.Protocol):
         self.closing = True
         self.st.connections.discard(self)
 
+    # Reading is paused while the client does not read its answers (reading_paused) or while an
+    # answer waits for a switch (waiting); each resumes it only if the other does not hold it.
+
     def pause_writing(self) -> None:
         # The client is not reading its answers: stop reading its requests.
         if self.transport is not None and not self.reading_paused:
             self.reading_paused = True
-            self.transport.pause_reading()
+            if self.waiting is None:
+                self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         if self.transport is not None and self.reading_paused:
             self.reading_paused = False
-            self.transport.resume_reading()
+            if self.waiting is None:
+                self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -433,14 +468,14 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _Reject):
-                self._write(cause.response, head_only=False, keep=False)
+                self._fail(cause.response)
             elif not isinstance(cause, _Stop):
                 log.exception("internal error while answering a request")
-                self._write(text_response("other", 500, "internal error"), head_only=False, keep=False)
+                self._fail(text_response("other", 500, "internal error"))
             return
         except httptools.HttpParserUpgrade:
             # The request was answered; what follows is not HTTP/1.1 that we speak.
-            self._close()
+            self._fail(None)
             return
         except httptools.HttpParserError as exc:
             self._reject_malformed(exc)
@@ -450,12 +485,23 @@ class HttpConnection(asyncio.Protocol):
             limits = self.st.limits
             if self.fed - self.msg_fed_start > limits.max_header_bytes + limits.read_slack_bytes:
                 message = f"request headers too large (limit {limits.max_header_bytes} bytes)"
-                self._write(text_response("other", 431, message), head_only=False, keep=False)
+                self._fail(text_response("other", 431, message))
 
     def _reject_malformed(self, exc: Exception) -> None:
         # An unknown HTTP version too: it is the client's fault, so 400 rather than 505.
         message = f"malformed request: {str(exc) or type(exc).__name__}"
-        self._write(text_response("other", 400, message), head_only=False, keep=False)
+        self._fail(text_response("other", 400, message))
+
+    def _fail(self, response: Response | None) -> None:
+        """Answer `response` (None: nothing) and close; after the pending answers, if any."""
+        if self.waiting is None:
+            if response is None:
+                self._close()
+            else:
+                self._write(response, head_only=False, keep=False)
+            return
+        self.closing = True  # parse nothing more; what is queued is still answered, then this
+        self.queued.append(response)
 
     # -- httptools callbacks ------------------------------------------------------------------
 
@@ -503,12 +549,19 @@ class HttpConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.headers_done = True
         self.is_post = self.parser.get_method() == b"POST"
-        if self.expect_continue and self.transport is not None and self.parser.get_http_version() == "1.1":
+        if (
+            self.expect_continue
+            and self.waiting is None  # behind a pending answer a 100 would come out of order
+            and self.transport is not None
+            and self.parser.get_http_version() == "1.1"
+        ):
             # curl and some HTTP clients wait for this before sending a body.
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
-        limit = self.st.limits.max_body_bytes
+        limits = self.st.limits
+        switch = self.url.startswith(switching.SWITCH_PATH_BYTES)  # reads no body: a small bound
+        limit = limits.max_switch_body_bytes if switch else limits.max_body_bytes
         if len(self.body) + len(body) > limit:
             raise _Reject(text_response("other", 413, f"request body too large (limit {limit} bytes)"))
         if self.is_post:
@@ -516,31 +569,92 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.busy_since = None
-        st = self.st
         parser = self.parser
         method = parser.get_method()
-        keep = parser.should_keep_alive() and not st.draining
+        keep = parser.should_keep_alive() and not self.st.draining
         path = self.url
         if b"?" in path:
             path = path.partition(b"?")[0]
+        if self.waiting is not None:  # an earlier answer is pending: this one comes after it
+            self.queued.append((method, path, self.inm, self.accept, self.auth, self.body, keep))
+            return
+        self._answer(method, path, self.inm, self.accept, self.auth, self.body, keep)
+
+    def _answer(
+        self,
+        method: bytes,
+        path: bytes,
+        inm: bytes | None,
+        accept: bytes | None,
+        auth: bytes | None,
+        body: bytes,
+        keep: bool,
+    ) -> None:
+        st = self.st
         operations = cosmo.operations_path(path) if any(d in path for d in cosmo.OPERATIONS_DIRS) else None
         if path == st.configs_path:
-            response = st.configs(method, self.inm, self.accept, self.auth)
+            response = st.configs(method, inm, accept, auth)
         elif operations is not None:  # before the next two: a client may be named "manifest"
-            response = st.operations(method, operations, self.auth, self.inm, self.accept)
+            response = st.operations(method, operations, auth, inm, accept)
         elif cosmo.MANIFEST_DIR in path:  # before the next: manifest/latest.json ends like a config
-            response = st.manifest(method, path, self.auth, self.body, self.accept)
+            response = st.manifest(method, path, auth, body, accept)
         elif path.endswith(cosmo.CONFIG_FILE):
-            response = st.cosmo(method, path, self.auth, self.body, self.accept)
+            response = st.cosmo(method, path, auth, body, accept)
         elif path == b"/healthz":
             response = st.r_healthz
         elif path == b"/readyz":
             response = st.readyz(method)
         elif path == b"/metrics":
             response = st.metrics_page(method)
+        elif path == switching.SWITCH_PATH_BYTES:
+            if method == b"POST" and st.switcher is not None:
+                self._defer(st.switcher.request(), keep)
+                return
+            response = st.revision(method)
         else:
             response = st.r_not_found
         self._write(response, method == b"HEAD", keep)
+
+    # -- answers that wait (POST /-/revision) ---------------------------------------------------
+
+    def _defer(self, switch: asyncio.Future[switching.SwitchResult], keep: bool) -> None:
+        """Answer when `switch` is done; until then read nothing more and queue what is parsed."""
+        self.waiting = switch
+        if self.transport is not None and not self.reading_paused:
+            self.transport.pause_reading()
+        switch.add_done_callback(functools.partial(self._switch_done, keep))
+
+    def _switch_done(self, keep: bool, switch: asyncio.Future[switching.SwitchResult]) -> None:
+        self.waiting = None
+        result = switching.stopped(self.st.status) if switch.cancelled() else switch.result()
+        response = switching.revision_response(result)
+        self.last_active = self.st.now
+        self._write(response, False, keep and not self.st.draining)
+        try:
+            self._answer_queued()
+        except Exception:
+            log.exception("internal error while answering a request")
+            self._write(text_response("other", 500, "internal error"), head_only=False, keep=False)
+        if self.waiting is not None or self.closing:
+            return
+        if self.busy_since is not None:  # a request half-arrived behind the switch: its clock starts now
+            self.busy_since = self.st.now
+        if self.transport is not None and not self.reading_paused:
+            self.transport.resume_reading()
+
+    def _answer_queued(self) -> None:
+        """The requests parsed behind a switch, in order, until one waits again or the end."""
+        transport = self.transport
+        while self.queued and self.waiting is None and transport is not None and not transport.is_closing():
+            item = self.queued.popleft()
+            if isinstance(item, tuple):
+                self._answer(*item)
+            elif item is None:
+                self._close()
+            else:
+                self._write(item, head_only=False, keep=False)
+        if transport is None or transport.is_closing():
+            self.queued.clear()
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -572,11 +686,16 @@ class HttpConnection(asyncio.Protocol):
 
     def close_if_idle(self) -> None:
         transport = self.transport
-        if self.busy_since is None and transport is not None and transport.get_write_buffer_size() == 0:
+        if (
+            self.busy_since is None
+            and self.waiting is None
+            and transport is not None
+            and transport.get_write_buffer_size() == 0
+        ):
             self._close()
 
     def check_timeouts(self, now: float, limits: Limits) -> None:
-        if self.closing:
+        if self.closing or self.waiting is not None:  # a switch is bounded; its answer comes first
             return
         if self.busy_since is not None and now - self.busy_since > limits.request_timeout:
             self._write(

@@ -3,6 +3,12 @@
 The variable names are the contract in hack/CONTRACTS.md. Secrets (the signing
 key, the token secret, the S3 credentials) are kept out of `repr` so that a
 logged settings object can never leak them.
+
+EDGEROLL_CONFIG_POINTER_KEY (optional; `pointer_key`) is the S3 key of this
+config's revision pointer in this cluster (render/pointer.py). When set, and with
+one process (EDGEROLL_CACHE_WORKERS=1), `POST /-/revision` switches revisions in
+place (edgeroll.cache.switching). Set but blank is an error, not "off": the
+operator sets it only for InPlace clusters, so a blank value is a broken Secret.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ class CacheSettings:
     peer_url: str | None = None
     # GET /configs/<ns>/<name> without a credential (spec.cache.publicRead).
     public_read: bool = False
+    # The revision pointer's S3 key (InPlace clusters); None: no in-place switching.
+    pointer_key: str | None = None
 
     @property
     def config_path(self) -> str:
@@ -99,6 +107,16 @@ def _peer_url(env: Mapping[str, str]) -> str | None:
     return url
 
 
+def _pointer_key(env: Mapping[str, str]) -> str | None:
+    name = "EDGEROLL_CONFIG_POINTER_KEY"
+    if name not in env:
+        return None
+    value = env[name].strip()
+    if not value:
+        raise SettingsError(f"{name} is set but empty; unset it to turn in-place switching off")
+    return value
+
+
 def _utf8(name: str, value: str) -> bytes:
     """The variable's bytes. A value that is not UTF-8 reaches Python with surrogate escapes, which
     cannot be encoded: say so, naming the variable, rather than fail later with a traceback."""
@@ -151,4 +169,5 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> CacheSettings:
         workers=_int(env, "EDGEROLL_CACHE_WORKERS", 1, 1, MAX_WORKERS),
         peer_url=_peer_url(env),
         public_read=_bool(env, "EDGEROLL_CACHE_PUBLIC_READ"),
+        pointer_key=_pointer_key(env),
     )
