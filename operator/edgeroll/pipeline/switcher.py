@@ -59,12 +59,15 @@ async def _ask(api: KubeApi, namespace: str, pod: str, port: int) -> PodAnswer:
 
 
 def switch_params(p: EdgeCacheParams, live: Mapping[str, Any] | None) -> EdgeCacheParams:
-    """`p` with what the live Deployment says of the switch: the digest its pods serve, and a refusal
-    of this very switch (kept only while the wanted digest is still `p.digest`, so a retry asks anew)."""
+    """`p` with what the live Deployment says of the switch to `p.digest`: the digest all its pods
+    serve and a refusal, both as recorded for this switch. A new switch (the wanted digest moves)
+    forgets both: some pods may have taken the last one before another refused it, so "all serve
+    X" holds again only once every pod has said so, and a retry asks anew."""
     own = ((live or {}).get("metadata") or {}).get("annotations") or {}
+    if own.get(ANNOTATION_WANTED) != p.digest:
+        return replace(p, served_digest=None, refused=None)
     refused = own.get(ANNOTATION_REFUSED)
-    same_switch = own.get(ANNOTATION_WANTED) == p.digest
-    keep = refused if same_switch and refused and refused.split(" ", 1)[0] == p.digest else None
+    keep = refused if refused and refused.split(" ", 1)[0] == p.digest else None
     return replace(p, served_digest=own.get(ANNOTATION_DIGEST), refused=keep)
 
 

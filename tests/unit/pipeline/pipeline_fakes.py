@@ -7,7 +7,7 @@ import base64
 import copy
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ class FakeKube:
         self.closed = False
         self._rv = 0
         self.pods_pending = False
+        self._applied_annotations: dict[tuple[str, str | None, str], set[str]] = {}
         self.cache: FakeEdgeCache | None = None  # what answers a pod's proxy (InPlace switching)
 
     def _check(self, op: str) -> None:
@@ -104,6 +105,12 @@ class FakeKube:
         new = _merge(old or {}, dict(manifest))
         if ref.kind == "Secret":  # we write every key of an edge Secret: the apply drops keys we stop sending
             new["data"] = copy.deepcopy(dict(manifest.get("data") or {}))
+        # As server-side apply does: an annotation this manager applied before and sends no more goes;
+        # anyone else's stays.
+        sent = set((manifest.get("metadata") or {}).get("annotations") or {})
+        for gone in self._applied_annotations.get(key, set()) - sent:
+            new["metadata"].get("annotations", {}).pop(gone, None)
+        self._applied_annotations[key] = sent
         if ref.kind == "Deployment":
             gen = int((old or {}).get("metadata", {}).get("generation", 0))
             changed = old is None or old.get("spec") != new.get("spec")
@@ -190,13 +197,16 @@ class FakeKube:
 class FakeEdgeCache:
     """The cache pods of one edge as `POST /-/revision` finds them (hack/CONTRACTS.md): each reads its
     Deployment's revision pointer from S3, checks it and the revision it names, and serves it.
-    `refuse` makes every pod refuse (a tampered object); `down` makes the proxy fail (503)."""
+    `refuses(pod, digest)` makes a pod refuse a digest (as a tampered object would be); `down` makes
+    the proxy fail (503)."""
 
     def __init__(self, store: InMemoryRevisionStore, signing_key: bytes) -> None:
         self.store = store
         self.signing_key = signing_key
         self.served: dict[str, str] = {}  # pod -> digest
-        self.refuse = False
+        self.refuses: Callable[[str, str], bool] = lambda pod, digest: (
+            False
+        )  # as if (pod, digest) did not verify
         self.down = False
 
     async def answer(self, kube: FakeKube, namespace: str, pod: str) -> tuple[int, bytes]:
@@ -224,7 +234,7 @@ class FakeEdgeCache:
             and content_digest(revision[0]) == pointer.digest
             and verify(self.signing_key, revision[0], revision[1])
         )
-        if self.refuse or not intact:
+        if self.refuses(pod, pointer.digest) or not intact:
             body = {"outcome": "refused", "reason": "digest", "message": "the S3 object does not hash to it"}
             return 422, json.dumps({**body, "serving": self.served.get(pod)}).encode()
         outcome = "unchanged" if self.served.get(pod) == pointer.digest else "switched"

@@ -75,22 +75,23 @@ async def test_the_canary_refusing_a_revision_fails_it_at_once_and_rolls_it_back
     v1 = (await complete(w)).revision
     assert v1 is not None
     w.update(config=config("v2"))
-    caches[CANARY].refuse = True
+    caches[CANARY].refuses = lambda pod, digest: digest != v1.digest
     await w.reconcile()  # applies, and records the refusal on the Deployment
     status = await w.reconcile(full=False)  # the pass its watch event wakes: no clock moved
     canary = next(c for c in status.clusters if c.name == CANARY)
     # No waiting for progressDeadlineSeconds: the refusal is the verdict.
-    assert status.rollout is not None and status.rollout.phase in ("RollingBack", "RolledBack"), (
-        status.rollout
-    )
-    # Its pods never left v1, so it is back at once.
-    assert canary.phase == "RolledBack" and canary.digest == v1.digest, canary
+    assert canary.phase == "Failed", canary
     assert "refused" in (canary.message or "") and "does not hash" in (canary.message or ""), canary
+    status = await w.reconcile(full=False)  # the rollback's switch, then the pass that sees it done
+    status = await w.reconcile(full=False)
+    canary = next(c for c in status.clusters if c.name == CANARY)
+    assert status.rollout is not None and status.rollout.phase == "RolledBack", status.rollout
+    assert canary.phase == "RolledBack" and canary.digest == v1.digest, canary
     assert REASON_REVISION_REFUSED in {
         status.rollout.reason,
         *(c.failure_reason for c in status.rollout.clusters),
     }
-    caches[CANARY].refuse = False
+    caches[CANARY].refuses = lambda pod, digest: False
     status = await step(w)
     assert await pointer_digest(w, CANARY) == v1.digest
     assert set(caches[CANARY].served.values()) == {v1.digest}  # it never served anything else
@@ -109,7 +110,7 @@ async def test_pods_that_do_not_answer_hold_the_cluster_and_say_why() -> None:
     for _ in range(3):
         status = await step(w)
     eu = next(c for c in status.clusters if c.name == "edge-eu")
-    assert eu.phase == "Progressing" and eu.digest == v1.digest
+    assert eu.phase == "Progressing" and eu.digest is None  # switching: no digest that every pod serves
     assert "error trying to reach service" in (eu.message or ""), eu.message
     assert status.phase != "Ready"
     caches["edge-eu"].down = False
@@ -143,3 +144,21 @@ async def test_a_converged_inplace_fleet_writes_nothing_on_resync() -> None:
     for _ in range(3):
         await w.reconcile()
     assert (w.edge_writes(), w.store.counters["put"]) == (writes, puts)
+
+
+async def test_after_one_pod_took_a_revision_another_refused_every_pod_is_brought_back() -> None:
+    w = world({"strategy": "AllAtOnce", "autoRollback": True})
+    w.spec["cache"] = {"replicas": 2}
+    caches = w.switch_in_place(*ALL)
+    v1 = (await complete(w)).revision
+    assert v1 is not None
+    w.update(config=config("v2"))
+    (second_pod,) = [p for p in caches["edge-eu"].served if p.endswith("-1")]
+    caches["edge-eu"].refuses = lambda pod, digest: pod == second_pod and digest != v1.digest
+    status = await w.reconcile()
+    assert len(set(caches["edge-eu"].served.values())) == 2  # one pod on v2, the other refused it
+    for _ in range(3):
+        status = await step(w)
+    assert status.rollout is not None and status.rollout.phase == "RolledBack", status.rollout
+    assert {e: set(c.served.values()) for e, c in caches.items()} == {e: {v1.digest} for e in ALL}
+    assert {c.name: c.digest for c in status.clusters} == dict.fromkeys(ALL, v1.digest)
