@@ -143,8 +143,9 @@ def test_running_pods_switch_in_place_and_a_refused_revision_is_rolled_back_at_o
             applied = time.monotonic()
             status = e2e.wait_status(
                 RC,
-                lambda st: st.get("rollout", {}).get("phase") == "RolledBack"
-                and st["rollout"].get("rolledBackAt"),
+                lambda st: (
+                    st.get("rollout", {}).get("phase") == "RolledBack" and st["rollout"].get("rolledBackAt")
+                ),
                 timeout=120,
                 what="the refused revision rolled back",
             )
@@ -152,7 +153,9 @@ def test_running_pods_switch_in_place_and_a_refused_revision_is_rolled_back_at_o
     finally:
         clusters.edge_s3.restore(clusters.s3_bucket, key)
     assert watch.failures == [], watch.failures[:5]
-    assert took < ROLLOUT["progressDeadlineSeconds"], f"rolled back after {took:.0f} s: it waited for the deadline"
+    assert took < ROLLOUT["progressDeadlineSeconds"], (
+        f"rolled back after {took:.0f} s: it waited for the deadline"
+    )
     rollout = status["rollout"]
     record = next(c for c in rollout["clusters"] if c["name"] == canary)
     assert record.get("failureReason") == "RevisionRefused", record
