@@ -703,12 +703,10 @@ class Reconciler:
             pointer_key=revision_pointer_key(self.publisher.prefix, obj.namespace, obj.name, info.name),
         )
 
-    async def _write_pointer(
-        self, obj: RouterConfigObject, cluster: str, desired: DesiredState, rev: DesiredRevision
-    ) -> None:
-        key = revision_pointer_key(self.publisher.prefix, obj.namespace, obj.name, cluster)
-        pointer = RevisionPointer(obj.namespace, obj.name, cluster, rev.digest, rev.key)
-        await write_pointer(self.publisher.store, key, pointer, desired.signing_key)
+    async def _write_pointer(self, p: EdgeCacheParams) -> None:
+        assert p.pointer_key is not None
+        pointer = RevisionPointer(p.rc_namespace, p.rc_name, p.cluster, p.digest, p.key)
+        await write_pointer(self.publisher.store, p.pointer_key, pointer, p.signing_key)
 
     async def _published(
         self, obj: RouterConfigObject, desired: DesiredState, digests: set[str]
@@ -748,7 +746,7 @@ class Reconciler:
             if params.in_place:
                 params = switch_params(params, work.live)
                 if pointer_moves(params, work.live):  # before the objects name it: a pod may ask at once
-                    await self._write_pointer(obj, work.name, desired, rev)
+                    await self._write_pointer(params)
             result = await ensure_edge(
                 work.api,
                 edge_manifests(params),
