@@ -42,6 +42,9 @@ Outcome = Literal["switched", "unchanged", "refused", "unavailable"]
 OUTCOME_CODES: dict[str, int] = {"switched": 200, "unchanged": 200, "refused": 422, "unavailable": 503}
 # The operator waits 15 s for an answer; the pointer read and the fetch together get this much.
 SWITCH_SECONDS = 10.0
+# Between two pointer reads: POST /-/revision is open to whoever reaches the pod, so a flood of them
+# costs S3 at most this rate (POSTs meanwhile share the next read).
+MIN_GAP_SECONDS = 0.2
 # The POST carries nothing the cache reads; a body beyond this is refused (413), as other limits are.
 MAX_SWITCH_BODY_BYTES = 1024
 SWITCH_PATH_BYTES = SWITCH_PATH.encode("ascii")
@@ -220,6 +223,7 @@ class Switcher:
         keeper: Keeper,
         metrics: Metrics,
         seconds: float = SWITCH_SECONDS,
+        min_gap: float = MIN_GAP_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pointer_key = pointer_key
@@ -232,6 +236,8 @@ class Switcher:
         self.status = keeper.status
         self.metrics = metrics
         self.seconds = seconds
+        self.min_gap = min_gap
+        self._last_read = -min_gap
         self.clock = clock
         self._serial = asyncio.Lock()
         self._latest: _Flight | None = None
@@ -257,7 +263,11 @@ class Switcher:
 
     async def _run(self, flight: _Flight) -> SwitchResult:
         async with self._serial:  # one switch at a time, in the order their first POSTs came
+            gap = self._last_read + self.min_gap - self.clock()
+            if gap > 0:  # still joinable meanwhile: the POSTs of a flood share this read
+                await asyncio.sleep(gap)
             flight.started = True
+            self._last_read = self.clock()
             try:
                 result = await self._switch(flight.deadline)
             except Exception as exc:  # a bug must still answer, and must not kill the loop

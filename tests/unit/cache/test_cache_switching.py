@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import http.client
 import io
+import itertools
 import json
 import logging
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +39,7 @@ from edgeroll.cache.runner import make_server_state, make_switcher
 from edgeroll.cache.server import HttpConnection
 from edgeroll.cache.settings import SettingsError, settings_from_env
 from edgeroll.cache.state import StateDir, StateIdentity
-from edgeroll.cache.switching import Keeper, Switcher, expected_cluster
+from edgeroll.cache.switching import MIN_GAP_SECONDS, Keeper, Switcher, expected_cluster
 from edgeroll.render.canonical import digest_hex
 from edgeroll.render.pointer import RevisionPointer, encode_pointer, sign_pointer
 from edgeroll.render.signing import sign
@@ -481,6 +483,26 @@ async def test_a_post_after_the_pointer_was_read_gets_a_read_of_its_own(tmp_path
         }
     )
     assert rig.s3.calls[POINTER_KEY] == 2  # the later two shared one read
+
+
+async def test_a_flood_of_posts_reads_the_pointer_at_most_once_per_gap(tmp_path: Path) -> None:
+    """POST /-/revision is open to whoever reaches the pod: back-to-back POSTs, each sent once the
+    last was answered, still read the pointer no faster than MIN_GAP_SECONDS apart."""
+    rig = make_rig(tmp_path, {POINTER_KEY: pointer_to(REV1)})
+    reads: list[float] = []
+    read = rig.s3.get
+
+    def timed(key: str) -> OriginObject:
+        reads.append(time.monotonic())
+        return read(key)
+
+    rig.s3.get = timed  # type: ignore[method-assign]
+    for _ in range(4):
+        status, body, _ = await switch(rig)
+        assert (status, body["outcome"]) == (200, "unchanged")
+    assert len(reads) == 4
+    gaps = [b - a for a, b in itertools.pairwise(reads)]
+    assert min(gaps) >= MIN_GAP_SECONDS * 0.9, gaps  # timer granularity
 
 
 # -- the start-up fetch ------------------------------------------------------------------------
