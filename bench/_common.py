@@ -361,16 +361,26 @@ def kubeconfig_secret(namespace: str, name: str, kubeconfig_text: str) -> dict[s
 
 
 def edgecluster(
-    name: str, labels: Mapping[str, str], secret_namespace: str, secret_name: str, edge_namespace: str
+    name: str,
+    labels: Mapping[str, str],
+    secret_namespace: str,
+    secret_name: str,
+    edge_namespace: str,
+    revision_switch: str | None = None,
 ) -> dict[str, Any]:
+    """An EdgeCluster; `revision_switch` ("Restart" or "InPlace") sets spec.revisionSwitch, None leaves
+    it out (the CRD's default, Restart)."""
+    spec: dict[str, Any] = {
+        "kubeconfigSecretRef": {"namespace": secret_namespace, "name": secret_name, "key": "kubeconfig"},
+        "namespace": edge_namespace,
+    }
+    if revision_switch is not None:
+        spec["revisionSwitch"] = revision_switch
     return {
         "apiVersion": "edgeroll.io/v1alpha1",
         "kind": "EdgeCluster",
         "metadata": {"name": name, "labels": dict(labels)},
-        "spec": {
-            "kubeconfigSecretRef": {"namespace": secret_namespace, "name": secret_name, "key": "kubeconfig"},
-            "namespace": edge_namespace,
-        },
+        "spec": spec,
     }
 
 

@@ -13,9 +13,10 @@ and reads the answer:
 
 Each request carries the read token GET /configs needs, derived from SIGNING_KEY.
 
-It prints one JSON line whenever that state changes, `{"t": <wall time of the answer>, "state":
-...}`, and a heartbeat `{"t": ..., "hb": <requests so far>, "state": ...}` every second, so the
-reader knows how far the log is complete. Pods share the host's kernel clock, so `t` compares with
+It prints one JSON line whenever that state changes, `{"t": <wall time of the answer>, "n":
+<requests so far, this one included>, "state": ...}`, and a heartbeat `{"t": ..., "hb": <requests so
+far>, "state": ...}` every second, so the reader knows how far the log is complete (and, from the
+counts, how many answers in a row a state has had). Pods share the host's kernel clock, so `t` compares with
 the benchmark's own `time.time()`.
 
 Environment: SERVICE_HOST (the Service's DNS name), SERVICE_PORT, CONFIG_PATH, SIGNING_KEY,
@@ -97,7 +98,7 @@ def main() -> None:
         requests += 1
         if new != state:
             state = new
-            print(json.dumps({"t": now, "state": state}), flush=True)
+            print(json.dumps({"t": now, "n": requests, "state": state}), flush=True)
         if now >= heartbeat_at:
             print(json.dumps({"t": now, "hb": requests, "state": state}), flush=True)
             heartbeat_at = now + 1.0

@@ -38,8 +38,31 @@ Each update is broken down into: the operator (new template on the edge), the ne
 the endpoints updated, and serving through the Service. The baseline is the lab's, against the
 kind S3 container's host port.
 
+With `--provider kind --revision-switch InPlace` (results in propagation_kind_inplace.json; the
+default, Restart, is all of the above) the EdgeClusters say `revisionSwitch: InPlace`: a new revision
+leaves the pod template alone; the operator writes the revision pointer to S3, applies the edge
+Secret and the Deployment (its `edgeroll.io/wanted-digest` annotation names the switch), POSTs
+`/-/revision` to each running cache pod through the edge apiserver's pod proxy, and once every pod
+has answered that it serves the digest, writes it as the Deployment's own `edgeroll.io/digest`
+annotation. No pod starts or goes, so "known once the old pod is gone" has no meaning. An edge
+counts once both hold:
+- switched: the Deployment's own `edgeroll.io/digest` annotation is the new digest (every pod
+  acknowledged; the same Deployment watch);
+- served: the poller pod has answered only the new digest SETTLE_ANSWERS (20, 1 s at 50 ms) times
+  in a row after `switched` was seen; the time is its last switch to the new digest (which may come
+  before `switched`: a pod serves a revision before the operator records that it does).
+Parts: operator (apply -> the wanted-digest annotation on the edge Deployment: pointer, Secret and
+Deployment written), switch (-> the digest annotation: every pod acknowledged; split by the cache's
+"switched in place" log line into the pods' fetch and the operator recording it), serving (-> the
+poller's last switch, when it is later than the annotation, else 0). No pod start, so no containerd
+or probe parts. Checks, expected 0: EndpointSlice changes (an endpoint's pod, address or
+ready/serving/terminating condition), cache pods added or deleted, container restarts, changes of
+the Deployment's pod template (not its generation: that moves with its annotations), during each
+update. The lab provider is Restart only: kwok pods run no container, so nothing answers the
+operator's POST.
+
 Usage: .venv/bin/python bench/propagation.py [--updates 20] [--config-bytes 500000] [--seed 1]
-       .venv/bin/python bench/propagation.py --provider kind [--updates 10]
+       .venv/bin/python bench/propagation.py --provider kind [--updates 10] [--revision-switch InPlace]
 """
 
 from __future__ import annotations
@@ -55,7 +78,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -97,7 +120,13 @@ from edgeroll.lab.pod_runner import LocalEdgeCache, cache_container, fetch_and_v
 from edgeroll.render.revision import make_revision
 from edgeroll.render.signing import read_token
 from edgeroll.rollout.health import read_health
-from edgeroll.rollout.resources import ANNOTATION_DIGEST, LABEL_INSTANCE, edge_name
+from edgeroll.rollout.resources import (
+    ANNOTATION_DIGEST,
+    ANNOTATION_REFUSED,
+    ANNOTATION_WANTED,
+    LABEL_INSTANCE,
+    edge_name,
+)
 
 T = TypeVar("T")
 NAME = "propagation"
@@ -588,6 +617,26 @@ POD_PARTS = {
     "probe": "-> pod Ready seen (readiness probe period, kubelet status update, watch)",
 }
 
+# --revision-switch InPlace: the same pods take the new revision; results in propagation_kind_inplace.json.
+KIND_INPLACE_NAME = "propagation_kind_inplace"
+SETTLE_ANSWERS = 20  # new-digest answers in a row after "switched" before an edge counts (1 s at 50 ms)
+IN_PLACE_PARTS = {
+    "operator": "apply -> the wanted digest on the edge Deployment (render, sign, publish, pointer, Secret)",
+    "switch": "-> every pod acknowledged: the Deployment's own edgeroll.io/digest annotation",
+    "serving": "-> the poller's last switch to the new digest, when later than the annotation (else 0)",
+}
+SWITCH_PARTS = {
+    "pods": "wanted -> the last cache pod logged its switch (POST via pod proxy, pointer, S3 GET, verify)",
+    "recorded": "-> the digest annotation seen (answers back, the operator's Deployment write, watch)",
+}
+IN_PLACE_CHECKS = {
+    "endpoint_changes": "EndpointSlice changes of an endpoint's pod, address or conditions (0 expected)",
+    "endpoint_events": "EndpointSlice watch events, whatever changed",
+    "pod_changes": "cache pods added or deleted (0 expected)",
+    "restarts": "cache container restarts (0 expected)",
+    "template_changes": "the edge Deployment's pod template changed (0 expected)",
+}
+
 
 def kind_provider_module() -> Any:
     """tests/e2e/providers/kind_provider.py, imported with this benchmark's own cluster prefix."""
@@ -669,6 +718,55 @@ def pod_ready(pod: dict[str, Any]) -> bool:
     )
 
 
+Endpoint = tuple[str, str, bool, bool, bool]
+
+
+def endpoint_signature(slices: Iterable[Mapping[str, Any]]) -> frozenset[Endpoint]:
+    """Every endpoint of the slices as (pod, addresses, ready, serving, terminating): what routing
+    through the Service depends on (discovery/v1: a nil ready or serving means true)."""
+    out: set[Endpoint] = set()
+    for piece in slices:
+        for ep in piece.get("endpoints") or []:
+            cond = ep.get("conditions") or {}
+            out.add(
+                (
+                    str((ep.get("targetRef") or {}).get("name", "")),
+                    ",".join(sorted(ep.get("addresses") or [])),
+                    cond.get("ready") is not False,
+                    cond.get("serving") is not False,
+                    cond.get("terminating") is True,
+                )
+            )
+    return frozenset(out)
+
+
+def consecutive_new_after(lines: Sequence[tuple[float, int, str]], since: float, digest: str) -> int:
+    """How many answers in a row, all `digest` and all after wall time `since`, the poller's log shows
+    up to its latest line. `lines` are its (t, requests so far, state) lines in order, state changes
+    and heartbeats alike: the trailing run of `digest` lines starts at its switch to it, and the first
+    line at or after `since` names a request answered after it."""
+    if not lines or lines[-1][2] != digest:
+        return 0
+    start = len(lines) - 1
+    while start > 0 and lines[start - 1][2] == digest:
+        start -= 1
+    after = next((n for t, n, _ in lines if t >= since), None)
+    if after is None:
+        return 0
+    return max(0, lines[-1][1] - max(lines[start][1], after) + 1)
+
+
+def chain(names: Iterable[str], stages: Iterable[float], start: float) -> dict[str, float]:
+    """Durations between successive stages from `start`, each counted from the later of its own time
+    and the previous stage's (two watches' events may cross by a few ms): they sum to the last."""
+    out: dict[str, float] = {}
+    at = start
+    for name, value in zip(names, stages, strict=True):
+        out[name] = round(max(at, value) - at, 3)
+        at = max(at, value)
+    return out
+
+
 class EventWatch(KubeWatch):
     """A KubeWatch that also calls `on_event(wall time, type, object)` as each event arrives."""
 
@@ -733,14 +831,49 @@ class KindEdgeTimes:
             self.cache_serving_s,
             self.pod_ready_s,
         )
-        if any(v is None for v in stages):
+        known = [v for v in stages if v is not None]
+        if len(known) != len(stages):
             return None
         out: dict[str, float] = {}
         at = self.template_s
-        for name, value in zip(POD_PARTS, stages, strict=True):
+        for name, value in zip(POD_PARTS, known, strict=True):
             out[name] = round(max(at, value) - at, 3)
             at = max(at, value)
         return out
+
+
+@dataclass
+class KindInPlaceTimes:
+    """--revision-switch InPlace: seconds after the `kubectl apply` started, for one edge in one update."""
+
+    cluster: str
+    pods: list[str]  # the cache pods (the same ones all along: see pod_changes)
+    wanted_s: float  # the Deployment's own edgeroll.io/wanted-digest annotation is the new digest (watch)
+    pods_switched_s: float | None  # the last cache pod logged "switched in place ... to <digest>"
+    switched_s: float  # the Deployment's own edgeroll.io/digest annotation: every pod acknowledged (watch)
+    first_answer_s: float  # the poller's first answer with the new digest through the Service
+    served_s: float  # its last switch to the new digest: from then on, only new-digest answers
+    settled_answers: int  # new-digest answers in a row after `switched` when the edge counted
+    other_answers: int  # answers other than the new digest after the first new one
+    endpoint_changes: int  # IN_PLACE_CHECKS, during this update
+    endpoint_events: int
+    pod_changes: int
+    restarts: int
+    template_changes: int
+
+    @property
+    def done_s(self) -> float:
+        return max(self.switched_s, self.served_s)
+
+    def parts(self) -> dict[str, float]:
+        """IN_PLACE_PARTS as a chain of durations that sums to done_s."""
+        return chain(IN_PLACE_PARTS, (self.wanted_s, self.switched_s, self.served_s), 0.0)
+
+    def switch_parts(self) -> dict[str, float] | None:
+        """SWITCH_PARTS as a chain from wanted_s to switched_s; None without the cache's log line."""
+        if self.pods_switched_s is None:
+            return None
+        return chain(SWITCH_PARTS, (self.pods_switched_s, self.switched_s), self.wanted_s)
 
 
 @dataclass
@@ -751,15 +884,18 @@ class KindRun:
     apply_s: float  # `kubectl apply` returned
     status_ready_s: float | None  # the RouterConfig's status said Ready with the digest
     slowest: str
-    edges: list[KindEdgeTimes]
+    edges: list[KindEdgeTimes | KindInPlaceTimes]
     load1: float
 
 
 class KindEdge:
     """One kind edge: watches of its Deployment, pods and EndpointSlices, and a poller pod's answers."""
 
-    def __init__(self, cluster: str, clusters: Any, namespace: str, deployment: str, node: str) -> None:
+    def __init__(
+        self, cluster: str, clusters: Any, namespace: str, deployment: str, node: str, in_place: bool = False
+    ) -> None:
         self.cluster = cluster
+        self.in_place = in_place  # revisionSwitch: InPlace (KindInPlaceTimes), else Restart (KindEdgeTimes)
         self.clusters = clusters
         self.namespace = namespace
         self.deployment = deployment
@@ -795,6 +931,14 @@ class KindEdge:
         self.answers: list[tuple[float, str]] = []  # the poller's state changes (its wall time, state)
         self.poller_seen = 0.0  # the poller's latest line: its log is complete up to here
         self.poller_state = ""
+        self.poller_lines: list[tuple[float, int, str]] = []  # every line: (its wall time, requests, state)
+        # InPlace only: what must not move during an update, and how many answers settled it.
+        self.refused = ""
+        self.endpoints_before: frozenset[Endpoint] = frozenset()
+        self.pods_before: dict[str, tuple[str, int]] = {}
+        self.template_before = ""
+        self.counts = dict.fromkeys(IN_PLACE_CHECKS, 0)
+        self.settled_answers = 0
         self._lines: set[bytes] = set()
         self._follow: asyncio.Task[None] | None = None
         self._logs: asyncio.subprocess.Process | None = None
@@ -817,13 +961,23 @@ class KindEdge:
 
     def expect(self, digest: str) -> None:
         self.digest, self.marks, self.new_pod, self.flaps = digest, {}, "", 0
+        if self.in_place:
+            self.refused, self.settled_answers = "", 0
+            self.counts = dict.fromkeys(IN_PLACE_CHECKS, 0)
+            self.endpoints_before = endpoint_signature(self.slice_watch.objects.values())
+            self.pods_before = self._pods_now()
+            self.template_before = self._template()
 
     # -- the control plane, from watch events -------------------------------------------------------
 
     def _on_event(self, what: str, t: float, kind: str, obj: Any) -> None:
         if what == "pods" and kind == "ADDED":
             self.pod_added.setdefault(obj["metadata"]["name"], t)
-        self._evaluate(t)
+        if self.in_place:
+            self._count_in_place(what, kind)
+            self._evaluate_in_place(t)
+        else:
+            self._evaluate(t)
         self.changed.set()
 
     def _evaluate(self, t: float) -> None:
@@ -863,6 +1017,62 @@ class KindEdge:
             self.flaps += 1
         if pods and all(d == want for d in digests.values()):
             marks.setdefault("old_gone", t)
+
+    # -- the control plane with revisionSwitch: InPlace: the Deployment's own annotations ----------------
+
+    def _deployment(self) -> dict[str, Any] | None:
+        return self.deploy_watch.objects.get(f"{self.namespace}/{self.deployment}")
+
+    def _template(self) -> str:
+        return json.dumps(((self._deployment() or {}).get("spec") or {}).get("template"), sort_keys=True)
+
+    def _pods_now(self) -> dict[str, tuple[str, int]]:
+        """The cache pods not on their way out: name -> (uid, container restarts)."""
+        return {
+            pod["metadata"]["name"]: (
+                str(pod["metadata"].get("uid", "")),
+                sum(
+                    int(c.get("restartCount", 0))
+                    for c in (pod.get("status") or {}).get("containerStatuses") or []
+                ),
+            )
+            for pod in self.pod_watch.objects.values()
+            if not pod["metadata"].get("deletionTimestamp")
+        }
+
+    def _count_in_place(self, what: str, kind: str) -> None:
+        """During an update (from expect() until done), what moved that must not."""
+        if not self.digest or "done" in self.marks:
+            return
+        if what == "slices":
+            self.counts["endpoint_events"] += 1
+            now = endpoint_signature(self.slice_watch.objects.values())
+            if now != self.endpoints_before:
+                self.counts["endpoint_changes"] += 1
+                self.endpoints_before = now
+        elif what == "pods" and kind in ("ADDED", "DELETED"):
+            self.counts["pod_changes"] += 1
+        elif what == "deployment":
+            template = self._template()
+            if template != self.template_before:
+                self.counts["template_changes"] += 1
+                self.template_before = template
+
+    def _evaluate_in_place(self, t: float) -> None:
+        want, marks = self.digest, self.marks
+        if not want:
+            return
+        own = ((self._deployment() or {}).get("metadata") or {}).get("annotations") or {}
+        if own.get(ANNOTATION_WANTED) == want:
+            marks.setdefault("wanted", t)
+        if own.get(ANNOTATION_DIGEST) == want:
+            marks.setdefault("wanted", t)
+            marks.setdefault("switched", t)
+        refused = str(own.get(ANNOTATION_REFUSED) or "")
+        if refused.split(" ", 1)[0] == want:
+            self.refused = refused
+        if any(ready for _, _, ready, _, _ in endpoint_signature(self.slice_watch.objects.values())):
+            marks.setdefault("endpoints", t)  # the warm-up's pods routed to; never changes after that
 
     # -- the data path, from the poller pod -----------------------------------------------------------
 
@@ -964,6 +1174,8 @@ class KindEdge:
                 line = json.loads(raw)
                 if "hb" not in line:
                     self.answers.append((float(line["t"]), str(line["state"])))
+                requests = int(line.get("n", line.get("hb", 0)))
+                self.poller_lines.append((float(line["t"]), requests, str(line["state"])))
                 self.poller_state = str(line["state"])
                 self.poller_seen = max(self.poller_seen, float(line["t"]))
                 self.changed.set()
@@ -975,6 +1187,9 @@ class KindEdge:
     async def wait_done(self, timeout: float, with_poller: bool) -> None:
         """Until the control-plane stages are marked and, with the poller, it answers the new digest
         and its log is complete up to (old pod gone + 0.5 s): no old answer can come after that."""
+        if self.in_place:
+            await self._wait_switched(timeout, with_poller)
+            return
         deadline = time.time() + timeout
         while True:
             self.changed.clear()
@@ -992,6 +1207,34 @@ class KindEdge:
                 raise RuntimeError(
                     f"{self.cluster}: not served {self.digest} after {timeout:g} s: stages {sorted(marks)}, "
                     f"poller {self.poller_state!r}"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), 0.5)
+        self.marks["done"] = time.time()
+
+    async def _wait_switched(self, timeout: float, with_poller: bool) -> None:
+        """InPlace: until the Deployment says every pod serves the new digest and, with the poller, it
+        has answered only that digest SETTLE_ANSWERS times in a row since."""
+        deadline = time.time() + timeout
+        while True:
+            self.changed.clear()
+            marks = self.marks
+            if self.refused:
+                raise RuntimeError(f"{self.cluster}: a cache pod refused {self.digest}: {self.refused}")
+            if "switched" in marks and "endpoints" in marks:
+                if not with_poller:
+                    break
+                self.settled_answers = consecutive_new_after(
+                    self.poller_lines, marks["switched"], self.digest
+                )
+                if self.settled_answers >= SETTLE_ANSWERS:
+                    break
+            if time.time() > deadline:
+                own = ((self._deployment() or {}).get("metadata") or {}).get("annotations") or {}
+                raise RuntimeError(
+                    f"{self.cluster}: not switched to and served {self.digest} after {timeout:g} s: stages "
+                    f"{sorted(marks)}, Deployment annotations {own}, poller {self.poller_state!r} "
+                    f"({self.settled_answers} new answers in a row after the switch)"
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), 0.5)
@@ -1091,6 +1334,77 @@ class KindEdge:
             endpoint_flaps=self.flaps,
         )
 
+    def cache_logs_tail(self, lines: int = 40) -> str:
+        got = self.clusters.kubectl(
+            self.cluster,
+            "-n",
+            self.namespace,
+            "logs",
+            "-l",
+            f"{LABEL_INSTANCE}={self.deployment}",
+            "--timestamps",
+            "--prefix",
+            f"--tail={lines}",
+            check=False,
+        )
+        return str(got.stdout) + str(got.stderr)
+
+    async def switch_log_mark(self, pods: Sequence[str]) -> float | None:
+        """When the last of `pods` logged its in-place switch to the digest (runtime stamps); None when
+        one did not log it (e.g. another line, or its log was not readable)."""
+        latest = None
+        for pod in pods:
+            got = await asyncio.to_thread(
+                self.clusters.kubectl,
+                self.cluster,
+                "-n",
+                self.namespace,
+                "logs",
+                "--timestamps",
+                pod,
+                check=False,
+            )
+            at = None
+            for line in got.stdout.splitlines():
+                stamp, _, text = line.partition(" ")
+                if "switched in place from" in text and f" to {self.digest} " in text:
+                    at = wall_of_stamp(stamp)
+            if at is None:
+                return None
+            latest = at if latest is None else max(latest, at)
+        return latest
+
+    async def in_place_times(self, t0: float) -> KindInPlaceTimes:
+        marks = self.marks
+        answers = [(t, s) for t, s in self.answers if t0 <= t <= marks["done"]]
+        firsts = [t for t, s in answers if s == self.digest]
+        if not firsts or answers[-1][1] != self.digest:
+            raise RuntimeError(f"{self.cluster}: the poller's answers since the apply: {answers}")
+        first = firsts[0]
+        pods = self._pods_now()
+        pods_switched = await self.switch_log_mark(sorted(pods))
+        restarts = sum(
+            max(0, restarts - self.pods_before[name][1])
+            for name, (uid, restarts) in pods.items()
+            if self.pods_before.get(name, ("", 0))[0] == uid
+        )
+        return KindInPlaceTimes(
+            cluster=self.cluster,
+            pods=sorted(pods),
+            wanted_s=round(marks["wanted"] - t0, 3),
+            pods_switched_s=None if pods_switched is None else round(pods_switched - t0, 3),
+            switched_s=round(marks["switched"] - t0, 3),
+            first_answer_s=round(first - t0, 3),
+            served_s=round(answers[-1][0] - t0, 3),
+            settled_answers=self.settled_answers,
+            other_answers=sum(1 for t, s in answers if t > first and s != self.digest),
+            endpoint_changes=self.counts["endpoint_changes"],
+            endpoint_events=self.counts["endpoint_events"],
+            pod_changes=self.counts["pod_changes"],
+            restarts=restarts,
+            template_changes=self.counts["template_changes"],
+        )
+
 
 def distribution(values: list[float]) -> dict[str, float]:
     return {
@@ -1126,6 +1440,7 @@ def kube_proxy_config(clusters: Any, edge: str) -> dict[str, Any]:
 async def measure_kind(args: argparse.Namespace, kp: Any, provider: Any, work: Path) -> dict[str, Any]:
     from tests.e2e.providers.e2e_provider import RunScope
 
+    in_place = args.revision_switch == "InPlace"
     rng = random.Random(args.seed)
     run = new_run_id()
     scope = RunScope(
@@ -1139,11 +1454,16 @@ async def measure_kind(args: argparse.Namespace, kp: Any, provider: Any, work: P
     names = sorted(clusters.edge_kubeconfigs)
     deployment = edge_name(scope.ns, RC_NAME)
     print(
-        f"run {run}: hub namespace {scope.ns}, S3 prefix {scope.prefix}, edges {', '.join(names)}", flush=True
+        f"run {run}: hub namespace {scope.ns}, S3 prefix {scope.prefix}, edges {', '.join(names)}"
+        + (", revisionSwitch InPlace" if in_place else ""),
+        flush=True,
     )
 
     install_crds(clusters)
     clusters.kubectl("hub", "create", "namespace", scope.ns)
+    # The provider's chart install also watches the e2e suite's second tenant namespace (<ns>-a) and
+    # grants Secret reads there, so it must exist; nothing of the benchmark goes in it.
+    clusters.kubectl("hub", "create", "namespace", scope.tenant_ns)
     objects: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
@@ -1159,9 +1479,12 @@ async def measure_kind(args: argparse.Namespace, kp: Any, provider: Any, work: P
         objects.append(
             kubeconfig_secret(scope.ns, f"kubeconfig-{cluster}", provider.edge_kubeconfig(cluster))
         )
-        objects.append(edgecluster(ec, {BENCH_RUN_LABEL: run}, scope.ns, f"kubeconfig-{cluster}", scope.ns))
+        switch = "InPlace" if in_place else None  # Restart: the CRD's default, as before the option
+        objects.append(
+            edgecluster(ec, {BENCH_RUN_LABEL: run}, scope.ns, f"kubeconfig-{cluster}", scope.ns, switch)
+        )
     edges = [
-        KindEdge(c, clusters, scope.ns, deployment, f"{kp.PREFIX}-{kp.CLUSTERS[c]}-control-plane")
+        KindEdge(c, clusters, scope.ns, deployment, f"{kp.PREFIX}-{kp.CLUSTERS[c]}-control-plane", in_place)
         for c in names
     ]
     hub = KubeWatch(
@@ -1199,14 +1522,25 @@ async def measure_kind(args: argparse.Namespace, kp: Any, provider: Any, work: P
             _, apply_s = await apply_task
             status_s = await status_task
             if i == 0:
-                done = max(e.marks["endpoints"] for e in edges) - t0
-                print(f"warm-up: every edge's endpoints list only {revision.digest[:19]} after {done:.2f}s")
+                if in_place:
+                    done = max(e.marks["switched"] for e in edges) - t0
+                    print(
+                        f"warm-up: every edge's Deployment says its pods serve {revision.digest[:19]} "
+                        f"after {done:.2f}s"
+                    )
+                else:
+                    done = max(e.marks["endpoints"] for e in edges) - t0
+                    print(
+                        f"warm-up: every edge's endpoints list only {revision.digest[:19]} after {done:.2f}s"
+                    )
                 dep = edges[0].deploy_watch.objects[f"{scope.ns}/{deployment}"]
                 probe = dep["spec"]["template"]["spec"]["containers"][0].get("readinessProbe", {})
                 await asyncio.gather(*(e.start_poller(provider.setup.image, RC_NAME) for e in edges))
                 print("pollers answer the warm-up digest in every edge", flush=True)
             else:
-                times = list(await asyncio.gather(*(e.times(t0) for e in edges)))
+                times: list[KindEdgeTimes | KindInPlaceTimes] = list(
+                    await asyncio.gather(*((e.in_place_times if in_place else e.times)(t0) for e in edges))
+                )
                 slowest = max(times, key=lambda t: t.done_s)
                 run_ = KindRun(
                     i,
@@ -1220,10 +1554,20 @@ async def measure_kind(args: argparse.Namespace, kp: Any, provider: Any, work: P
                 )
                 runs.append(run_)
                 parts = slowest.parts()
+                if isinstance(slowest, KindInPlaceTimes):
+                    checks = {k: sum(getattr(t, k) for t in times) for k in IN_PLACE_CHECKS}
+                    pods = slowest.pods_switched_s
+                    extra = (
+                        f"; first new answer {slowest.first_answer_s:.2f}s, pods switched "
+                        f"{float('nan') if pods is None else pods:.2f}s; every edge: "
+                        + ", ".join(f"{k} {v}" for k, v in checks.items())
+                    )
+                else:
+                    extra = f"; first new answer {slowest.first_answer_s:.2f}s"
                 print(
                     f"update {i:2d}: {run_.latency_s:6.3f}s (slowest {slowest.cluster}: "
                     + ", ".join(f"{k} +{v:.2f}" for k, v in parts.items())
-                    + f"; first new answer {slowest.first_answer_s:.2f}s; RouterConfig Ready "
+                    + f"{extra}; RouterConfig Ready "
                     f"{status_s or float('nan'):.2f}s) load1={run_.load1}",
                     flush=True,
                 )
@@ -1231,6 +1575,14 @@ async def measure_kind(args: argparse.Namespace, kp: Any, provider: Any, work: P
                     baseline.append(routers.run(i, revision.body))
                 print(f"  baseline {baseline[-1].latency_s:6.3f}s", flush=True)
             await asyncio.sleep(rng.uniform(1.0, 3.0))  # a random phase against the operator's timers
+    except Exception:
+        if in_place:  # what the cache pods said, before their clusters go
+            for edge in edges:
+                with contextlib.suppress(Exception):
+                    print(
+                        f"{edge.cluster} cache pods' log (tail):\n{edge.cache_logs_tail()}", file=sys.stderr
+                    )
+        raise
     finally:
         for edge in edges:
             with contextlib.suppress(Exception):
@@ -1239,39 +1591,11 @@ async def measure_kind(args: argparse.Namespace, kp: Any, provider: Any, work: P
             await hub.stop()
         cleanup_kind(provider, operator, scope, ec_names, names)
 
-    latencies = [r.latency_s for r in runs]
-    base_latencies = [b.latency_s for b in baseline]
-    slowest_parts = [next(t for t in r.edges if t.cluster == r.slowest).parts() for r in runs]
-    every_edge = [t for r in runs for t in r.edges]
-    pod_parts = [
-        p for p in (next(t for t in r.edges if t.cluster == r.slowest).pod_parts() for r in runs) if p
-    ]
     statuses = [r.status_ready_s for r in runs if r.status_ready_s is not None]
-    p99, base_p99 = percentile(latencies, 99), percentile(base_latencies, 99)
-    p50, base_p50 = percentile(latencies, 50), percentile(base_latencies, 50)
-    return {
+    shared = {
         "provider": "kind",
-        "runs": len(runs),
-        "p50_s": round(p50, 3),
-        "p99_s": round(p99, 3),
-        "mean_s": round(sum(latencies) / len(latencies), 3),
-        "baseline_p50_s": round(base_p50, 3),
-        "baseline_p99_s": round(base_p99, 3),
-        "baseline_mean_s": round(sum(base_latencies) / len(base_latencies), 3),
-        "ratio_p50": ratio(p50, base_p50),
-        "ratio_p99": ratio(p99, base_p99),
+        **latency_figures([r.latency_s for r in runs], [b.latency_s for b in baseline]),
         "goal": {"p99_s": GOAL_KIND_P99_S, "ratio_p99_to_baseline_p99": GOAL_KIND_RATIO},
-        "parts": PARTS,
-        "parts_slowest_edge": {k: distribution([p[k] for p in slowest_parts]) for k in PARTS},
-        "parts_every_edge": {k: distribution([t.parts()[k] for t in every_edge]) for k in PARTS},
-        "done_every_edge": distribution([t.done_s for t in every_edge]),
-        "pod_parts": POD_PARTS,
-        "pod_parts_slowest_edge": {k: distribution([p[k] for p in pod_parts]) for k in POD_PARTS}
-        if pod_parts
-        else {},
-        "first_answer_every_edge": distribution([t.first_answer_s for t in every_edge]),
-        "other_answers_after_first_new": sum(t.other_answers for t in every_edge),
-        "endpoint_flaps": sum(t.endpoint_flaps for t in every_edge),
         "kubectl_apply_s": distribution([r.apply_s for r in runs]),
         "status_ready_s": distribution(statuses) if statuses else {},
         "config_bytes": len(make_revision(ConfigFormat.COSMO, config_variant(base, "size")).body),
@@ -1286,10 +1610,83 @@ async def measure_kind(args: argparse.Namespace, kp: Any, provider: Any, work: P
             "phases_s": [round(p, 3) for p in routers.phases],
             "s3": "the kind SeaweedFS container through its host port",
         },
-        "run_details": [
-            {**asdict(r), "parts": next(t for t in r.edges if t.cluster == r.slowest).parts()} for r in runs
-        ],
         "baseline_details": [asdict(b) for b in baseline],
+    }
+    return {**shared, **(in_place_summary(runs) if in_place else restart_summary(runs))}
+
+
+def latency_figures(latencies: list[float], base_latencies: list[float]) -> dict[str, Any]:
+    p99, base_p99 = percentile(latencies, 99), percentile(base_latencies, 99)
+    p50, base_p50 = percentile(latencies, 50), percentile(base_latencies, 50)
+    return {
+        "runs": len(latencies),
+        "p50_s": round(p50, 3),
+        "p99_s": round(p99, 3),
+        "mean_s": round(sum(latencies) / len(latencies), 3),
+        "baseline_p50_s": round(base_p50, 3),
+        "baseline_p99_s": round(base_p99, 3),
+        "baseline_mean_s": round(sum(base_latencies) / len(base_latencies), 3),
+        "ratio_p50": ratio(p50, base_p50),
+        "ratio_p99": ratio(p99, base_p99),
+    }
+
+
+def slowest_of(run: KindRun) -> KindEdgeTimes | KindInPlaceTimes:
+    return next(t for t in run.edges if t.cluster == run.slowest)
+
+
+def restart_summary(runs: list[KindRun]) -> dict[str, Any]:
+    """What only a Restart run reports: the pod start, the endpoints moving to the new pod."""
+    every_edge = [t for r in runs for t in r.edges if isinstance(t, KindEdgeTimes)]
+    slowest = [t for t in map(slowest_of, runs) if isinstance(t, KindEdgeTimes)]
+    slowest_parts = [t.parts() for t in slowest]
+    pod_parts = [p for p in (t.pod_parts() for t in slowest) if p]
+    return {
+        "parts": PARTS,
+        "parts_slowest_edge": {k: distribution([p[k] for p in slowest_parts]) for k in PARTS},
+        "parts_every_edge": {k: distribution([t.parts()[k] for t in every_edge]) for k in PARTS},
+        "done_every_edge": distribution([t.done_s for t in every_edge]),
+        "pod_parts": POD_PARTS,
+        "pod_parts_slowest_edge": {k: distribution([p[k] for p in pod_parts]) for k in POD_PARTS}
+        if pod_parts
+        else {},
+        "first_answer_every_edge": distribution([t.first_answer_s for t in every_edge]),
+        "other_answers_after_first_new": sum(t.other_answers for t in every_edge),
+        "endpoint_flaps": sum(t.endpoint_flaps for t in every_edge),
+        "run_details": [{**asdict(r), "parts": slowest_of(r).parts()} for r in runs],
+    }
+
+
+def in_place_summary(runs: list[KindRun]) -> dict[str, Any]:
+    """What an InPlace run reports: the switch's parts, and the checks that nothing else moved."""
+    every_edge = [t for r in runs for t in r.edges if isinstance(t, KindInPlaceTimes)]
+    slowest = [t for t in map(slowest_of, runs) if isinstance(t, KindInPlaceTimes)]
+    slowest_parts = [t.parts() for t in slowest]
+    switch_parts = [p for p in (t.switch_parts() for t in slowest) if p]
+    return {
+        "revision_switch": "InPlace",
+        "served_definition": (
+            "the poller's last switch to the new digest, known once the edge Deployment's own "
+            f"edgeroll.io/digest annotation is the new digest and the poller has answered only it "
+            f"{SETTLE_ANSWERS} times in a row after that"
+        ),
+        "settle_answers": SETTLE_ANSWERS,
+        "parts": IN_PLACE_PARTS,
+        "parts_slowest_edge": {k: distribution([p[k] for p in slowest_parts]) for k in IN_PLACE_PARTS},
+        "parts_every_edge": {k: distribution([t.parts()[k] for t in every_edge]) for k in IN_PLACE_PARTS},
+        "done_every_edge": distribution([t.done_s for t in every_edge]),
+        "switch_parts": SWITCH_PARTS,
+        "switch_parts_slowest_edge": {k: distribution([p[k] for p in switch_parts]) for k in SWITCH_PARTS}
+        if switch_parts
+        else {},
+        "switch_parts_runs": len(switch_parts),
+        "first_answer_every_edge": distribution([t.first_answer_s for t in every_edge]),
+        "served_every_edge": distribution([t.served_s for t in every_edge]),
+        "switched_every_edge": distribution([t.switched_s for t in every_edge]),
+        "other_answers_after_first_new": sum(t.other_answers for t in every_edge),
+        "checks": IN_PLACE_CHECKS,
+        "checks_total": {k: sum(getattr(t, k) for t in every_edge) for k in IN_PLACE_CHECKS},
+        "run_details": [{**asdict(r), "parts": slowest_of(r).parts()} for r in runs],
     }
 
 
@@ -1319,6 +1716,7 @@ def cleanup_kind(provider: Any, operator: Any, scope: Any, ecs: list[str], edges
         for ec in ecs:
             clusters.kubectl("hub", "delete", "edgecluster", ec, "--wait=false", check=False)
         clusters.kubectl("hub", "delete", "namespace", scope.ns, "--wait=false", check=False)
+        clusters.kubectl("hub", "delete", "namespace", scope.tenant_ns, "--wait=false", check=False)
         for edge in edges:
             clusters.kubectl(
                 edge, "delete", "namespace", scope.ns, "--wait=false", "--ignore-not-found", check=False
@@ -1377,6 +1775,8 @@ def main_kind(args: argparse.Namespace) -> int:
     data["other_containers"] = {"at_start": others, "at_end": others_end}
     data["loadavg_at_end"] = loadavg()
     data["load1_during"] = distribution([r["load1"] for r in data["run_details"]])
+    if args.revision_switch == "InPlace":
+        return report_in_place(data)
     path = write_result(KIND_NAME, data)
     print(f"wrote {path.relative_to(REPO)}")
     parts = data["parts_slowest_edge"]
@@ -1408,6 +1808,45 @@ def main_kind(args: argparse.Namespace) -> int:
     return 0
 
 
+def report_in_place(data: dict[str, Any]) -> int:
+    path = write_result(KIND_INPLACE_NAME, data)
+    print(f"wrote {path.relative_to(REPO)}")
+    parts, switch = data["parts_slowest_edge"], data["switch_parts_slowest_edge"]
+    print(
+        f"edgeroll on kind, in place: p50 {data['p50_s']}s p99 {data['p99_s']}s | "
+        f"baseline p50 {data['baseline_p50_s']}s p99 {data['baseline_p99_s']}s | "
+        f"ratio p99 {data['ratio_p99']} | goal p99 <= {GOAL_KIND_P99_S} s "
+        f"and <= {GOAL_KIND_RATIO} x baseline"
+    )
+    print(
+        "  slowest edge, median (p99): " + ", ".join(f"{k} {v['p50']} ({v['p99']})" for k, v in parts.items())
+    )
+    print(
+        f"  its switch part, median (p99), {data['switch_parts_runs']} of {data['runs']} updates: "
+        + ", ".join(f"{k} {v['p50']} ({v['p99']})" for k, v in switch.items())
+    )
+    checks = data["checks_total"]
+    print("  over every edge and update (0 expected): " + ", ".join(f"{k} {v}" for k, v in checks.items()))
+    load = data["load1_during"]
+    figures: dict[str, float | int | str] = {
+        "revision_switch": "InPlace",
+        "runs": data["runs"],
+        "p50_s": data["p50_s"],
+        "p99_s": data["p99_s"],
+        "baseline_p50_s": data["baseline_p50_s"],
+        "baseline_p99_s": data["baseline_p99_s"],
+        "ratio_p50": data["ratio_p50"],
+        "ratio_p99": data["ratio_p99"],
+        "load1_min": load["min"],
+        "load1_max": load["max"],
+    }
+    figures.update({f"{k}_p50_s": v["p50"] for k, v in parts.items()})
+    figures.update({f"{k}_p99_s": v["p99"] for k, v in parts.items()})
+    figures.update({k: checks[k] for k in ("endpoint_changes", "pod_changes", "restarts")})
+    print(bench_line(KIND_INPLACE_NAME, figures))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -1419,7 +1858,20 @@ def main() -> int:
     parser.add_argument("--updates", type=int, default=None, help="timed updates (lab 20, kind 10)")
     parser.add_argument("--config-bytes", type=int, default=500_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--revision-switch",
+        choices=("Restart", "InPlace"),
+        default="Restart",
+        help="kind only: the EdgeClusters' spec.revisionSwitch (default Restart, a rolling update per "
+        "revision; InPlace: the running pods switch, results in propagation_kind_inplace.json)",
+    )
     args = parser.parse_args()
+    if args.revision_switch == "InPlace" and args.provider != "kind":
+        parser.error(
+            "--revision-switch InPlace needs --provider kind: the lab's kwok pods run no container, so "
+            "nothing would answer the operator's POST /-/revision through the pod proxy (the lab "
+            "benchmark is Restart only)"
+        )
     if args.provider == "kind":
         args.updates = 10 if args.updates is None else args.updates
         return main_kind(args)
