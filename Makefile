@@ -93,8 +93,8 @@ bench-publish: setup ## render+sign+upload of 2 MB vs bare put_object
 bench-propagation: setup ## apply -> every edge serves the new digest, vs a CDN poll loop
 	$(PY) bench/propagation.py
 
-bench-propagation-kind: kind-setup image ## apply -> every real cache pod serves it, through the Service, on kind
-	$(PY) bench/propagation.py --provider kind --updates 10
+bench-propagation-kind: kind-setup image ## apply -> every real cache pod serves it, through the Service, on kind (SWITCH=InPlace|Restart)
+	$(PY) bench/propagation.py --provider kind --updates 10 --revision-switch $(or $(SWITCH),InPlace)
 
 bench-fanout: setup ## 100 EdgeClusters x 20 RouterConfigs
 	$(PY) bench/fanout.py
