@@ -1302,13 +1302,17 @@ class KindEdge:
                 marks.setdefault("container_started", at)
         return marks
 
-    async def times(self, t0: float) -> KindEdgeTimes:
-        marks = self.marks
-        answers = [(t, s) for t, s in self.answers if t0 <= t <= marks["done"]]
+    def _answers_since(self, t0: float) -> tuple[list[tuple[float, str]], float]:
+        """The poller's answers since `t0` and when it first got the new digest; they must end on it."""
+        answers = [(t, s) for t, s in self.answers if t0 <= t <= self.marks["done"]]
         firsts = [t for t, s in answers if s == self.digest]
         if not firsts or answers[-1][1] != self.digest:
             raise RuntimeError(f"{self.cluster}: the poller's answers since the apply: {answers}")
-        first = firsts[0]
+        return answers, firsts[0]
+
+    async def times(self, t0: float) -> KindEdgeTimes:
+        marks = self.marks
+        answers, first = self._answers_since(t0)
         (listening, serving), runtime = await asyncio.gather(self.cache_log_marks(), self.runtime_marks(t0))
 
         def rel(at: float | None) -> float | None:
@@ -1376,11 +1380,7 @@ class KindEdge:
 
     async def in_place_times(self, t0: float) -> KindInPlaceTimes:
         marks = self.marks
-        answers = [(t, s) for t, s in self.answers if t0 <= t <= marks["done"]]
-        firsts = [t for t, s in answers if s == self.digest]
-        if not firsts or answers[-1][1] != self.digest:
-            raise RuntimeError(f"{self.cluster}: the poller's answers since the apply: {answers}")
-        first = firsts[0]
+        answers, first = self._answers_since(t0)
         pods = self._pods_now()
         pods_switched = await self.switch_log_mark(sorted(pods))
         restarts = sum(
