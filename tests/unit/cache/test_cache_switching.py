@@ -539,6 +539,7 @@ async def test_a_slow_start_up_fetch_never_overwrites_a_switch(tmp_path: Path) -
         await startup
     assert startup.cancelled()
     slow.set()  # S3 answers REV1 now: nobody takes it
+    # Nothing to poll for: what is checked is that nothing happens, so give the answer a moment.
     await asyncio.sleep(0.05)
     # And should a start-up keep get there anyway, it is refused.
     await rig.keeper.keep_startup(REV1)
@@ -650,7 +651,8 @@ async def test_pipelined_requests_after_a_post_are_answered_after_it_in_order(tm
     rig = make_rig(tmp_path, {POINTER_KEY: pointer_to(REV2), key_of(REV2): stored(REV2)})
     gate = rig.s3.gate(key_of(REV2))
     conn, transport = rig.post(get("/-/revision"), get("/configs/ns/router"), get("/healthz"))
-    await asyncio.sleep(0.05)
+    while rig.s3.calls[key_of(REV2)] == 0:  # the switch is held at its fetch
+        await asyncio.sleep(0.005)
     assert transport.out == b"" and not transport.reading  # nothing before the switch's answer
     gate.set()
     a = await answers(conn, transport)
@@ -696,7 +698,8 @@ async def test_a_switch_cancelled_at_shutdown_answers_503(tmp_path: Path) -> Non
     rig = make_rig(tmp_path, {POINTER_KEY: pointer_to(REV2), key_of(REV2): stored(REV2)})
     gate = rig.s3.gate(POINTER_KEY)
     conn, transport = rig.post()
-    await asyncio.sleep(0.02)
+    while rig.s3.calls[POINTER_KEY] == 0:  # the switch is held reading the pointer
+        await asyncio.sleep(0.005)
     rig.switcher.close()
     [answer] = await answers(conn, transport)
     gate.set()
