@@ -49,7 +49,7 @@ integration: setup ## real S3 and real apiservers (starts or reuses the lab); no
 e2e: setup ## operator + lab end to end
 	$(PYTEST) -m "e2e and not kind"
 
-e2e-kind: kind-setup image ## the scenarios on a hub + 3 edge kind clusters with real pods (docs/e2e.md)
+e2e-kind: kind-setup image ## the scenarios and the rollout suite on a hub + 3 edge kind clusters with real pods (docs/e2e.md)
 	@hack/e2e-kind.sh
 
 reliability: setup ## fault injection on the lab (over 10 minutes, so its own target; CI runs it after `make test`)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make e2e-kind`: the scenario suite on a hub and three edge kind clusters with real pods
-# (docs/e2e.md). `make kind-setup` and `make image` ran first. Whatever happens to pytest, the
+# `make e2e-kind`: the scenario and rollout suites on a hub and three edge kind clusters with real
+# pods (docs/e2e.md), in one pytest session: one provider, one chart install and one operator serve
+# both. Tests marked `lab_only` (they need the lab's local operator processes) are deselected here and
+# run in `make test`. `make kind-setup` and `make image` ran first. Whatever happens to pytest, the
 # clusters and the S3 container that this run created are deleted afterwards, by name, unless
 # EDGEROLL_E2E_KIND_KEEP=1; clusters that existed before the run are left as they were.
 set -euo pipefail
@@ -28,5 +30,5 @@ cleanup() {
 trap cleanup EXIT
 echo "e2e-kind: path=$EDGEROLL_KIND_PATH node image=$EDGEROLL_KIND_NODE_IMAGE"
 T0=$SECONDS
-.venv/bin/python -m pytest tests/e2e/scenarios -m e2e "$@"
+.venv/bin/python -m pytest tests/e2e/scenarios tests/e2e/rollout -m "e2e and not lab_only" "$@"
 echo "e2e-kind: pytest took $((SECONDS - T0))s"

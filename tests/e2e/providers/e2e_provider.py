@@ -135,6 +135,19 @@ class E2EProvider(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass
+class ChartRun:
+    """The chart installed for one run and the operator it runs (its pods, or a local process with a
+    token of its ServiceAccount). Hub namespaces `scope.ns` and `scope.tenant_ns` exist, each with the
+    `signing` Secret, and both are watched."""
+
+    provider: E2EProvider
+    scope: RunScope
+    operator: OperatorHandle
+    work: Path
+    log_path: Path
+
+
 # ---- shared by both providers ---------------------------------------------------------------------------
 
 

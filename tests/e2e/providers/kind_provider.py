@@ -418,6 +418,49 @@ class InClusterOperator:
         holder = str(json.loads(lease.stdout)["spec"].get("holderIdentity") or "")
         return holder.rpartition("/")[0] or None
 
+    def delete_shard_holder(self, shard: int) -> tuple[str, str]:
+        """The operator pod acting on a shard killed: the holder of its Lease is deleted with
+        `--grace-period=0 --force`. Returns it and the pod that took the shard over (another replica,
+        within a lease duration), once the Deployment's replacement for it is Ready too."""
+        victim = wait_until(
+            lambda: self.shard_holder(shard), timeout=30, message=f"the holder of shard {shard}"
+        )
+        live = [p for p in self.pods() if not p["metadata"].get("deletionTimestamp")]
+        assert [p for p in live if p["metadata"]["name"] != victim], "no standby operator replica"
+        self.clusters.kubectl(
+            "hub",
+            "-n",
+            self.scope.system_ns,
+            "delete",
+            "pod",
+            victim,
+            "--grace-period=0",
+            "--force",
+            check=False,
+        )
+
+        def successor() -> str | None:
+            holder = self.shard_holder(shard)
+            return holder if holder not in (None, victim) else None
+
+        taker = wait_until(successor, timeout=60, message=f"another replica holding shard {shard}")
+
+        def replaced() -> bool:
+            pods = [
+                p
+                for p in self.pods()
+                if p["metadata"]["name"] != victim and not p["metadata"].get("deletionTimestamp")
+            ]
+            return len(pods) == len(live) and all(
+                any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+                for p in pods
+            )
+
+        wait_until(
+            replaced, timeout=120, message=f"the deleted operator pod {victim} replaced by a Ready one"
+        )
+        return victim, str(taker)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._follow, name="operator-log", daemon=True)
         self._thread.start()

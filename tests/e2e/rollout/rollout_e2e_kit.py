@@ -1,11 +1,18 @@
-"""Helpers for the progressive rollout suite on the lab (conftest.py holds the fixture).
+"""Helpers for the progressive rollout suite, on the lab or on kind (conftest.py holds the fixture).
 
-Six targets or more: every lab edge twice, as EdgeClusters `<run>-<region>-a` and `<run>-<region>-b` whose
-`spec.namespace` differ (`<ns>` and `<ns>-b`), so two independent edge caches of one RouterConfig share
-an apiserver. Names sort as ap-a, ap-b, eu-a, eu-b, us-a, us-b: with `canary: 1`, ap-a is the canary.
+Six targets or more: every edge twice, as EdgeClusters `r<run>-<region>-a` and `r<run>-<region>-b` whose
+`spec.namespace` differ (on the lab `<ns>` and `<ns>-b`, on kind `e2e-ro-<run>` and `e2e-ro-<run>-b`), so
+two independent edge caches of one RouterConfig share an apiserver. Names sort as ap-a, ap-b, eu-a,
+eu-b, us-a, us-b: with `canary: 1`, ap-a is the canary.
 
-Everything is scoped by one run id (hub namespace, EdgeClusters labelled `e2e-run=<id>`, edge namespaces,
-S3 prefix) and the operator watches only its hub namespace, so the suite shares the lab with others.
+Everything is scoped by one run id (EdgeClusters labelled `e2e-run=<id>`, edge namespaces; on the lab
+also the hub namespace and the S3 prefix) and the operator watches only its hub namespaces, so the
+suite shares the clusters with others.
+
+Two things differ by provider, each behind one method: how a new revision is made to fail at one target
+(`new_revision_fails`: a ResourceQuota on the lab, bytes the caches refuse on kind) and how the operator
+is killed (`restart_operator`: kill -9 and start of the local process on the lab; on kind, deletion of
+the operator pod acting on the RouterConfig, whose shard the chart's other replica takes over).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.e2e.operator.operator_e2e_kit import OperatorE2E, broken_kubeconfig
 from tests.polling import wait_until
@@ -31,15 +38,18 @@ from edgeroll.api.routerconfig import ConfigFormat
 from edgeroll.render.revision import make_revision
 from edgeroll.rollout.resources import edge_name
 
+if TYPE_CHECKING:
+    from tests.e2e.providers.kind_provider import EdgeS3Proxy
+
 QUOTA = "e2e-no-new-pods"
 
 
 @dataclass(frozen=True)
 class Target:
-    """One EdgeCluster: a lab edge and the namespace of its edge caches there."""
+    """One EdgeCluster: an edge and the namespace of its edge caches there."""
 
     name: str
-    edge: str  # lab cluster: edge-eu, edge-us, edge-ap
+    edge: str  # edge cluster: edge-eu, edge-us, edge-ap
     namespace: str
     kubeconfig: str = field(repr=False)
 
@@ -75,6 +85,13 @@ class RolloutLab:
     e2e: OperatorE2E
     targets: dict[str, Target]  # EdgeCluster name -> where its edge cache lives
     broken: dict[str, str] = field(default_factory=dict)  # EdgeCluster -> its good kubeconfig
+    provider: str = "local"  # "local" (the lab) or "kind"
+    edge_s3: EdgeS3Proxy | None = None  # kind: the proxy the edges read S3 through
+    applied: set[str] = field(default_factory=set)  # RouterConfigs this module applied
+
+    @property
+    def on_kind(self) -> bool:
+        return self.provider == "kind"
 
     @property
     def names(self) -> list[str]:
@@ -83,6 +100,7 @@ class RolloutLab:
     # --- hub ----------------------------------------------------------------------------------
 
     def apply(self, name: str, config: dict[str, Any], rollout: dict[str, Any], **spec: Any) -> None:
+        self.applied.add(name)
         self.e2e.apply(self.e2e.routerconfig(name, config, rollout=rollout, **spec), "--server-side")
 
     def status(self, name: str) -> dict[str, Any]:
@@ -113,7 +131,7 @@ class RolloutLab:
     def cli(self, *args: str) -> str:
         """`edgeroll rollout ...` as a user runs it, with the hub kubeconfig from KUBECONFIG."""
         env = {k: v for k, v in os.environ.items() if k not in ("EDGEROLL_HUB_KUBECONFIG", "KUBECONFIG")}
-        env["KUBECONFIG"] = str(self.e2e.lab.kubeconfig("hub"))
+        env["KUBECONFIG"] = str(self.e2e.lab.hub_kubeconfig)
         out = subprocess.run(
             [sys.executable, "-m", "edgeroll.cli", "rollout", *args, "-n", self.e2e.ns],
             env=env,
@@ -211,6 +229,44 @@ class RolloutLab:
         wait_until(lambda: self.e2e.edgecluster_ready(name) == "True", timeout=60, message=f"{name} Ready")
 
     @contextmanager
+    def new_revision_fails(self, name: str, rc: str, digest: str) -> Iterator[None]:
+        """While the block runs, the revision `digest` of `rc` can never become healthy at target `name`,
+        while what runs there keeps running. On the lab a ResourceQuota freezes the pod count of the
+        target's edge namespace (`no_new_pods`); kind forbids such tricks, so there the edge S3 proxy
+        alters that revision's bytes on their way to the edges: every new cache pod refuses them (digest
+        mismatch) and never turns Ready, while the operator, which reads S3 directly, sees nothing wrong.
+        Only `name` may move to `digest` during the block: the proxy serves every edge."""
+        if not self.on_kind:
+            with self.no_new_pods(name):
+                yield
+            return
+        assert self.edge_s3 is not None
+        bucket, key = self.e2e.lab.s3_bucket, self.e2e.s3_key(rc, digest)
+        served_before = int((self.edge_s3.state() or {}).get("served", 0))
+        self.edge_s3.tamper(bucket, key)
+        try:
+            yield
+            served = int((self.edge_s3.state() or {}).get("served", 0))
+            assert served > served_before, (
+                "no edge cache fetched the altered bytes: the failure is not theirs"
+            )
+        finally:
+            self.edge_s3.restore(bucket, key)
+
+    def restart_operator(self, rc: str) -> None:
+        """The operator acting on `rc` is killed and another one carries on. On the lab: kill -9 of the
+        operator process, then the same command started again (liveness awaited). On kind: the operator
+        pod holding the Lease of `rc`'s shard is deleted with --grace-period=0 --force; the chart's other
+        replica takes the shard over (awaited), and the Deployment's replacement pod is Ready on return."""
+        if not self.on_kind:
+            self.e2e.operator.kill9()
+            self.e2e.operator.start()
+            return
+        shard = int(self.status(rc)["owner"]["shard"])
+        victim, taker = self.e2e.operator.delete_shard_holder(shard)  # type: ignore[attr-defined]
+        print(f"\noperator pod {victim} (shard {shard}) deleted; {taker} took the shard over")
+
+    @contextmanager
     def no_new_pods(self, name: str) -> Iterator[None]:
         """Freeze the pod count of the target's edge namespace with a ResourceQuota: what runs keeps
         running, no new pod can be created, so a new revision never becomes Available there."""
@@ -248,3 +304,57 @@ def assert_waves_in_order(rollout: dict[str, Any], soak: float) -> None:
         wave = waves[record["wave"]]
         assert ts(record["movedAt"]) >= ts(wave["startedAt"]), record
         assert ts(record["readyAt"]) <= ts(wave["healthyAt"]) or record.get("stale"), (record, wave)
+
+
+# --- the fleet's EdgeClusters (conftest.py and test_rollout_ha.py) ---------------------------------------
+
+
+def add_targets(fleet: RolloutLab, kubeconfig: Callable[[str], str], namespaces: tuple[str, str]) -> None:
+    """Six EdgeClusters: each edge twice (edge namespaces `namespaces[0]` and `namespaces[1]`), labelled
+    with the run. `kubeconfig(edge)` is the text the EdgeCluster's Secret holds for that edge."""
+    e2e, run = fleet.e2e, fleet.e2e.run
+    for edge in sorted(e2e.lab.edge_kubeconfigs):
+        region = edge.removeprefix("edge-")
+        text = kubeconfig(edge)
+        for half, namespace in zip(("a", "b"), namespaces, strict=True):
+            name = f"r{run}-{region}-{half}"
+            labels = {**e2e.lab.edge_labels[edge], "tier": "edge", "e2e-run": run, "half": half}
+            add_edgecluster(e2e, name, labels, text, namespace)
+            fleet.targets[name] = Target(name, edge, namespace, text)
+
+
+def wait_targets_ready(fleet: RolloutLab) -> None:
+    for name in fleet.names:
+        wait_until(
+            lambda n=name: fleet.e2e.edgecluster_ready(n) == "True",  # type: ignore[misc]
+            timeout=60,
+            message=f"EdgeCluster {name} Ready",
+        )
+
+
+def add_edgecluster(
+    e2e: OperatorE2E, name: str, labels: dict[str, str], kubeconfig: str, namespace: str
+) -> None:
+    secret = f"kubeconfig-{name}"
+    e2e.hub(
+        "-n",
+        e2e.ns,
+        "create",
+        "secret",
+        "generic",
+        secret,
+        "--from-file=kubeconfig=/dev/stdin",
+        input=kubeconfig,
+    )
+    e2e.apply(
+        {
+            "apiVersion": "edgeroll.io/v1alpha1",
+            "kind": "EdgeCluster",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "kubeconfigSecretRef": {"namespace": e2e.ns, "name": secret, "key": "kubeconfig"},
+                "namespace": namespace,
+            },
+        }
+    )
+    e2e.created_edgeclusters.append(name)

@@ -1,11 +1,16 @@
-"""Failures on the lab: a canary that fails for real rolls back on its own; an unreachable cluster is
-Stale and skipped under Skip, and holds the rollout under Block.
+"""Failures, on the lab and on kind: a canary that fails for real rolls back on its own; an unreachable
+cluster is Stale and skipped under Skip, and holds the rollout under Block.
 
-The canary (ap-a) fails for real: its edge namespace gets a ResourceQuota at exactly the number of
-pods running there, so what runs keeps running but the new revision's pod can never be created, let
-alone become Available. (Impossible `spec.cache.resources` would not do: spec.cache is not part of
-the revision, so a rollback would carry it too.) Its twin ap-b, on the same apiserver in another
-namespace, is unaffected.
+The canary (ap-a) fails for real (`RolloutLab.new_revision_fails`). On the lab its edge namespace gets
+a ResourceQuota at exactly the number of pods running there, so what runs keeps running but the new
+revision's pod can never be created, let alone become Available; its twin ap-b, on the same apiserver
+in another namespace, is unaffected. On kind, where pods run, the new revision's bytes are altered on
+their way to the edges, so the canary's new cache pod refuses them and never turns Ready, while its old
+pod keeps serving. (Impossible `spec.cache.resources` would not do: spec.cache is not part of the
+revision, so a rollback would carry it too.)
+
+An unreachable cluster is one whose kubeconfig Secret points at a closed port, the apiserver itself
+running on: on kind the operator pod finds nothing listening on its own loopback either.
 """
 
 from __future__ import annotations
@@ -19,13 +24,23 @@ from tests.e2e.operator.operator_e2e_kit import cosmo_config
 pytestmark = pytest.mark.e2e
 
 DEADLINE = 10
-POLICY = {
-    "strategy": "Progressive",
-    "canary": 1,
-    "batchSize": 3,
-    "soakSeconds": 1,
-    "progressDeadlineSeconds": DEADLINE,
-}
+# On kind every wave waits for real pods (scheduled, started, fetching from S3, Ready) on a 2-core CI
+# machine; 10 s would fail healthy waves there.
+KIND_DEADLINE = 30
+
+
+def deadline_for(fleet: RolloutLab) -> int:
+    return KIND_DEADLINE if fleet.on_kind else DEADLINE
+
+
+def policy_for(fleet: RolloutLab) -> dict[str, Any]:
+    return {
+        "strategy": "Progressive",
+        "canary": 1,
+        "batchSize": 3,
+        "soakSeconds": 1,
+        "progressDeadlineSeconds": deadline_for(fleet),
+    }
 
 
 def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -33,15 +48,16 @@ def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 def test_a_failing_canary_halts_the_rollout_and_rolls_back(fleet: RolloutLab) -> None:
+    policy, limit = policy_for(fleet), deadline_for(fleet)
     v1, v2 = (cosmo_variant(cosmo_config(), f"canary-{v}") for v in ("v1", "v2"))
-    fleet.apply("canary", v1, POLICY)
+    fleet.apply("canary", v1, policy)
     fleet.wait_phase("canary", "Completed", digest_of(v1), timeout=120)
     fleet.e2e.wait_ready("canary")
     canary, rest = fleet.names[0], fleet.names[1:]
     before = fleet.generations("canary")
 
-    with fleet.no_new_pods(canary):
-        fleet.apply("canary", v2, POLICY)
+    with fleet.new_revision_fails(canary, "canary", digest_of(v2)):
+        fleet.apply("canary", v2, policy)
 
         def rolled_back(st: dict[str, Any]) -> bool:
             r = st.get("rollout") or {}
@@ -51,16 +67,14 @@ def test_a_failing_canary_halts_the_rollout_and_rolls_back(fleet: RolloutLab) ->
                 and bool(r.get("rolledBackAt"))
             )
 
-        status = fleet.wait_rollout(
-            "canary", rolled_back, timeout=DEADLINE + 60, what="the canary rolled back"
-        )
+        status = fleet.wait_rollout("canary", rolled_back, timeout=limit + 60, what="the canary rolled back")
 
     rollout = status["rollout"]
     assert rollout["reason"] == "HealthDeadlineExceeded"
     assert canary in rollout["message"] and "wave canary" in rollout["message"]
     stalled, ready = condition(status, "Stalled"), condition(status, "Ready")
     assert stalled["status"] == "True" and stalled["reason"] == "HealthDeadlineExceeded"
-    assert canary in stalled["message"] and f"progressDeadlineSeconds={DEADLINE}" in stalled["message"]
+    assert canary in stalled["message"] and f"progressDeadlineSeconds={limit}" in stalled["message"]
     assert ready["status"] == "False" and ready["reason"] == "HealthDeadlineExceeded"
     assert status["phase"] == "Stalled"
     record = next(r for r in rollout["clusters"] if r["name"] == canary)
@@ -78,12 +92,13 @@ def test_a_failing_canary_halts_the_rollout_and_rolls_back(fleet: RolloutLab) ->
 
 
 def test_unreachable_cluster_is_stale_under_skip_and_the_rollout_completes(fleet: RolloutLab) -> None:
+    policy = policy_for(fleet)
     v1, v2 = (cosmo_variant(cosmo_config(), f"skip-{v}") for v in ("v1", "v2"))
-    fleet.apply("skip", v1, POLICY)
+    fleet.apply("skip", v1, policy)
     fleet.wait_phase("skip", "Completed", digest_of(v1), timeout=120)
     lost = fleet.names[-1]  # us-b, in the last wave
     with fleet.unreachable(lost):
-        fleet.apply("skip", v2, POLICY)
+        fleet.apply("skip", v2, policy)
         status = fleet.wait_phase("skip", "Completed", digest_of(v2), timeout=120)
         phases = {c["name"]: c["phase"] for c in status["clusters"]}
         assert phases[lost] == "Stale" and all(p == "Ready" for n, p in phases.items() if n != lost)
@@ -101,7 +116,7 @@ def test_unreachable_cluster_is_stale_under_skip_and_the_rollout_completes(fleet
 
 def test_unreachable_cluster_holds_the_rollout_under_block(fleet: RolloutLab) -> None:
     v1, v2 = (cosmo_variant(cosmo_config(), f"block-{v}") for v in ("v1", "v2"))
-    policy = {**POLICY, "unreachablePolicy": "Block"}
+    policy = {**policy_for(fleet), "unreachablePolicy": "Block"}
     fleet.apply("block", v1, policy)
     fleet.wait_phase("block", "Completed", digest_of(v1), timeout=120)
     lost = fleet.names[-1]  # us-b, in the last wave

@@ -1,4 +1,8 @@
-"""kill -9 of the operator during a soak and during a wave: the rollout continues where it was.
+"""The operator killed during a soak and during a wave: the rollout continues where it was.
+
+On the lab, kill -9 of the operator process and the same command started again; on kind, the operator
+pod acting on the RouterConfig (the holder of its shard's Lease) deleted with --grace-period=0 --force,
+so the chart's other replica takes over from status.rollout (`RolloutLab.restart_operator`).
 
 No wave is redone: every edge Deployment's generation moves exactly once for the revision, and the
 timestamps persisted before the kill survive it. No gate is skipped: each wave starts only after the
@@ -33,8 +37,7 @@ def test_kill_during_the_soak(fleet: RolloutLab) -> None:
         return r.get("revision") == digest_of(v2) and r.get("phase") == "Soaking" and r.get("wave") == 0
 
     snapshot = fleet.wait_rollout("kill-soak", soaking_canary, what="the canary soaking")["rollout"]
-    fleet.e2e.operator.kill9()
-    fleet.e2e.operator.start()
+    fleet.restart_operator("kill-soak")
     status = fleet.wait_phase("kill-soak", "Completed", digest_of(v2), timeout=120)
     rollout = status["rollout"]
     assert rollout["startedAt"] == snapshot["startedAt"]
@@ -75,9 +78,8 @@ def test_kill_during_a_wave(fleet: RolloutLab) -> None:
         return 1 <= len(moved) < 5
 
     snapshot = fleet.wait_rollout("kill-wave", mid_wave, what="the second wave part-way")["rollout"]
-    fleet.e2e.operator.kill9()
     moved_before = {c["name"]: c["movedAt"] for c in snapshot["clusters"] if c.get("movedAt")}
-    fleet.e2e.operator.start()
+    fleet.restart_operator("kill-wave")
     status = fleet.wait_phase("kill-wave", "Completed", digest_of(v2), timeout=120)
     rollout = status["rollout"]
     assert [w["startedAt"] for w in rollout["waves"]] == [w["startedAt"] for w in snapshot["waves"]]

@@ -1,4 +1,5 @@
-"""Fixtures of the scenario suite: one provider, one chart install and one operator for the whole session.
+"""Fixtures of the scenario suite: one provider, one chart install and one operator for the whole session
+(`provider` and `chart` live in tests/e2e/conftest.py, shared with the rollout suite).
 
 EDGEROLL_E2E_PROVIDER picks the clusters (`local`, the default: the kwokctl lab;
 `kind`: see docs/e2e.md). Whatever the provider, the operator runs under the
@@ -13,17 +14,14 @@ namespace in every edge, and the S3 prefix.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 
 import pytest
 from scenario_kit import ComposedGraph, Fleet, forbidden_lines
-from tests.e2e.operator.operator_e2e_kit import SIGNING_KEY, OperatorE2E, _teardown
-from tests.e2e.providers.e2e_provider import ROOT, E2EProvider, RunScope, apply_crds
+from tests.e2e.operator.operator_e2e_kit import OperatorE2E, _teardown
+from tests.e2e.providers.e2e_provider import ROOT, ChartRun
 from tests.polling import wait_until
 from tests.wgc import compose
-
-PROVIDERS = ("local", "kind")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,45 +38,12 @@ def real_pods_only_on_kind(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-def provider(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[E2EProvider]:
-    name = os.environ.get("EDGEROLL_E2E_PROVIDER", "local")
-    work = tmp_path_factory.mktemp(f"provider-{name}")
-    chosen: E2EProvider
-    if name == "local":
-        from tests.e2e.providers.local_provider import LocalProvider
-
-        chosen = LocalProvider(request.getfixturevalue("lab"), work)
-    elif name == "kind":
-        from tests.e2e.providers.kind_provider import KindProvider
-
-        chosen = KindProvider.create(work)
-    else:
-        pytest.fail(f"EDGEROLL_E2E_PROVIDER={name!r}: use one of {', '.join(PROVIDERS)}")
+def fleet(chart: ChartRun) -> Iterator[Fleet]:
+    """The chart in the hub (tests/e2e/conftest.py), the operator under its ServiceAccount, and one
+    EdgeCluster per edge."""
+    provider, scope, clusters = chart.provider, chart.scope, chart.provider.clusters
+    e2e = OperatorE2E(clusters, scope.run, scope.ns, scope.prefix, {}, chart.operator)
     try:
-        yield chosen
-    finally:
-        chosen.close()
-
-
-@pytest.fixture(scope="session")
-def fleet(provider: E2EProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """The chart in the hub, the operator under its ServiceAccount, and one EdgeCluster per edge."""
-    scope = RunScope.new("sc")
-    clusters = provider.clusters
-    work = tmp_path_factory.mktemp("scenarios")
-    log_path = work / "operator.log"
-    apply_crds(clusters)
-    e2e: OperatorE2E | None = None
-    try:
-        for ns in (scope.ns, scope.tenant_ns):
-            clusters.kubectl("hub", "create", "namespace", ns)
-            clusters.kubectl(
-                "hub", "-n", ns, "create", "secret", "generic", "signing", f"--from-literal=key={SIGNING_KEY}"
-            )
-        operator = provider.install_operator(scope, log_path)
-        e2e = OperatorE2E(clusters, scope.run, scope.ns, scope.prefix, {}, operator)
         for edge in sorted(clusters.edge_labels):
             name = f"{scope.release}-{edge.removeprefix('edge-')}"
             labels = {**clusters.edge_labels[edge], "tier": "edge", "e2e-run": scope.run}
@@ -92,18 +57,12 @@ def fleet(provider: E2EProvider, tmp_path_factory: pytest.TempPathFactory) -> It
                 timeout=90,
                 message=lambda n=name: (
                     f"EdgeCluster {n} Ready: {e2e.hub('get', 'edgecluster', n, '-o', 'json').stdout}\n"
-                    f"operator log:\n{operator.tail()}"
+                    f"operator log:\n{chart.operator.tail()}"
                 ),
             )
-        yield Fleet(provider, scope, e2e, work)
+        yield Fleet(provider, scope, e2e, chart.work)
     finally:
-        if e2e is not None:
-            _teardown(e2e, [scope.tenant_ns])
-        else:
-            for ns in (scope.ns, scope.tenant_ns):
-                clusters.kubectl("hub", "delete", "namespace", ns, "--wait=false", check=False)
-        provider.uninstall_operator(scope)
-        sys.stderr.write(f"\nscenario operator log: {log_path}\n")
+        _teardown(e2e, [scope.tenant_ns])
 
 
 @pytest.fixture(autouse=True)
