@@ -211,7 +211,7 @@ class Fleet:
         self.edges = sorted(lab.edge_kubeconfigs)
         self.clusters = [f"bf-{self.run}-{i:03d}" for i in range(size)]  # EdgeCluster = edge namespace
         self.where = {name: self.edges[i % len(self.edges)] for i, name in enumerate(self.clusters)}
-        profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
+        profile = diagnostic_python_args(args)
         if replicas is None:
             self.operators = [
                 OperatorProcess(
@@ -1012,6 +1012,19 @@ def summary(curve: list[dict[str, Any]], args: argparse.Namespace, machine: dict
     }
 
 
+def diagnostic(args: argparse.Namespace) -> bool:
+    return bool(args.profile or args.tracemalloc)
+
+
+def diagnostic_python_args(args: argparse.Namespace) -> list[str]:
+    """What runs the operator's module when the run is a diagnosis rather than a result."""
+    if args.profile:
+        return ["-m", "cProfile", "-o", str(args.profile)]
+    if args.tracemalloc:
+        return [str(Path(__file__).with_name("memtrace.py")), "--out", str(args.tracemalloc)]
+    return []
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -1025,6 +1038,11 @@ def main() -> int:
         "--stall-seconds", type=float, default=180, help="give up after this long without progress"
     )
     parser.add_argument("--profile", type=Path, help="run the operator under cProfile, stats to this file")
+    parser.add_argument(
+        "--tracemalloc",
+        type=Path,
+        help="run the operator under bench/memtrace.py, its snapshot nearest the peak RSS to this file",
+    )
     parser.add_argument("--service-cidr", default="10.200.0.0/20", help="extra Service range for the run")
     parser.add_argument(
         "--no-baseline",
@@ -1053,7 +1071,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="edgeroll-bench-fanout-") as tmp:
         for size in sizes:
             point = asyncio.run(
-                measure_size(lab, size, args, Path(tmp), checks=size == max(sizes) and not args.profile)
+                measure_size(lab, size, args, Path(tmp), checks=size == max(sizes) and not diagnostic(args))
             )
             curve.append(point)
             if not point.get("converged"):
@@ -1062,8 +1080,8 @@ def main() -> int:
                 keep.write_text(log.read_text(errors="replace")[-200_000:])
                 print(f"kept the operator log in {keep.relative_to(REPO)}")
     data = summary(curve, args, machine)
-    if args.profile:  # a profiled operator is slower: its figures are not results
-        print(f"profile in {args.profile}; bench/results/{NAME}.json left as it was")
+    if diagnostic(args):  # a profiled or traced operator is slower: its figures are not results
+        print(f"profile in {args.profile or args.tracemalloc}; bench/results/{NAME}.json left as it was")
     else:
         path = write_result(NAME, data)
         print(f"wrote {path.relative_to(REPO)}")
@@ -1077,8 +1095,8 @@ def main_replicas(args: argparse.Namespace) -> int:
     sizes = [int(s) for s in (args.sizes or "50").split(",")]
     if len(sizes) != 1:
         raise SystemExit("--replicas measures one size: give one --sizes value")
-    if args.profile:
-        raise SystemExit("--profile runs one operator under cProfile: not with --replicas")
+    if diagnostic(args):
+        raise SystemExit("--profile and --tracemalloc run one operator: not with --replicas")
     size = sizes[0]
     machine = machine_info()
     lab = up().lab
