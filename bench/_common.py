@@ -315,11 +315,50 @@ class OperatorProcess:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
+    def metrics_text(self) -> str | None:
+        """The operator's /metrics (it listens on a port of its own choosing and logs the URL)."""
+        import re
+        import urllib.request
+
+        log = self.log_path.read_text(errors="replace")
+        ports = re.findall(r"operator metrics on http://127\.0\.0\.1:(\d+)/metrics", log)
+        if not ports:
+            return None
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[-1]}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
     def tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def step_totals(metrics: str | None) -> dict[str, tuple[float, int]]:
+    """edgeroll_reconcile_duration_seconds per step: (sum of seconds, count), from a /metrics text."""
+    totals: dict[str, tuple[float, int]] = {}
+    for line in (metrics or "").splitlines():
+        for suffix, slot in (("_sum", 0), ("_count", 1)):
+            head = f"edgeroll_reconcile_duration_seconds{suffix}{{"
+            if line.startswith(head):
+                labels, _, value = line[len(head) :].partition("} ")
+                step = labels.split('step="', 1)[-1].split('"', 1)[0]
+                pair = list(totals.get(step, (0.0, 0)))
+                pair[slot] = float(value) if slot == 0 else int(float(value))
+                totals[step] = (float(pair[0]), int(pair[1]))
+    return totals
+
+
+def step_means_ms(
+    before: Mapping[str, tuple[float, int]], after: Mapping[str, tuple[float, int]]
+) -> dict[str, Any]:
+    """Mean milliseconds and count of each reconcile step between two `step_totals`."""
+    out: dict[str, Any] = {}
+    for step, (total, count) in sorted(after.items()):
+        t0, c0 = before.get(step, (0.0, 0))
+        if count > c0:
+            out[step] = {"mean_ms": round(1000 * (total - t0) / (count - c0), 1), "count": count - c0}
+    return out
 
 
 def operator_env(lab: Any, s3_prefix: str) -> dict[str, str]:

@@ -108,6 +108,8 @@ from _common import (
     percentile,
     ratio,
     realistic_router_config,
+    step_means_ms,
+    step_totals,
     tear_down_run,
     wait_for,
     write_result,
@@ -480,8 +482,11 @@ async def measure(args: argparse.Namespace, lab: Lab, work: Path) -> dict[str, A
         for edge in edges:
             await edge.open()
         await hub.start()
+        steps_before: dict[str, tuple[float, int]] = {}
         async with aiohttp.ClientSession() as session:
             for i in range(args.updates + 1):  # update 0 creates the RouterConfig: warm-up, not timed
+                if i == 1:
+                    steps_before = step_totals(operator.metrics_text())
                 config = config_variant(base, f"bench update {i}")
                 revision = make_revision(ConfigFormat.COSMO, config)
                 manifest = json.dumps(routerconfig(ns, run, config))
@@ -518,6 +523,8 @@ async def measure(args: argparse.Namespace, lab: Lab, work: Path) -> dict[str, A
                 await asyncio.sleep(rng.uniform(1.0, 3.0))  # a random phase against the operator's timers
         operator_cpu = operator.cpu_seconds()
         operator_rss = operator.peak_rss_mib()
+        # Where a reconcile's time goes during the timed updates (the Ready lag is one reconcile or two).
+        steps = step_means_ms(steps_before, step_totals(operator.metrics_text()))
     finally:
         for edge in edges:
             with contextlib.suppress(Exception):
@@ -566,6 +573,7 @@ async def measure(args: argparse.Namespace, lab: Lab, work: Path) -> dict[str, A
             "defaults": "progress 2 s, resync 60 s, probe 15 s (flags not given)",
             "cpu_s": round(operator_cpu, 2),
             "peak_rss_mib": operator_rss,
+            "reconcile_steps": steps,
         },
         "baseline_model": {
             "poll_interval_s": POLL_INTERVAL_S,
