@@ -25,6 +25,7 @@ from edgeroll.lab.processes import (
     LabError,
     OwnedProcess,
     find_pids,
+    listener_pids,
     pid_alive,
     pid_cmdline,
     pid_environ,
@@ -141,7 +142,12 @@ def _ensure_cluster(kwok: KwokCluster, faults: set[str], log: Log) -> str:
     if _cluster_healthy(kwok, faults) and ready_node_count(kwok.endpoint()) >= NODES_PER_CLUSTER:
         return "reused"
     action = "created"
-    if kwok.exists():
+    taken = _ports_taken_by_others(kwok) if kwok.exists() else []
+    if taken:  # kwokctl would wait minutes for components that cannot bind: start afresh at once
+        log(f"{kwok.name}: recorded ports are held by other programs ({', '.join(taken)}), recreating")
+        stop_processes(kwok.processes(), grace=STOP_GRACE)
+        kwok.delete()
+    elif kwok.exists():
         log(f"{kwok.name}: starting stopped components")
         try:
             kwok.start()
@@ -157,6 +163,17 @@ def _ensure_cluster(kwok: KwokCluster, faults: set[str], log: Log) -> str:
     kwok.scale_nodes(NODES_PER_CLUSTER)
     kwok.wait_usable(NODES_PER_CLUSTER)
     return action
+
+
+def _ports_taken_by_others(kwok: KwokCluster) -> list[str]:
+    """The cluster's recorded ports that a program not of this cluster listens on (e.g. another
+    checkout's lab took them while this one was stopped)."""
+    taken = []
+    for component, port in sorted(kwok.ports().items()):
+        holders = listener_pids(port)
+        if holders and not any(kwok.owns(pid) for pid in holders):
+            taken.append(f"{component}:{port} (pid {min(holders)})")
+    return taken
 
 
 def _prepare(paths: LabPaths, toolchain: Toolchain) -> None:
@@ -272,6 +289,16 @@ def _lab_processes(state: LabState | None, paths: LabPaths) -> list[OwnedProcess
     return targets
 
 
+def _lab_listens(paths: LabPaths, port: int) -> bool:
+    """Something of this lab still listens on `port`. A port another program holds now (another
+    checkout's lab took it while this one was stopped) is not this lab's to wait for; one whose
+    holder cannot be seen counts as the lab's."""
+    if not port_listening(port):
+        return False
+    holders = listener_pids(port)
+    return not holders or any(_lab_binary(paths, pid) for pid in holders)
+
+
 def _lab_binary(paths: LabPaths, pid: int) -> bool:
     """A cluster component, weed on the lab's data, or kwokctl (and its kubectl) working in the lab."""
     argv = pid_cmdline(pid)
@@ -310,7 +337,7 @@ def _down_locked(paths: LabPaths, log: Log) -> DownReport:
     ports = _lab_ports(state, paths)
 
     def listening() -> list[str]:
-        return [f"{name}:{port}" for name, port in ports.items() if port_listening(port)]
+        return [f"{name}:{port}" for name, port in ports.items() if _lab_listens(paths, port)]
 
     try:
         wait_for(lambda: not listening(), timeout=10, interval=0.1, what="the lab's ports to close")

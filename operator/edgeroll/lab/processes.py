@@ -164,6 +164,31 @@ def port_free(port: int, host: str = LOOPBACK) -> bool:
     return True
 
 
+def listener_pids(port: int) -> set[int]:
+    """PIDs holding a listening TCP socket on `port` (any address), from /proc; those whose fds this
+    process may not read are missed. Another lab on this machine may hold a port this one recorded
+    while it was stopped: the lab must tell such a port from one of its own."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                # local address "ADDR:PORT" in hex; state 0A is LISTEN; field 9 is the socket's inode
+                if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    if not inodes:
+        return set()
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    holders: set[int] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in wanted for fd in (proc / "fd").iterdir()):
+                holders.add(int(proc.name))
+    return holders
+
+
 # A throwaway interpreter starts the real process in its own session and exits, so the process
 # is reparented to PID 1 and outlives the caller (a CLI run or a pytest session), just like
 # kwokctl's components. `-I`: no user site, no PYTHON* settings, not even the script's directory
