@@ -14,15 +14,22 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
+def short_revision(revision: str | None) -> str:
+    """A content revision as the terminal shows it: the base digest shortened, the overlays' hash kept."""
+    base, plus, overlays = (revision or "-").partition("+")
+    return f"{short(base)}…{plus}{overlays}" if base.startswith("sha256:") else (revision or "-")
+
+
 def _headline(p: Preview) -> str:
     what = f"routerconfig {p.namespace}/{p.name}"
     if p.refused is not None:
         return f"{what}: would be refused ({p.refused.reason}): {p.refused.message}"
     if not p.exists:
-        return f"{what}: new; revision {p.revision}"
+        return f"{what}: new; revision {short_revision(p.revision)}"
+    revision = short_revision(p.revision)
     if p.restarts:
-        return f"{what}: new revision {p.revision}; the rollout starts again from wave 1/{len(p.waves)}"
-    return f"{what}: same revision {p.revision}; the rollout in progress keeps its waves"
+        return f"{what}: new revision {revision}; the rollout starts again from wave 1/{len(p.waves)}"
+    return f"{what}: same revision {revision}; the rollout in progress keeps its waves"
 
 
 def _changes(c: ClusterPreview, width: int, max_changes: int) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeroll.preview.diff import Change, cut, cut_pair, describe, json_changes
+from edgeroll.preview.output import short_revision
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +52,10 @@ def test_describe_marks_added_removed_and_changed() -> None:
     assert describe(Change("$.a", "added", None, {"b": 1}), 80) == '+ $.a: {"b":1}'
     assert describe(Change("$.a", "removed", "x", None), 80) == '- $.a: "x"'
     assert describe(Change("$.a", "changed", 1, 2), 80) == "~ $.a: 1 -> 2"
+
+
+def test_a_revision_is_shortened_to_its_base_digest_and_keeps_the_overlays_hash() -> None:
+    base = "sha256:" + "a" * 64
+    assert short_revision(base) == "sha256:aaaaaaaaaaaa…"
+    assert short_revision(base + "+overlays:0123456789ab") == "sha256:aaaaaaaaaaaa…+overlays:0123456789ab"
+    assert short_revision(None) == "-"
