@@ -16,17 +16,15 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
-from pydantic import ValidationError
 
 from edgeroll.api.common import GROUP, VERSION
 from edgeroll.api.edgecluster import PLURAL as EC_PLURAL
-from edgeroll.api.edgecluster import EdgeClusterSpec
 from edgeroll.api.routerconfig import PLURAL as RC_PLURAL
 from edgeroll.clusters.edge_watch import EdgeWatches
 from edgeroll.clusters.hub import HUB_TIMEOUT, HubNotReady, HubStatusWriter, connect_hub
 from edgeroll.clusters.kube import KubeClient
 from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
-from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo, client_factory
+from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo, client_factory, edgecluster_info
 from edgeroll.operator_metrics import OperatorMetrics
 from edgeroll.pipeline.controller import RouterConfigController, backoff
 from edgeroll.pipeline.reconciler import EventNote, Reconciler, RouterConfigObject, utc_now
@@ -210,26 +208,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 # ---- EdgeClusters --------------------------------------------------------------------------------------
-
-
-def reported_unreachable(status: Mapping[str, Any] | None) -> str | None:
-    """The message of a Reachable=False condition, as the probing replica wrote it."""
-    for cond in (status or {}).get("conditions") or []:
-        if isinstance(cond, Mapping) and cond.get("type") == "Reachable" and cond.get("status") == "False":
-            return str(cond.get("message") or "unreachable")
-    return None
-
-
-def edgecluster_info(
-    name: str, labels: Mapping[str, str], spec: Mapping[str, Any], status: Mapping[str, Any] | None = None
-) -> EdgeClusterInfo:
-    try:
-        parsed: EdgeClusterSpec | None = EdgeClusterSpec.model_validate(dict(spec))
-    except ValidationError:
-        parsed = None
-    return EdgeClusterInfo(
-        name=name, labels=dict(labels), spec=parsed, reported_unreachable=reported_unreachable(status)
-    )
 
 
 @kopf.index(*EC)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from edgeroll.api.edgecluster import EdgeClusterSpec
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApi, KubeApiError, KubeClient
@@ -40,6 +41,26 @@ class EdgeClusterInfo:
     # Why its status says Reachable=False, as the probing replica wrote it (shard 0's holder); what a
     # replica that does not probe goes by.
     reported_unreachable: str | None = None
+
+
+def reported_unreachable(status: Mapping[str, Any] | None) -> str | None:
+    """The message of a Reachable=False condition, as the probing replica wrote it."""
+    for cond in (status or {}).get("conditions") or []:
+        if isinstance(cond, Mapping) and cond.get("type") == "Reachable" and cond.get("status") == "False":
+            return str(cond.get("message") or "unreachable")
+    return None
+
+
+def edgecluster_info(
+    name: str, labels: Mapping[str, str], spec: Mapping[str, Any], status: Mapping[str, Any] | None = None
+) -> EdgeClusterInfo:
+    try:
+        parsed: EdgeClusterSpec | None = EdgeClusterSpec.model_validate(dict(spec))
+    except ValidationError:
+        parsed = None
+    return EdgeClusterInfo(
+        name=name, labels=dict(labels), spec=parsed, reported_unreachable=reported_unreachable(status)
+    )
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ then re-issues actions rather than forgetting a wave it started.
 
 I/O goes through three seams: the hub (`KubeApi`), the edge clusters
 (`ClusterRegistry` handing out `KubeApi`s) and S3 (`RevisionPublisher`).
+The first steps (parse, gather, render) are in gather.py, shared with `edgeroll plan`.
 Decisions are pure: `render_set`, `plan_rollout`, `phase_for`, `build_status`.
 """
 
@@ -29,13 +30,23 @@ from pydantic import ValidationError
 
 from edgeroll.api.common import SecretKeyRef
 from edgeroll.api.routerconfig import ClusterPhase, ClusterStatus, RouterConfigSpec, RouterConfigStatus
-from edgeroll.api.selectors import selector_matches
 from edgeroll.clusters.edge_watch import EdgeWatches
 from edgeroll.clusters.kube import ClusterUnreachable, KubeApi, KubeApiError
 from edgeroll.clusters.objects import ObjectRef
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
 from edgeroll.operator_metrics import OperatorMetrics
 from edgeroll.pipeline.executor import ensure_edge, remove_edge, retire_legacy
+from edgeroll.pipeline.gather import (
+    Retryable,
+    Stalled,
+    content_revision,
+    hub_get,
+    parse_spec,
+    read_config,
+    read_operations,
+    render_targets,
+    targets_of,
+)
 from edgeroll.pipeline.status import (
     ClusterReport,
     Problem,
@@ -55,11 +66,7 @@ from edgeroll.pipeline.switcher import (
 from edgeroll.publish.history import ManifestEntry, manifest_key
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.store import PublishError
-from edgeroll.render.errors import RenderError
-from edgeroll.render.operations import PersistedOperations
-from edgeroll.render.overlays import ClusterFacts
 from edgeroll.render.pointer import RevisionPointer
-from edgeroll.render.revision import decode_binary_data, decode_config, decode_operations, render_set
 from edgeroll.render.signing import signing_key_problem
 from edgeroll.rollout.commands import parse_commands
 from edgeroll.rollout.health import DeploymentHealth, phase_for, read_health
@@ -170,18 +177,6 @@ class FinalizeResult:
     status: RouterConfigStatus
     events: list[EventNote]
     pending: list[str]
-
-
-class _Stall(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        self.problem = Problem(reason, message)
-        super().__init__(message)
-
-
-class _Transient(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        self.problem = Problem(reason, message)
-        super().__init__(message)
 
 
 @dataclass
@@ -314,27 +309,6 @@ def parse_status(raw: Mapping[str, Any] | None) -> RouterConfigStatus:
     return status
 
 
-def content_revision(spec: RouterConfigSpec, base_digest: str) -> str:
-    """What is rolled out, as an id: the base digest, plus a hash of the overlays when there are any.
-
-    A new value supersedes the rollout in progress. Neither the policy (soak, pause) nor spec.cache
-    is part of it, and neither are the clusters: a target that joins is rolled out within the current
-    revision even when an overlay gives it a digest of its own.
-    """
-    if not spec.overlays:
-        return base_digest
-    overlays = json.dumps([o.to_wire() for o in spec.overlays], sort_keys=True, separators=(",", ":"))
-    return f"{base_digest}+overlays:{hashlib.sha256(overlays.encode()).hexdigest()[:12]}"
-
-
-def targets_of(spec: RouterConfigSpec, clusters: Mapping[str, EdgeClusterInfo]) -> list[EdgeClusterInfo]:
-    return [
-        info
-        for name, info in sorted(clusters.items())
-        if selector_matches(spec.targets.cluster_selector, info.labels)
-    ]
-
-
 class Reconciler:
     def __init__(
         self,
@@ -397,82 +371,28 @@ class Reconciler:
         with self.metrics.step(name):
             try:
                 yield
-            except (_Stall, _Transient) as exc:
-                self.metrics.error(name, exc.problem.reason)
+            except (Stalled, Retryable) as exc:
+                self.metrics.error(name, exc.reason)
                 raise
 
     # ---- gathering ----------------------------------------------------------------------------------
-
-    async def _hub_get(self, ref: ObjectRef, field: str) -> dict[str, Any] | None:
-        try:
-            return await self.hub.get(ref)
-        except KubeApiError as exc:
-            if exc.status == 403:  # RBAC, not a blip: no retry helps until an administrator grants it
-                where = f"{ref.kind} {ref.namespace}/{ref.name}"
-                if ref.kind == "Secret":  # the chart grants Secrets only in these namespaces
-                    fix = f"add {ref.namespace} to the chart's secretNamespaces"
-                else:  # the chart's ClusterRole grants ConfigMaps everywhere: RBAC was changed by hand
-                    fix = f"grant the operator get on {ref.kind.lower()}s in {ref.namespace}"
-                message = f"the operator may not read {where} (403): {fix} ({field})"
-                raise _Stall(f"{ref.kind}Forbidden", message) from None
-            raise _Transient("HubReadFailed", f"reading {ref}: {exc}") from None
-        except ClusterUnreachable as exc:
-            raise _Transient("HubReadFailed", f"reading {ref}: {exc}") from None
-
-    async def _config(self, namespace: str, spec: RouterConfigSpec) -> tuple[dict[str, Any], str]:
-        if spec.config is not None:
-            return spec.config, "spec.config"
-        assert spec.config_from is not None  # the CRD's CEL rule guarantees one of the two
-        ref = spec.config_from.config_map_key_ref
-        source = f"ConfigMap {namespace}/{ref.name} key {ref.key}"
-        cm = await self._hub_get(
-            ObjectRef("v1", "ConfigMap", namespace, ref.name), "spec.configFrom.configMapKeyRef"
-        )
-        if cm is None:
-            raise _Stall(
-                "ConfigMapNotFound", f"{source}: ConfigMap not found (spec.configFrom.configMapKeyRef)"
-            )
-        data, binary = cm.get("data") or {}, cm.get("binaryData") or {}
-        try:
-            if ref.key in data:
-                return decode_config(data[ref.key], source), source
-            if ref.key in binary:
-                return decode_config(decode_binary_data(binary[ref.key], source), source), source
-        except RenderError as exc:
-            raise _Stall(exc.reason, exc.message) from None
-        raise _Stall("ConfigKeyNotFound", f"{source}: no such key (spec.configFrom.configMapKeyRef.key)")
-
-    async def _operations(self, namespace: str, spec: RouterConfigSpec) -> PersistedOperations | None:
-        """The persisted operations the spec names, validated; None when it names none."""
-        wanted = spec.persisted_operations
-        if wanted is None:
-            return None
-        name, field = wanted.config_map_ref.name, "spec.persistedOperations.configMapRef"
-        source = f"ConfigMap {namespace}/{name}"
-        cm = await self._hub_get(ObjectRef("v1", "ConfigMap", namespace, name), field)
-        if cm is None:
-            raise _Stall("ConfigMapNotFound", f"{source}: ConfigMap not found ({field})")
-        try:
-            return decode_operations(cm, source, cache_warmup=wanted.cache_warmup)
-        except RenderError as exc:
-            raise _Stall(exc.reason, f"{exc.message} ({field})") from None
 
     async def _secret_value(self, namespace: str, ref: SecretKeyRef, field: str, what: str) -> bytes:
         """The decoded, non-empty value at `ref`; Stalled `<What>NotFound` / `Invalid<What>` naming the
         Secret, its key and `field` (never the value) otherwise."""
         where = f"Secret {namespace}/{ref.name}"
-        secret = await self._hub_get(ObjectRef("v1", "Secret", namespace, ref.name), field)
+        secret = await hub_get(self.hub, ObjectRef("v1", "Secret", namespace, ref.name), field)
         if secret is None:
-            raise _Stall(f"{what}NotFound", f"{where} not found ({field})")
+            raise Stalled(f"{what}NotFound", f"{where} not found ({field})")
         value = (secret.get("data") or {}).get(ref.key)
         if value is None:
-            raise _Stall(f"{what}NotFound", f"{where} has no key {ref.key!r} ({field}.key)")
+            raise Stalled(f"{what}NotFound", f"{where} has no key {ref.key!r} ({field}.key)")
         try:
             decoded = base64.b64decode(value, validate=True)
         except ValueError:
-            raise _Stall(f"Invalid{what}", f"{where} key {ref.key!r} is not base64") from None
+            raise Stalled(f"Invalid{what}", f"{where} key {ref.key!r} is not base64") from None
         if not decoded:
-            raise _Stall(f"Invalid{what}", f"{where} key {ref.key!r} is empty ({field})")
+            raise Stalled(f"Invalid{what}", f"{where} key {ref.key!r} is empty ({field})")
         return decoded
 
     async def _signing_key(self, namespace: str, spec: RouterConfigSpec) -> bytes:
@@ -480,7 +400,7 @@ class Reconciler:
         key = await self._secret_value(namespace, ref, field, "SigningKey")
         problem = signing_key_problem(key)
         if problem is not None:  # a cache given this key could not start, nor a router verify with it
-            raise _Stall(
+            raise Stalled(
                 "InvalidSigningKey", f"Secret {namespace}/{ref.name} key {ref.key!r} {problem} ({field})"
             )
         return key
@@ -496,7 +416,7 @@ class Reconciler:
             secret.decode("utf-8")  # the cache reads it from its environment as text
         except UnicodeDecodeError:
             where = f"Secret {namespace}/{ref.name} key {ref.key!r}"
-            raise _Stall("InvalidGraphTokenSecret", f"{where} is not valid UTF-8 text ({field})") from None
+            raise Stalled("InvalidGraphTokenSecret", f"{where} is not valid UTF-8 text ({field})") from None
         return secret
 
     async def _namespace_edge_key(self, namespace: str) -> S3Key | None:
@@ -510,29 +430,29 @@ class Reconciler:
         ref = ObjectRef("v1", "Secret", namespace, NAMESPACE_EDGE_S3_SECRET)
         where = f"Secret {namespace}/{NAMESPACE_EDGE_S3_SECRET}"
         try:
-            secret = await self._hub_get(ref, "the namespace's edge S3 key")
-        except _Stall as stall:  # 403: secretNamespaces is not what is missing here
+            secret = await hub_get(self.hub, ref, "the namespace's edge S3 key")
+        except Stalled as stall:  # 403: secretNamespaces is not what is missing here
             message = (
                 f"the operator may not read {where} (403) though it read the signing Secret there: grant it "
                 "get on that Secret (the namespace's edge S3 key is never skipped)"
             )
-            raise _Stall(stall.problem.reason, message) from None
+            raise Stalled(stall.reason, message) from None
         if secret is None:
             return None
         data = secret.get("data") or {}
         values: list[str] = []
         for key in (SECRET_ACCESS_KEY_ID, SECRET_SECRET_ACCESS_KEY):
             if key not in data:
-                raise _Stall("InvalidEdgeCredentials", f"{where} has no key {key!r}")
+                raise Stalled("InvalidEdgeCredentials", f"{where} has no key {key!r}")
             try:
                 value = base64.b64decode(data[key], validate=True).decode("utf-8").strip()
             except (TypeError, ValueError):  # binascii.Error and UnicodeDecodeError are ValueErrors
                 problem = f"{where} key {key!r} is not base64 UTF-8 text"
-                raise _Stall("InvalidEdgeCredentials", problem) from None
+                raise Stalled("InvalidEdgeCredentials", problem) from None
             if not value:
-                raise _Stall("InvalidEdgeCredentials", f"{where} key {key!r} is empty")
+                raise Stalled("InvalidEdgeCredentials", f"{where} key {key!r} is empty")
             if any(c.isspace() or not c.isprintable() for c in value):  # it becomes an env value
-                raise _Stall("InvalidEdgeCredentials", f"{where} key {key!r} is not a single-word key")
+                raise Stalled("InvalidEdgeCredentials", f"{where} key {key!r} is not a single-word key")
             values.append(value)
         return S3Key(values[0], values[1])
 
@@ -543,20 +463,15 @@ class Reconciler:
             allowed = allowed_cache_images(self.settings.cache_image, self.settings.allowed_cache_images)
             image_problem = cache_image_problem(spec.cache.image, allowed)
             if image_problem is not None:  # before anything is read, published or applied
-                raise _Stall("CacheImageNotAllowed", image_problem)
-            config, source = await self._config(obj.namespace, spec)
-            operations = await self._operations(obj.namespace, spec)
+                raise Stalled("CacheImageNotAllowed", image_problem)
+            config, source = await read_config(self.hub, obj.namespace, spec)
+            operations = await read_operations(self.hub, obj.namespace, spec)
             signing_key = await self._signing_key(obj.namespace, spec)
             token_secret = await self._graph_token_secret(obj.namespace, spec)
             edge_key = await self._namespace_edge_key(obj.namespace)  # before anything is published
-        facts = [ClusterFacts(t.name, dict(t.labels)) for t in targets]
         with self._step("render"):
-            try:  # CPU-bound (~20 ms for 2 MB): in a thread, so kopf's loop keeps serving other objects
-                rendered = await asyncio.to_thread(
-                    render_set, spec.format, config, spec.overlays, facts, source, operations
-                )
-            except RenderError as exc:
-                raise _Stall(exc.reason, exc.message) from None
+            # CPU-bound (~20 ms for 2 MB): in a thread, so kopf's loop keeps serving other objects
+            rendered = await asyncio.to_thread(render_targets, spec, config, source, operations, targets)
         revisions = list(rendered.revisions().values())
         with self._step("publish"):
             try:
@@ -564,7 +479,7 @@ class Reconciler:
                     obj.namespace, obj.name, revisions, signing_key, self.now()
                 )
             except PublishError as exc:
-                raise _Transient(exc.reason, exc.message) from None
+                raise Retryable(exc.reason, exc.message) from None
         events = [
             EventNote(
                 "Normal",
@@ -1066,12 +981,10 @@ class Reconciler:
     def _parse(self, run: _Pass) -> RouterConfigSpec | ReconcileResult:
         try:
             with self.metrics.step("parse"):
-                return RouterConfigSpec.model_validate(dict(run.obj.spec))
-        except ValidationError as exc:
-            self.metrics.error("parse", "InvalidSpec")
-            err = exc.errors()[0]
-            path = "spec." + ".".join(str(p) for p in err["loc"])
-            return self._stopped(run, None, stalled=Problem("InvalidSpec", f"{path}: {err['msg']}"))
+                return parse_spec(run.obj.spec)
+        except Stalled as exc:
+            self.metrics.error("parse", exc.reason)
+            return self._stopped(run, None, stalled=Problem(exc.reason, exc.message))
 
     async def _gather(
         self, run: _Pass, spec: RouterConfigSpec, cached: DesiredState | None
@@ -1086,10 +999,10 @@ class Reconciler:
             return desired
         try:
             desired, published_events = await self._desired(run.obj, spec, run.targets, fp)
-        except _Stall as stall:
-            return self._stopped(run, spec, stalled=stall.problem)
-        except _Transient as err:
-            return self._stopped(run, spec, publish_error=err.problem)
+        except Stalled as stall:
+            return self._stopped(run, spec, stalled=Problem(stall.reason, stall.message))
+        except Retryable as err:
+            return self._stopped(run, spec, publish_error=Problem(err.reason, err.message))
         run.events += published_events
         return desired
 

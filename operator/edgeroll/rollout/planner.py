@@ -304,14 +304,7 @@ def plan_rollout(inp: PlanInput) -> Plan:
         return _plan_stateless(inp)
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    missing = sorted(n for n in inp.desired if n not in inp.observed)
-    if missing:
-        raise ValueError(f"no observation for target cluster(s) {', '.join(missing)}")
-    observed = {n: inp.observed[n] for n in inp.desired}
-    state = inp.state.model_copy(deep=True) if inp.state is not None else RolloutState()
-    revision = inp.revision or revision_of(inp.desired)
-    planner = _Planner(inp.desired, revision, observed, as_policy(inp.policy), state, now)
-    plan = planner.run(inp.commands)
+    plan = _planner(inp, now).run(inp.commands)
     removals = _plan_removals(inp)
     if removals:
         plan = Plan(
@@ -322,6 +315,47 @@ def plan_rollout(inp: PlanInput) -> Plan:
             message=plan.message,
         )
     return plan
+
+
+@dataclass(frozen=True)
+class WaveAssignment:
+    """The waves a plan would hold, before it acts: their names in order and each target's wave."""
+
+    waves: tuple[str, ...]
+    clusters: Mapping[str, int]  # target -> index in `waves`
+    restarted: bool  # a new revision: the rollout starts again from the first wave
+
+    def wave_of(self, name: str) -> tuple[int, str]:
+        index = self.clusters[name]
+        return index, self.waves[index]
+
+
+def plan_membership(inp: PlanInput) -> WaveAssignment:
+    """The waves `plan_rollout` would give the targets of `inp`, and nothing else (what `edgeroll plan`
+    shows). The same code as the plan's own first step: a new revision starts from waves the policy
+    makes of the current labels; the revision in progress keeps its frozen waves, and a newcomer joins
+    as it would. Commands are not applied (a preview must not replay them); observations matter only
+    through labels and reachability. Raises as `plan_rollout` does."""
+    if inp.now is None or inp.now.tzinfo is None or inp.now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    planner = _planner(inp, inp.now)
+    restarted = planner.membership()
+    state = planner.s
+    return WaveAssignment(
+        waves=tuple(w.name for w in state.waves),
+        clusters={r.name: r.wave for r in state.clusters},
+        restarted=restarted,
+    )
+
+
+def _planner(inp: PlanInput, now: datetime) -> _Planner:
+    missing = sorted(n for n in inp.desired if n not in inp.observed)
+    if missing:
+        raise ValueError(f"no observation for target cluster(s) {', '.join(missing)}")
+    observed = {n: inp.observed[n] for n in inp.desired}
+    state = inp.state.model_copy(deep=True) if inp.state is not None else RolloutState()
+    revision = inp.revision or revision_of(inp.desired)
+    return _Planner(inp.desired, revision, observed, as_policy(inp.policy), state, now)
 
 
 def _plan_stateless(inp: PlanInput) -> Plan:
@@ -386,10 +420,7 @@ class _Planner:
     def run(self, commands: Sequence[RolloutCommand]) -> Plan:
         s = self.s
         fresh = s.revision is None
-        if s.revision != self.revision:
-            self._start(previous=s.revision)
-        else:
-            self._sync_membership()
+        self.membership()
         ordered = sorted(commands, key=lambda c: (c.id, c.kind))
         if fresh:
             # A lost or brand-new status must not replay old annotations (an old abort would roll back).
@@ -423,6 +454,14 @@ class _Planner:
             events=tuple(self.events),
             message=self._message(cluster_plans),
         )
+
+    def membership(self) -> bool:
+        """Waves and members for this revision: started afresh (True) or followed (False)."""
+        if self.s.revision != self.revision:
+            self._start(previous=self.s.revision)
+            return True
+        self._sync_membership()
+        return False
 
     # -- helpers
 
