@@ -25,7 +25,10 @@ from tests.polling import wait_until
 
 from edgeroll.rollout.resources import edge_name
 
-pytestmark = pytest.mark.e2e
+# The preview reads the hub and writes nothing: real pods add nothing to what this checks, and the
+# kind run's minutes are CI's budget (docs/development.md).
+LAB_ONLY = "reads the hub only; real pods add nothing to what it checks"
+pytestmark = [pytest.mark.e2e, pytest.mark.lab_only(LAB_ONLY)]
 
 NAME = "previewed"
 POLICY = {"strategy": "Progressive", "canary": 1, "soakSeconds": 0, "progressDeadlineSeconds": 120}
