@@ -4,10 +4,11 @@ Both against the lab's S3 (SeaweedFS, started or reused with `edgeroll.lab.up()`
 rounds alternating which goes first:
 
 - edgeroll: `render_set` (cosmo validation, content version, canonical bytes, digest) for three
-  target clusters without overlays, in a thread as the operator runs it, then
-  `RevisionPublisher.publish` over the operator's own `S3RevisionStore` (HMAC-SHA256 signature,
-  manifest read, `PUT If-None-Match: *`, manifest write; no HEAD for a digest the manifest does not
-  list), exactly what a reconcile runs. Every round renders a config with a new digest, so the
+  target clusters without overlays, in a thread as the operator runs it, while the manifest read
+  (started first: it needs no digest) is in flight, then `RevisionPublisher.publish` over the
+  operator's own `S3RevisionStore` (HMAC-SHA256 signature, that manifest read, `PUT If-None-Match:
+  *`, manifest write; no HEAD for a digest the manifest does not list), exactly what a reconcile
+  runs. Every round renders a config with a new digest, so the
   timed path uploads a new object (two PUTs per round: the object, then the manifest).
 - baseline: a bare boto3 `put_object` of the same bytes to a fresh key.
 - re-publish (reported apart, not in the ratio): `publish` of a digest that is already in S3,
@@ -79,13 +80,20 @@ def variant(base: dict[str, Any], tag: str) -> dict[str, Any]:
 async def edgeroll_publish(
     publisher: RevisionPublisher, config: dict[str, Any]
 ) -> tuple[float, float, RenderSet]:
-    """(render seconds, total seconds, the render) for render + sign + upload."""
+    """(render seconds, total seconds, the render) for render + sign + upload, as
+    `Reconciler._desired` runs them: the manifest read starts first and overlaps the render."""
     started = time.perf_counter()
-    rendered = await asyncio.to_thread(render_set, ConfigFormat.COSMO, config, [], CLUSTERS)
-    rendered_at = time.perf_counter()
-    outcome = await publisher.publish(
-        NAMESPACE, CONFIG_NAME, list(rendered.revisions().values()), SIGNING_KEY, "2026-01-01T00:00:00Z"
-    )
+    async with publisher.manifest_read_ahead(NAMESPACE, CONFIG_NAME) as ahead:
+        rendered = await asyncio.to_thread(render_set, ConfigFormat.COSMO, config, [], CLUSTERS)
+        rendered_at = time.perf_counter()
+        outcome = await publisher.publish(
+            NAMESPACE,
+            CONFIG_NAME,
+            list(rendered.revisions().values()),
+            SIGNING_KEY,
+            "2026-01-01T00:00:00Z",
+            ahead=ahead,
+        )
     total = time.perf_counter() - started
     if outcome.written != [rendered.base.digest]:
         raise RuntimeError(f"expected one new object, wrote {outcome.written}")
