@@ -286,18 +286,19 @@ def finalize(fmt: ConfigFormat, document: Any) -> dict[str, Any]:
     return document
 
 
-def served_bytes(fmt: ConfigFormat, document: Any) -> bytes:
+def served_bytes(fmt: ConfigFormat, document: Any, plain: bool | None = None) -> bytes:
     """`canonical_json(finalize(fmt, document))`, serializing the config once instead of twice.
 
     A cosmo config is hashed without its version and served with it: each top-level member is
     serialized once and both objects are assembled from the same member bytes (for a 2 MB
-    config this halves the render time).
+    config this halves the render time). `plain`: as for `canonical_json`, said of `document`.
     """
     if not isinstance(document, dict):
         raise _fail((), f"the config must be a JSON object, got {_kind(document)}")
     if fmt is not ConfigFormat.COSMO or not all(isinstance(k, str) for k in document):
-        return canonical_json(finalize(fmt, document))  # json, or keys JSON would convert: the plain way
+        # json, or keys JSON would convert: the plain way (a version string keeps a plain document plain)
+        return canonical_json(finalize(fmt, document), plain)
     validate_cosmo(document)
-    members = {k: canonical_json(v) for k, v in document.items() if k != "version"}
+    members = {k: canonical_json(v, plain) for k, v in document.items() if k != "version"}
     members["version"] = canonical_json(hashlib.sha256(canonical_object(members)).hexdigest())
     return canonical_object(members)
