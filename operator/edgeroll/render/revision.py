@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeroll.api.routerconfig import ConfigFormat, Overlay
-from edgeroll.render.canonical import content_digest, digest_hex
+from edgeroll.render.canonical import DIGEST_PREFIX, content_digest, digest_hex
 from edgeroll.render.errors import RenderError
-from edgeroll.render.formats import served_bytes
+from edgeroll.render.formats import served
 from edgeroll.render.limits import MAX_DEPTH, check_depth
 from edgeroll.render.operations import REASON as OPERATIONS_REASON
 from edgeroll.render.operations import PersistedOperations, bundle_body, parse_operations
@@ -63,9 +63,10 @@ def make_revision(
 ) -> Revision:
     """The revision of one render; with persisted operations, a bundle of config and operations.
     `plain`: whether `document` is plain JSON, when known (`check_depth` tells)."""
-    body = served_bytes(fmt, document, plain)
-    if operations is not None:
-        body = bundle_body(body, operations)
+    body, sha256_hex = served(fmt, document, plain)
+    if operations is None:
+        return Revision(body=body, digest=DIGEST_PREFIX + sha256_hex)
+    body = bundle_body(body, operations)
     return Revision(body=body, digest=content_digest(body))
 
 
