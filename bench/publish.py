@@ -55,7 +55,7 @@ from edgeroll.lab import Lab, up
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.s3 import S3RevisionStore
 from edgeroll.render.canonical import canonical_json, content_digest
-from edgeroll.render.formats import served_bytes, validate_cosmo
+from edgeroll.render.formats import served, served_bytes, validate_cosmo
 from edgeroll.render.limits import check_depth
 from edgeroll.render.overlays import ClusterFacts
 from edgeroll.render.revision import RenderSet, render_set
@@ -289,14 +289,16 @@ def _by_area(stats: dict[Any, Any]) -> dict[str, float]:
 def render_parts(base: dict[str, Any], n: int = 9) -> dict[str, float]:
     """Plain (unprofiled) medians of the render's parts on one config, in ms."""
     body = served_bytes(ConfigFormat.COSMO, base)
+    plain = check_depth(base, "$")
     parts: dict[str, Any] = {
-        "depth check": lambda: check_depth(base, "$"),
+        "render_set (all of it, on this thread)": lambda: render_set(ConfigFormat.COSMO, base, [], CLUSTERS),
+        "depth check (and the plain-JSON answer)": lambda: check_depth(base, "$"),
         "cosmo validation": lambda: validate_cosmo(base),
-        "served bytes (validation + canonical encoding + version sha256)": lambda: served_bytes(
-            ConfigFormat.COSMO, base
+        "served bytes and digest (validation, encoding, one sha256)": lambda: served(
+            ConfigFormat.COSMO, base, plain
         ),
-        "canonical encoding of the config": lambda: canonical_json(base),
-        "content digest (sha256)": lambda: content_digest(body),
+        "canonical encoding of the config (orjson, given the answer)": lambda: canonical_json(base, plain),
+        "one sha256 of the body (for scale)": lambda: content_digest(body),
         "signature (HMAC-SHA256)": lambda: sign(SIGNING_KEY, body),
     }
     return {name: round(median(_time(fn) for _ in range(n)) * 1000, 2) for name, fn in parts.items()}
