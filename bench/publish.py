@@ -4,10 +4,11 @@ Both against the lab's S3 (SeaweedFS, started or reused with `edgeroll.lab.up()`
 rounds alternating which goes first:
 
 - edgeroll: `render_set` (cosmo validation, content version, canonical bytes, digest) for three
-  target clusters without overlays, in a thread as the operator runs it, then
-  `RevisionPublisher.publish` over the operator's own `S3RevisionStore` (HMAC-SHA256 signature,
-  manifest read, `PUT If-None-Match: *`, manifest write; no HEAD for a digest the manifest does not
-  list), exactly what a reconcile runs. Every round renders a config with a new digest, so the
+  target clusters without overlays, in a thread as the operator runs it, while the manifest read
+  (started first: it needs no digest) is in flight, then `RevisionPublisher.publish` over the
+  operator's own `S3RevisionStore` (HMAC-SHA256 signature, that manifest read, `PUT If-None-Match:
+  *`, manifest write; no HEAD for a digest the manifest does not list), exactly what a reconcile
+  runs. Every round renders a config with a new digest, so the
   timed path uploads a new object (two PUTs per round: the object, then the manifest).
 - baseline: a bare boto3 `put_object` of the same bytes to a fresh key.
 - re-publish (reported apart, not in the ratio): `publish` of a digest that is already in S3,
@@ -54,7 +55,7 @@ from edgeroll.lab import Lab, up
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.s3 import S3RevisionStore
 from edgeroll.render.canonical import canonical_json, content_digest
-from edgeroll.render.formats import served_bytes, validate_cosmo
+from edgeroll.render.formats import served, served_bytes, validate_cosmo
 from edgeroll.render.limits import check_depth
 from edgeroll.render.overlays import ClusterFacts
 from edgeroll.render.revision import RenderSet, render_set
@@ -79,13 +80,20 @@ def variant(base: dict[str, Any], tag: str) -> dict[str, Any]:
 async def edgeroll_publish(
     publisher: RevisionPublisher, config: dict[str, Any]
 ) -> tuple[float, float, RenderSet]:
-    """(render seconds, total seconds, the render) for render + sign + upload."""
+    """(render seconds, total seconds, the render) for render + sign + upload, as
+    `Reconciler._desired` runs them: the manifest read starts first and overlaps the render."""
     started = time.perf_counter()
-    rendered = await asyncio.to_thread(render_set, ConfigFormat.COSMO, config, [], CLUSTERS)
-    rendered_at = time.perf_counter()
-    outcome = await publisher.publish(
-        NAMESPACE, CONFIG_NAME, list(rendered.revisions().values()), SIGNING_KEY, "2026-01-01T00:00:00Z"
-    )
+    async with publisher.manifest_read_ahead(NAMESPACE, CONFIG_NAME) as ahead:
+        rendered = await asyncio.to_thread(render_set, ConfigFormat.COSMO, config, [], CLUSTERS)
+        rendered_at = time.perf_counter()
+        outcome = await publisher.publish(
+            NAMESPACE,
+            CONFIG_NAME,
+            list(rendered.revisions().values()),
+            SIGNING_KEY,
+            "2026-01-01T00:00:00Z",
+            ahead=ahead,
+        )
     total = time.perf_counter() - started
     if outcome.written != [rendered.base.digest]:
         raise RuntimeError(f"expected one new object, wrote {outcome.written}")
@@ -281,14 +289,16 @@ def _by_area(stats: dict[Any, Any]) -> dict[str, float]:
 def render_parts(base: dict[str, Any], n: int = 9) -> dict[str, float]:
     """Plain (unprofiled) medians of the render's parts on one config, in ms."""
     body = served_bytes(ConfigFormat.COSMO, base)
+    plain = check_depth(base, "$")
     parts: dict[str, Any] = {
-        "depth check": lambda: check_depth(base, "$"),
+        "render_set (all of it, on this thread)": lambda: render_set(ConfigFormat.COSMO, base, [], CLUSTERS),
+        "depth check (and the plain-JSON answer)": lambda: check_depth(base, "$"),
         "cosmo validation": lambda: validate_cosmo(base),
-        "served bytes (validation + canonical encoding + version sha256)": lambda: served_bytes(
-            ConfigFormat.COSMO, base
+        "served bytes and digest (validation, encoding, one sha256)": lambda: served(
+            ConfigFormat.COSMO, base, plain
         ),
-        "canonical encoding of the config": lambda: canonical_json(base),
-        "content digest (sha256)": lambda: content_digest(body),
+        "canonical encoding of the config (orjson, given the answer)": lambda: canonical_json(base, plain),
+        "one sha256 of the body (for scale)": lambda: content_digest(body),
         "signature (HMAC-SHA256)": lambda: sign(SIGNING_KEY, body),
     }
     return {name: round(median(_time(fn) for _ in range(n)) * 1000, 2) for name, fn in parts.items()}

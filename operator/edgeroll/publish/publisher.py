@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Literal
@@ -39,6 +40,23 @@ class PublishOutcome:
     recovered: int = 0  # revisions the rebuilt manifest recovered from the listing
 
 
+@dataclass
+class ManifestReadAhead:
+    """A manifest read started before the revisions are known, for one `publish` to use."""
+
+    key: str
+    task: asyncio.Future[Manifest | None]
+    taken: bool = False
+
+    def take(self, key: str) -> asyncio.Future[Manifest | None]:
+        if key != self.key or self.taken:  # a stale or foreign read would hide a newer manifest
+            raise ValueError(
+                f"the read-ahead of {self.key} cannot serve a publish of {key}, nor a second one"
+            )
+        self.taken = True
+        return self.task
+
+
 class RevisionPublisher:
     def __init__(self, store: RevisionStore, prefix: str) -> None:
         self.store = store
@@ -62,11 +80,27 @@ class RevisionPublisher:
     def key_for(self, namespace: str, name: str, digest: str) -> str:
         return revision_key(self.prefix, namespace, name, digest)
 
-    async def _manifest(self, namespace: str, name: str) -> tuple[Manifest, int | None]:
+    @contextlib.asynccontextmanager
+    async def manifest_read_ahead(self, namespace: str, name: str) -> AsyncIterator[ManifestReadAhead]:
+        """Start reading the manifest now, for the `publish` inside the block (`ahead=`): the read
+        needs no digest, so its round trip overlaps the render. A read only: a damaged manifest is
+        still rebuilt and written by `publish`, so a render that fails writes nothing, as before.
+        A read left unused is cancelled on exit."""
+        key = manifest_key(self.prefix, namespace, name)
+        ahead = ManifestReadAhead(key, asyncio.ensure_future(self.store.read_manifest(key)))
+        try:
+            yield ahead
+        finally:
+            ahead.task.cancel()  # a no-op once it is done
+            await asyncio.gather(ahead.task, return_exceptions=True)  # its error, if any, is retrieved
+
+    async def _manifest(
+        self, namespace: str, name: str, ahead: ManifestReadAhead | None = None
+    ) -> tuple[Manifest, int | None]:
         """The manifest, and how many revisions were recovered when it was damaged and rebuilt."""
         key = manifest_key(self.prefix, namespace, name)
         try:
-            manifest = await self.store.read_manifest(key)
+            manifest = await (ahead.take(key) if ahead is not None else self.store.read_manifest(key))
         except PublishError as exc:
             if exc.reason != "ManifestInvalid":
                 raise
@@ -83,7 +117,7 @@ class RevisionPublisher:
         return manifest or Manifest(namespace=namespace, name=name), None
 
     async def _manifest_and_heads(
-        self, namespace: str, name: str, revisions: Sequence[Revision]
+        self, namespace: str, name: str, revisions: Sequence[Revision], ahead: ManifestReadAhead | None
     ) -> tuple[Manifest, int | None, dict[str, StoredObject | None]]:
         """The manifest (as `_manifest`), with the HEADs of the revisions it listed last time, read
         concurrently: a re-publish costs one round trip instead of two. Reads only, so their order
@@ -93,7 +127,7 @@ class RevisionPublisher:
         keys = [self.key_for(namespace, name, digest) for digest in known]
         heads = asyncio.gather(*(self.store.head(key) for key in keys))
         try:
-            manifest, recovered = await self._manifest(namespace, name)
+            manifest, recovered = await self._manifest(namespace, name, ahead)
         except BaseException:  # no HEAD left unawaited, and the manifest's error is the one raised
             await asyncio.gather(heads, return_exceptions=True)
             raise
@@ -171,8 +205,11 @@ class RevisionPublisher:
         revisions: Sequence[Revision],
         signing_key: bytes,
         now: str,
+        ahead: ManifestReadAhead | None = None,
     ) -> PublishOutcome:
-        manifest, recovered, heads = await self._manifest_and_heads(namespace, name, revisions)
+        """Sign, write what is missing, record it in the manifest; `ahead`: the manifest read
+        started by `manifest_read_ahead`, instead of one now."""
+        manifest, recovered, heads = await self._manifest_and_heads(namespace, name, revisions, ahead)
         entries: dict[str, ManifestEntry] = {}
         fresh: list[ManifestEntry] = []
         written: list[str] = []

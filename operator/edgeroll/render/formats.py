@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from edgeroll.api.routerconfig import ConfigFormat
-from edgeroll.render.canonical import canonical_json, canonical_object
+from edgeroll.render.canonical import canonical_json, hashed_object
 from edgeroll.render.cosmo_fields import ENGINE, SCHEMA, flag_maps
 from edgeroll.render.errors import PathSegment, RenderError, json_path
 
@@ -159,6 +159,76 @@ def _check(value: Any, type_: Type, segments: tuple[PathSegment, ...]) -> None:
         raise AssertionError(f"unknown type {type_!r}")
 
 
+# A compiled type: True exactly when `_check` would raise nothing for a value that is not None
+# (the callers skip None, as `_check` does). Built once from the tables above.
+Predicate = Callable[[Any], bool]
+
+
+def _is_int(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and value.lstrip("-").isdigit()
+    )
+
+
+def _compile(type_: Type) -> Predicate:
+    """The predicate of `type_`: no path is built, since the error path is `_check`'s job."""
+    # `T.__instancecheck__` is isinstance(value, T) as one C call: most fields are strings.
+    if type_ == _STR:
+        return str.__instancecheck__
+    if type_ == _BOOL:
+        return bool.__instancecheck__
+    if type_ == _INT:
+        return _is_int
+    if type_ == _OBJ:
+        return dict.__instancecheck__
+    if isinstance(type_, tuple) and type_[0] == "enum":
+        names: set[str] = type_[1]
+        return lambda value: (
+            (isinstance(value, int) and not isinstance(value, bool))
+            or (isinstance(value, str) and value in names)
+        )
+    if isinstance(type_, tuple) and type_[0] in ("list", "map"):
+        return _compile_container(type_[0], _compile(type_[1]))
+    if isinstance(type_, Mapping):
+        return _compile_message(type_)
+    raise AssertionError(f"unknown type {type_!r}")  # pragma: no cover - a typo in the tables
+
+
+def _compile_container(kind: str, item_ok: Predicate) -> Predicate:
+    container: type[Any] = list if kind == "list" else dict
+
+    def ok(value: Any) -> bool:
+        if not isinstance(value, container):
+            return False
+        items = value if container is list else value.values()
+        # Items are rarely null: try without the None test first (map() keeps the loop in C).
+        return all(map(item_ok, items)) or all(item is None or item_ok(item) for item in items)
+
+    return ok
+
+
+def _compile_message(fields: Mapping[str, Type]) -> Predicate:
+    """Walks the keys a message has (a handful) instead of every field of its schema in both
+    spellings: the lookup table holds both, so a key is one dict lookup."""
+    by_key: dict[str, Predicate] = {}
+    for name, sub in fields.items():
+        by_key[name] = by_key[_snake(name)] = _compile(sub)
+    lookup = by_key.get
+
+    def ok(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return False
+        for key, item in value.items():
+            if item is not None and (check := lookup(key)) is not None and not check(item):
+                return False
+        return True
+
+    return ok
+
+
+_ROUTER_CONFIG_OK = _compile(_ROUTER_CONFIG)
+
+
 def _kind(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
         type(value), "a number" if isinstance(value, int | float) else "null"
@@ -170,7 +240,11 @@ def validate_cosmo(document: Mapping[str, Any]) -> None:
     engine = document.get("engineConfig", document.get("engine_config"))
     if engine is None:
         raise _fail(("engineConfig",), "required: a Cosmo execution config carries engineConfig")
-    _check(dict(document), _ROUTER_CONFIG, ())
+    top = dict(document)
+    if not _ROUTER_CONFIG_OK(top):
+        # Rare: walk again, in schema order, to raise the first error with its path as before (and
+        # should the two ever disagree, `_check` decides).
+        _check(top, _ROUTER_CONFIG, ())
     schema = engine.get("graphqlSchema", engine.get("graphql_schema"))
     if not isinstance(schema, str) or not schema.strip():
         raise _fail(("engineConfig", "graphqlSchema"), "required: the composed GraphQL schema")
@@ -212,18 +286,25 @@ def finalize(fmt: ConfigFormat, document: Any) -> dict[str, Any]:
     return document
 
 
-def served_bytes(fmt: ConfigFormat, document: Any) -> bytes:
-    """`canonical_json(finalize(fmt, document))`, serializing the config once instead of twice.
+def served(fmt: ConfigFormat, document: Any, plain: bool | None = None) -> tuple[bytes, str]:
+    """The bytes to serve, `canonical_json(finalize(fmt, document))`, and their sha256 hex, with the
+    config serialized once instead of twice.
 
     A cosmo config is hashed without its version and served with it: each top-level member is
-    serialized once and both objects are assembled from the same member bytes (for a 2 MB
-    config this halves the render time).
+    serialized once, and both objects are hashed in one pass (`hashed_object`): for a 2 MB config,
+    one sha256 where there were two (the version's, the digest's). `plain`: as for `canonical_json`.
     """
     if not isinstance(document, dict):
         raise _fail((), f"the config must be a JSON object, got {_kind(document)}")
     if fmt is not ConfigFormat.COSMO or not all(isinstance(k, str) for k in document):
-        return canonical_json(finalize(fmt, document))  # json, or keys JSON would convert: the plain way
+        # json, or keys JSON would convert: the plain way (a version string keeps a plain document plain)
+        body = canonical_json(finalize(fmt, document), plain)
+        return body, hashlib.sha256(body).hexdigest()
     validate_cosmo(document)
-    members = {k: canonical_json(v) for k, v in document.items() if k != "version"}
-    members["version"] = canonical_json(hashlib.sha256(canonical_object(members)).hexdigest())
-    return canonical_object(members)
+    members = {k: canonical_json(v, plain) for k, v in document.items() if k != "version"}
+    return hashed_object(members, "version")
+
+
+def served_bytes(fmt: ConfigFormat, document: Any, plain: bool | None = None) -> bytes:
+    """The bytes of `served`, for callers that need no digest."""
+    return served(fmt, document, plain)[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgeroll.render.canonical import PLAIN_LEAVES
 from edgeroll.render.errors import PathSegment, RenderError, json_path
 
 # Objects and lists count alike; a top-level object is level 1. Real Cosmo execution configs
@@ -19,27 +20,37 @@ MAX_DEPTH = 64
 _SHOWN = 400  # characters of a path kept in a message
 
 
-def _within(value: Any, limit: int) -> bool:
-    """No object or list nested deeper than `limit` levels: `too_deep` without building paths,
-    4x faster on a 2 MB config (every render walks the whole config once)."""
-    containers = (dict, list)
-    if not isinstance(value, containers):
-        return True
-    pending: list[tuple[Any, int]] = [(value, 0)]  # only containers are pushed
-    pop, push = pending.pop, pending.append
-    while pending:
-        item, depth = pop()
+def _survey(value: Any, limit: int) -> tuple[bool, bool]:
+    """(no object or list nested deeper than `limit` levels, `value` is plain JSON as
+    canonical.py means it), in one walk without recursion or paths: every render walks the
+    whole config, and the encoder needs the second answer, so it need not walk it again."""
+    if not isinstance(value, dict | list):
+        return True, type(value) in PLAIN_LEAVES
+    plain = type(value) is dict or type(value) is list
+    level: list[Any] = [value]  # level by level: no depth stored per container
+    depth = 0
+    while level:
         if depth >= limit:
-            return False
-        for child in item.values() if isinstance(item, dict) else item:
-            if isinstance(child, containers):
-                push((child, depth + 1))
-    return True
+            return False, plain
+        deeper: list[Any] = []
+        push = deeper.append
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                kind = type(child)  # exact types first: the common case, and what "plain" asks
+                if kind is dict or kind is list:
+                    push(child)
+                elif kind not in PLAIN_LEAVES:
+                    plain = False
+                    if isinstance(child, dict | list):  # a subclass still nests
+                        push(child)
+        level = deeper
+        depth += 1
+    return True, plain
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> tuple[PathSegment, ...] | None:
     """The path of the first object or list nested deeper than `limit` levels, or None."""
-    if _within(value, limit):
+    if _survey(value, limit)[0]:
         return None
     pending: list[tuple[Any, tuple[PathSegment, ...]]] = [(value, ())]
     while pending:
@@ -56,11 +67,15 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> tuple[PathSegment, ...] | No
     return None
 
 
-def check_depth(value: Any, root: str, source: str = "", limit: int = MAX_DEPTH) -> None:
-    """Raise RenderError `ConfigTooDeep` naming the path and the limit when `value` nests deeper."""
-    path = too_deep(value, limit)
+def check_depth(value: Any, root: str, source: str = "", limit: int = MAX_DEPTH) -> bool:
+    """Raise RenderError `ConfigTooDeep` naming the path and the limit when `value` nests deeper.
+
+    Returns whether `value` is plain JSON, for `canonical_json(value, plain=)`: found in the same walk.
+    """
+    within, plain = _survey(value, limit)
+    path = None if within else too_deep(value, limit)  # the path is built only for an error
     if path is None:
-        return
+        return plain
     where = json_path(path, root)
     if len(where) > _SHOWN:
         where = f"{where[: _SHOWN // 2]}…{where[-_SHOWN // 2 :]}"

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeroll.api.routerconfig import ConfigFormat, Overlay
-from edgeroll.render.canonical import content_digest, digest_hex
+from edgeroll.render.canonical import DIGEST_PREFIX, content_digest, digest_hex
 from edgeroll.render.errors import RenderError
-from edgeroll.render.formats import served_bytes
+from edgeroll.render.formats import served
 from edgeroll.render.limits import MAX_DEPTH, check_depth
 from edgeroll.render.operations import REASON as OPERATIONS_REASON
 from edgeroll.render.operations import PersistedOperations, bundle_body, parse_operations
@@ -56,12 +56,17 @@ class RenderSet:
 
 
 def make_revision(
-    fmt: ConfigFormat, document: Any, operations: PersistedOperations | None = None
+    fmt: ConfigFormat,
+    document: Any,
+    operations: PersistedOperations | None = None,
+    plain: bool | None = None,
 ) -> Revision:
-    """The revision of one render; with persisted operations, a bundle of config and operations."""
-    body = served_bytes(fmt, document)
-    if operations is not None:
-        body = bundle_body(body, operations)
+    """The revision of one render; with persisted operations, a bundle of config and operations.
+    `plain`: whether `document` is plain JSON, when known (`check_depth` tells)."""
+    body, sha256_hex = served(fmt, document, plain)
+    if operations is None:
+        return Revision(body=body, digest=DIGEST_PREFIX + sha256_hex)
+    body = bundle_body(body, operations)
     return Revision(body=body, digest=content_digest(body))
 
 
@@ -137,11 +142,11 @@ def render_set(
     # Before anything recursive; every overlay, matched or not (content_revision encodes them all).
     # A merge patch result nests no deeper than its target or its patch, so checking both suffices
     # (a cosmo patch copied into a feature flag goes 3 levels deeper: far below any recursion limit).
-    check_depth(config, "$", source)
+    plain = check_depth(config, "$", source)  # and whether the encoder may skip its own type walk
     for i, overlay in enumerate(overlays):
         check_depth(overlay.patch, f"spec.overlays[{i}].patch")
     try:
-        base = make_revision(fmt, config, operations)
+        base = make_revision(fmt, config, operations, plain)
     except RenderError as exc:
         raise exc.with_source(source) from None
     per_cluster: dict[str, Revision] = {}
