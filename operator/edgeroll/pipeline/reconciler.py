@@ -991,7 +991,7 @@ class Reconciler:
         )
         if moving:
             delay, settled = s.progress_seconds, False
-        elif state.phase == "Paused" or phases & {
+        elif state.phase in ("Paused", "Waiting") or phases & {
             ClusterPhase.UNREACHABLE,
             ClusterPhase.STALE,
             ClusterPhase.DELETING,
@@ -1070,7 +1070,7 @@ class Reconciler:
         except ValidationError as exc:
             self.metrics.error("parse", "InvalidSpec")
             err = exc.errors()[0]
-            path = "spec." + ".".join(str(p) for p in err["loc"])
+            path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
             return self._stopped(run, None, stalled=Problem("InvalidSpec", f"{path}: {err['msg']}"))
 
     async def _gather(
