@@ -132,3 +132,24 @@ def test_macros_names_and_lists_are_cron_too() -> None:
     assert window_open(window("Deny", "@hourly", 60), T0 + timedelta(seconds=59)) == T0 + timedelta(
         seconds=60
     )
+
+
+def test_the_worked_example_of_docs_rollout_md() -> None:
+    nightly_us = window(
+        "Allow",
+        "0 22 * * *",
+        14400,
+        timeZone="America/New_York",
+        clusterSelector={"matchLabels": {"region": "us"}},
+    )
+    fridays = window("Deny", "0 0 * * FRI", 86400)
+    windows = [nightly_us, fridays]
+    canary = {"edge-ap": {"ring": "canary"}}
+    us = {"edge-us-1": {"region": "us"}, "edge-us-2": {"region": "us"}}
+    monday = window_gate(windows, us, datetime(2026, 3, 2, 15, 10, tzinfo=UTC))
+    assert window_gate(windows, canary, datetime(2026, 3, 2, 15, tzinfo=UTC)).open
+    assert monday.next_open == at(3, day=3)  # 22:00 in New York (EST)
+    assert monday.message == "edge-us-1, edge-us-2: outside every Allow window (windows[0])"
+    assert window_gate(windows, canary, datetime(2026, 3, 5, 23, 55, tzinfo=UTC)).open
+    friday = window_gate(windows, us, datetime(2026, 3, 6, 0, 6, tzinfo=UTC))
+    assert friday.next_open == at(3, day=7) and "inside Deny windows[1]" in friday.message
