@@ -103,6 +103,14 @@ def _groups(
     return groups
 
 
+def _names(names: list[str], shown: int = 5) -> str:
+    """A few names, so that a wave of hundreds keeps status.rollout.window short."""
+    if not names:
+        return "every cluster"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def _blocked(
     windows: Sequence[DeploymentWindow], groups: Mapping[tuple[int, ...], list[str]], at: datetime
 ) -> list[str]:
@@ -110,7 +118,7 @@ def _blocked(
     for key, names in groups.items():
         why = _verdict([(i, windows[i]) for i in key], at)
         if why is not None:
-            reasons.append(f"{', '.join(names) or 'every cluster'}: {why}")
+            reasons.append(f"{_names(names)}: {why}")
     return reasons
 
 

@@ -153,3 +153,9 @@ def test_the_worked_example_of_docs_rollout_md() -> None:
     assert window_gate(windows, canary, datetime(2026, 3, 5, 23, 55, tzinfo=UTC)).open
     friday = window_gate(windows, us, datetime(2026, 3, 6, 0, 6, tzinfo=UTC))
     assert friday.next_open == at(3, day=7) and "inside Deny windows[1]" in friday.message
+
+
+def test_a_large_wave_is_named_briefly() -> None:
+    freeze = window("Deny", "50 11 * * *", 1800)
+    gate = window_gate([freeze], {f"edge-{i:03d}": {} for i in range(300)}, T0)
+    assert gate.message.startswith("edge-000, edge-001, edge-002, edge-003, edge-004 and 295 more: inside")
