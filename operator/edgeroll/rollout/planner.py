@@ -815,7 +815,7 @@ class _Planner:
 
     @staticmethod
     def _hold_text(hold: WindowHold) -> str:
-        when = hold.next_open_at.isoformat() if hold.next_open_at else "no opening within a year"
+        when = hold.next_open_at.isoformat() if hold.next_open_at else "none found within a year"
         return f"outside its deployment windows, next opening {when} ({hold.message})"
 
     def _move(self) -> bool:
