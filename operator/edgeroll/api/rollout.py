@@ -13,8 +13,10 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from croniter import croniter
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from edgeroll.api.common import DNS1123_LABEL, ApiModel, LabelSelector, _cel_string, _kx
 
@@ -54,7 +56,31 @@ def _int_or_percent_rule(minimum: int, field: str) -> dict[str, Any]:
 
 Strategy = Literal["AllAtOnce", "Progressive"]
 UnreachablePolicy = Literal["Skip", "Block"]
-RolloutPhase = Literal["Progressing", "Paused", "Soaking", "Completed", "Failed", "RolledBack"]
+RolloutPhase = Literal["Progressing", "Paused", "Soaking", "Waiting", "Completed", "Failed", "RolledBack"]
+WindowKind = Literal["Allow", "Deny"]
+
+# Standard 5-field cron (minute hour day-of-month month day-of-week), or a macro. The same language
+# is a CEL rule in the CRD, so `kubectl apply` refuses what the operator would; croniter then checks
+# what a regular expression cannot (a step of 0, say).
+_NAME = "[A-Za-z]{3}"
+
+
+def _cron_field(value: str) -> str:
+    term = rf"(\*|({value})(-({value}))?)(/[0-9]{{1,2}})?"
+    return rf"{term}(,{term})*"
+
+
+CRON = (
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|"
+    + " +".join(
+        _cron_field(v)
+        for v in ("[0-5]?[0-9]", "[01]?[0-9]|2[0-3]", "0?[1-9]|[12][0-9]|3[01]", f"0?[1-9]|1[0-2]|{_NAME}")
+    )
+    + rf" +{_cron_field(f'[0-7]|{_NAME}')})$"
+)
+_CRON = re.compile(CRON)
+TIME_ZONE = r"^[A-Za-z][-A-Za-z0-9_+]*(/[-A-Za-z0-9_+]+){0,2}$"
+_TIME_ZONE = re.compile(TIME_ZONE)
 
 
 # ---- spec.rollout ---------------------------------------------------------------------------------
@@ -93,6 +119,72 @@ _POLICY_RULES = [
         "message": "use either steps or canary/batchSize, not both",
     },
 ]
+
+
+class DeploymentWindow(ApiModel):
+    """A recurring window of time in which new waves may (Allow) or may not (Deny) start.
+
+    Each time `schedule` fires (in `timeZone`), the window is open for `durationSeconds`. As Argo CD's
+    sync windows: a Deny window wins over an Allow window; when Allow windows apply to a cluster, a wave
+    with that cluster starts only inside one. `edgeroll.rollout.windows` decides; docs/rollout.md explains.
+    """
+
+    kind: WindowKind = Field(description="Allow: waves start only inside it. Deny: no wave starts inside it.")
+    schedule: str = Field(
+        max_length=128,
+        description='When the window opens: a 5-field cron expression ("0 22 * * 1-5") or a macro '
+        "(@daily, @hourly, ...), in timeZone.",
+        json_schema_extra=_kx(
+            **{
+                "x-kubernetes-validations": [
+                    {
+                        "rule": f"self.matches('{_cel_string(CRON)}')",
+                        "message": "schedule must be a cron expression of 5 fields (minute hour "
+                        "day-of-month month day-of-week) or a macro such as @daily",
+                    }
+                ]
+            }
+        ),
+    )
+    duration_seconds: int = Field(
+        ge=1, le=2678400, description="How long the window stays open each time it opens (at most 31 days)."
+    )
+    time_zone: str = Field(
+        default="UTC",
+        min_length=1,
+        max_length=64,
+        pattern=TIME_ZONE,
+        description="IANA time zone the schedule is read in (Europe/Berlin). An unknown zone stalls the "
+        "RouterConfig, naming the field.",
+    )
+    cluster_selector: LabelSelector | None = Field(
+        default=None,
+        description="The clusters this window constrains (unset: every target). A wave starts only when "
+        "every one of its clusters may start.",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        text = " ".join(value.split())
+        if not _CRON.match(text) or not croniter.is_valid(text):
+            raise ValueError(
+                f"not a cron expression of 5 fields (minute hour day-of-month month day-of-week): {value!r}"
+            )
+        return text
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone: {value!r}") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
 
 class RolloutPolicy(ApiModel):
@@ -151,6 +243,12 @@ class RolloutPolicy(ApiModel):
         "Block: the rollout waits for it.",
     )
     paused: bool = Field(default=False, description="Hold: no cluster is moved and no wave starts.")
+    windows: list[DeploymentWindow] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Deployment windows: when waves may start. Deny wins over Allow; with Allow windows, "
+        "only inside one. A wave that started finishes (and soaks) but the next waits.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -188,6 +286,10 @@ class WaveRecord(ApiModel):
         default=None, description="Soaked (or promoted), or healthy for the last wave: the gate passed."
     )
     promoted: bool = False
+    ignore_windows: bool = Field(
+        default=False,
+        description="promote --ignore-windows: this wave starts even outside its windows, once.",
+    )
 
 
 class ClusterRecord(ApiModel):
@@ -223,6 +325,19 @@ class HandledCommands(ApiModel):
     retry: str | None = None
 
 
+class WindowHold(ApiModel):
+    """`status.rollout.window`: a wave that is due but may not start, because of deployment windows."""
+
+    wave: int = Field(description="Index of the wave that waits.")
+    since: datetime = Field(description="When it started waiting.")
+    next_open_at: datetime | None = Field(
+        default=None,
+        description="The earliest time every cluster of the wave is inside its windows (unset: none "
+        "found within a year, or the next 256 window boundaries).",
+    )
+    message: str = Field(default="", description="Which clusters the windows keep, and until when.")
+
+
 class RolloutState(ApiModel):
     """`status.rollout`: everything the planner needs to continue after a restart."""
 
@@ -232,7 +347,8 @@ class RolloutState(ApiModel):
     phase: RolloutPhase = Field(
         default="Progressing",
         description="Progressing, Soaking (the current wave is healthy, counting soakSeconds), Paused, "
-        "Completed, Failed (halted, autoRollback off) or RolledBack.",
+        "Waiting (the next wave is due, outside its deployment windows: see window), Completed, Failed "
+        "(halted, autoRollback off) or RolledBack.",
     )
     wave: int = Field(default=0, description="Index of the current wave; len(waves) once all passed.")
     wave_progress: str = Field(default="0/0", description="i/n, for the WAVE printer column.")
@@ -249,6 +365,9 @@ class RolloutState(ApiModel):
     rollback_started_at: datetime | None = None
     rolled_back_at: datetime | None = Field(
         default=None, description="When every cluster sent back was healthy on its rollback digest."
+    )
+    window: WindowHold | None = Field(
+        default=None, description="Set while deployment windows keep the next wave from starting."
     )
     waves: list[WaveRecord] = Field(default_factory=list)
     clusters: list[ClusterRecord] = Field(default_factory=list)

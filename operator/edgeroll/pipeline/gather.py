@@ -61,7 +61,7 @@ def parse_spec(raw: Mapping[str, Any]) -> RouterConfigSpec:
         return RouterConfigSpec.model_validate(dict(raw))
     except ValidationError as exc:
         err = exc.errors()[0]
-        path = "spec." + ".".join(str(p) for p in err["loc"])
+        path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
         raise Stalled("InvalidSpec", f"{path}: {err['msg']}") from None
 
 

@@ -908,7 +908,7 @@ class Reconciler:
         )
         if moving:
             delay, settled = s.progress_seconds, False
-        elif state.phase == "Paused" or phases & {
+        elif state.phase in ("Paused", "Waiting") or phases & {
             ClusterPhase.UNREACHABLE,
             ClusterPhase.STALE,
             ClusterPhase.DELETING,

@@ -63,7 +63,13 @@ class RolloutView:
 
     @property
     def active(self) -> bool:
-        return self.state.phase in ("Progressing", "Soaking", "Paused")
+        return self.state.phase in ("Progressing", "Soaking", "Paused", "Waiting")
+
+    @property
+    def reason(self) -> str:
+        """The Reconciling/Ready reason of an active rollout: its phase, or OutsideWindow while deployment
+        windows hold the next wave (what `kubectl wait --for=jsonpath=...reason` can read)."""
+        return "OutsideWindow" if self.state.phase == "Waiting" else self.state.phase
 
     @property
     def rolling_back(self) -> bool:
@@ -169,8 +175,8 @@ def _rollout_phase(conds: _Conditions, rollout: RolloutView | None, ratio: str) 
         return "Stalled"
     if rollout is not None and rollout.active:
         conds.drop("Stalled")
-        conds.put("Reconciling", "True", rollout.state.phase, rollout.message)
-        conds.put("Ready", "False", rollout.state.phase, f"{ratio}; {rollout.message}")
+        conds.put("Reconciling", "True", rollout.reason, rollout.message)
+        conds.put("Ready", "False", rollout.reason, f"{ratio}; {rollout.message}")
         return "Progressing"
     return None
 

@@ -24,14 +24,15 @@ import yaml
 from edgeroll.api.common import GROUP, VERSION
 from edgeroll.api.routerconfig import PLURAL
 from edgeroll.rollout.commands import DIGEST, annotation_key, annotation_value, new_command_id
-from edgeroll.rollout.planner import CommandKind, RolloutCommand
+from edgeroll.rollout.planner import ACTIVE_PHASES, CommandKind, RolloutCommand
 
 ACTIONS = ("pause", "resume", "promote", "abort", "undo", "retry", "status")
 COMMANDS: dict[str, CommandKind] = {"promote": "promote", "abort": "abort", "undo": "undo", "retry": "retry"}
 HELP = {
     "pause": "set spec.rollout.paused: no cluster moves and no wave starts",
     "resume": "clear spec.rollout.paused",
-    "promote": "skip the rest of the current wave's soak (health is still required)",
+    "promote": "skip the rest of the current wave's soak (health is still required); with "
+    "--ignore-windows the next wave also starts outside its deployment windows, once",
     "abort": "halt an active or failed rollout and send every cluster back to its last-good digest",
     "undo": "roll back from any phase: to last-good digests, or to --to-digest",
     "retry": "start a halted (Failed/RolledBack) revision again from the first wave",
@@ -85,6 +86,7 @@ class Request:
     action: str
     to_digest: str | None = None
     digests: Mapping[str, str] | None = None
+    ignore_windows: bool = False
 
 
 def normalise_digest(value: str) -> str:
@@ -104,7 +106,11 @@ def command_patch(request: Request, command_id: str) -> tuple[dict[str, Any], st
     if kind is None:
         raise ValueError(f"not a command: {request.action}")
     command = RolloutCommand(
-        kind=kind, id=command_id, to_digest=request.to_digest, digests=dict(request.digests or {})
+        kind=kind,
+        id=command_id,
+        to_digest=request.to_digest,
+        digests=dict(request.digests or {}),
+        ignore_windows=request.ignore_windows,
     )
     key, value = annotation_key(kind), annotation_value(command)
     return {"metadata": {"annotations": {key: value}}}, f"{key}={value}"
@@ -114,9 +120,9 @@ def advice(action: str, rollout: Mapping[str, Any] | None) -> str | None:
     """A note when the command will not do what one might expect in the rollout's current phase."""
     phase = (rollout or {}).get("phase")
     now = phase or "not started"
-    if action == "promote" and phase not in ("Progressing", "Soaking", "Paused"):
+    if action == "promote" and phase not in ACTIVE_PHASES:
         return f"note: promote acts on an active rollout; this one is {now}"
-    if action == "abort" and phase not in ("Progressing", "Soaking", "Paused", "Failed"):
+    if action == "abort" and phase not in (*ACTIVE_PHASES, "Failed"):
         return f"note: abort acts on an active or failed rollout; this one is {now} (see undo)"
     if action == "retry" and phase not in ("Failed", "RolledBack"):
         return f"note: retry acts on a halted rollout; this one is {now}"
@@ -142,6 +148,24 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
+def _window_lines(rollout: Mapping[str, Any], policy: Mapping[str, Any]) -> list[str]:
+    """The deployment windows, and the wave they hold with when it may start (status.rollout.window)."""
+    windows = policy.get("windows") or []
+    lines = [
+        f"window {i}: {w.get('kind')} {w.get('schedule')!r} {w.get('timeZone', 'UTC')} for "
+        f"{w.get('durationSeconds')}s" + (" (clusterSelector)" if w.get("clusterSelector") else "")
+        for i, w in enumerate(windows)
+    ]
+    hold = rollout.get("window")
+    if hold:
+        opens = _time(hold.get("nextOpenAt")) if hold.get("nextOpenAt") else "none within a year"
+        lines.append(
+            f"outside window: wave {int(hold.get('wave', 0)) + 1} waits since {_time(hold.get('since'))}, "
+            f"next opening {opens}: {hold.get('message', '')}"
+        )
+    return lines
+
+
 def render_status(obj: Mapping[str, Any]) -> str:
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
     rollout = status.get("rollout") or {}
@@ -159,6 +183,7 @@ def render_status(obj: Mapping[str, Any]) -> str:
             f"started {_time(rollout.get('startedAt'))}"
             + (f", reason {rollout['reason']}" if rollout.get("reason") else "")
         )
+    lines += _window_lines(rollout, policy)
     for cond in status.get("conditions") or []:
         if cond.get("type") in ("Ready", "Reconciling", "Stalled"):
             lines.append(
@@ -172,11 +197,7 @@ def render_status(obj: Mapping[str, Any]) -> str:
         rows = [["WAVE", "STARTED", "HEALTHY", "COMPLETED", "CLUSTERS"]]
         current = int(rollout.get("wave", 0))
         for index, wave in enumerate(waves):
-            mark = (
-                "*"
-                if index == current and rollout.get("phase") in ("Progressing", "Soaking", "Paused")
-                else " "
-            )
+            mark = "*" if index == current and rollout.get("phase") in ACTIVE_PHASES else " "
             promoted = " (promoted)" if wave.get("promoted") else ""
             rows.append(
                 [
@@ -242,6 +263,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action in ACTIONS:
         sub = actions.add_parser(action, parents=[common], help=HELP[action], description=HELP[action])
+        if action == "promote":
+            sub.add_argument(
+                "--ignore-windows",
+                action="store_true",
+                help="let the next wave start outside its deployment windows, once (an event records it)",
+            )
         if action == "undo":
             sub.add_argument("--to-digest", metavar="DIGEST", help="go back to this digest (sha256:<hex>)")
             sub.add_argument(
@@ -254,6 +281,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def request_of(args: argparse.Namespace) -> Request:
+    if args.action == "promote":
+        return Request("promote", ignore_windows=bool(getattr(args, "ignore_windows", False)))
     if args.action != "undo":
         return Request(args.action)
     to_digest = normalise_digest(args.to_digest) if args.to_digest else None

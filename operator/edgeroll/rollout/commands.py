@@ -3,7 +3,9 @@ reconciler reads.
 
 One annotation per kind, `edgeroll.io/rollout-<kind>`, whose value is the command's id: an RFC 3339
 UTC timestamp, so that ids sort in the order they were issued. `undo` may carry a target as JSON:
-`{"id": "...", "toDigest": "sha256:...", "digests": {"<cluster>": "sha256:..."}}`.
+`{"id": "...", "toDigest": "sha256:...", "digests": {"<cluster>": "sha256:..."}}`, and `promote` may
+let the next wave start outside its deployment windows, once: `{"id": "...", "ignoreWindows": true}`
+(an operator that predates windows reads that as a plain promote: unknown fields are ignored).
 
 The prefix is `edgeroll.io/`, not kopf's storage prefix (`kopf.edgeroll.io/`): kopf leaves annotations
 under its own prefix out of change detection, so a command there would not trigger a reconcile.
@@ -43,11 +45,12 @@ def new_command_id(now: datetime | None = None) -> str:
 
 def annotation_value(command: RolloutCommand) -> str:
     """The annotation value for a command: the bare id, or JSON when an undo names its target."""
-    if command.to_digest is None and not command.digests:
-        return command.id
+    if command.to_digest is None and not command.digests and not command.ignore_windows:
+        return command.id  # the bare id, as every operator version reads it
     body = command.model_dump(by_alias=True, exclude_none=True, exclude={"kind"})
-    if not body.get("digests"):
-        body.pop("digests", None)
+    for optional in ("digests", "ignoreWindows"):
+        if not body.get(optional):
+            body.pop(optional, None)
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
@@ -77,6 +80,9 @@ def parse_commands(annotations: Mapping[str, str]) -> tuple[list[RolloutCommand]
             continue
         if kind != "undo" and (command.to_digest or command.digests):
             problems.append(f"annotation {key}: ignored, only undo takes a digest")
+            continue
+        if kind != "promote" and command.ignore_windows:
+            problems.append(f"annotation {key}: ignored, only promote takes ignoreWindows")
             continue
         commands.append(command)
     return commands, problems

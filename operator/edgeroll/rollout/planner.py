@@ -33,14 +33,16 @@ from edgeroll.api.rollout import HandledCommands as HandledCommands
 from edgeroll.api.rollout import RolloutPhase as RolloutPhase
 from edgeroll.api.rollout import RolloutState as RolloutState
 from edgeroll.api.rollout import WaveRecord as WaveRecord
+from edgeroll.api.rollout import WindowHold as WindowHold
 from edgeroll.rollout.health import DeploymentHealth
 from edgeroll.rollout.policy import REST_WAVE, RolloutPolicy, plan_waves, resolve_count
+from edgeroll.rollout.windows import WindowGate, window_gate
 
 # Values of edgeroll.api.routerconfig.ClusterPhase (a StrEnum): ClusterPhase(plan.phase) converts.
 ClusterRolloutPhase = Literal["Pending", "Progressing", "Ready", "Failed", "Stale", "RolledBack", "Paused"]
 CommandKind = Literal["promote", "abort", "undo", "retry"]
 
-ACTIVE_PHASES: frozenset[str] = frozenset({"Progressing", "Paused", "Soaking"})
+ACTIVE_PHASES: frozenset[str] = frozenset({"Progressing", "Paused", "Soaking", "Waiting"})
 HALTED_PHASES: frozenset[str] = frozenset({"Failed", "RolledBack"})
 
 # Reasons (machine-readable, for conditions and events).
@@ -49,6 +51,7 @@ REASON_PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
 REASON_REVISION_REFUSED = "RevisionRefused"  # InPlace: a pod refused the revision (it did not verify)
 REASON_ABORTED = "Aborted"
 REASON_UNDONE = "Undone"
+REASON_OUTSIDE_WINDOW = "OutsideWindow"  # the next wave is due, but its deployment windows are closed
 FAILURE_REASONS: frozenset[str] = frozenset({REASON_HEALTH_DEADLINE, REASON_PROGRESS_DEADLINE})
 
 
@@ -137,6 +140,9 @@ class RolloutCommand(ApiModel):
     digests: dict[str, str] = Field(
         default_factory=dict,
         description="undo: per-cluster digests of the chosen revision (overlays); to_digest for the rest",
+    )
+    ignore_windows: bool = Field(
+        default=False, description="promote: the next wave may start outside its deployment windows, once"
     )
 
 
@@ -414,6 +420,8 @@ class _Planner:
         self.skip = policy.unreachable_policy == "Skip"
         self.deadline = timedelta(seconds=policy.progress_deadline_seconds)
         self.soak = timedelta(seconds=policy.effective_soak_seconds)
+        self.held: tuple[int, WindowGate] | None = None  # the wave windows keep from starting, this pass
+        self.gates: dict[int, WindowGate] = {}  # per wave: members and labels are fixed within a pass
 
     # -- driver
 
@@ -445,6 +453,7 @@ class _Planner:
                 break
         else:  # pragma: no cover - a bug guard; the property tests check convergence
             raise RuntimeError("rollout planner did not converge")
+        self._record_hold()
         self._set_phase()
         cluster_plans = tuple(self._cluster_plan(r) for r in self._records())
         return Plan(
@@ -594,6 +603,8 @@ class _Planner:
             if s.phase in ACTIVE_PHASES and s.wave < len(s.waves) and not s.waves[s.wave].promoted:
                 s.waves[s.wave].promoted = True
                 self._event("Normal", "RolloutPromoted", f"{self._where()}: remaining soak skipped")
+            if command.ignore_windows and s.phase in ACTIVE_PHASES:
+                self._ignore_windows_once(command.id)
         elif command.kind == "abort":
             if s.phase in ACTIVE_PHASES or s.phase == "Failed":
                 self._rollback_all(REASON_ABORTED, f"aborted at {self._where()} (command {command.id})")
@@ -607,6 +618,21 @@ class _Planner:
             self._rollback_all(REASON_UNDONE, f"undone to {what} (command {command.id})", targets)
         elif command.kind == "retry" and s.phase in HALTED_PHASES:
             self._start(previous=s.revision, retried=True)
+
+    def _ignore_windows_once(self, command_id: str) -> None:
+        """promote --ignore-windows: the wave due next (the current one if it has not started, else the
+        one after it) starts even outside its deployment windows. Once: the flag is that wave's."""
+        s = self.s
+        index = s.wave if s.wave < len(s.waves) and s.waves[s.wave].started_at is None else s.wave + 1
+        if index >= len(s.waves):
+            return  # the last wave has started: no wave left to hold
+        s.waves[index].ignore_windows = True
+        self._event(
+            "Normal",
+            "WindowsIgnored",
+            f"{self._where()}: {self._wave_label(index)} may start outside its deployment windows, once "
+            f"(promote --ignore-windows, command {command_id})",
+        )
 
     def _rollback_all(
         self, reason: str, message: str, targets: Mapping[str, str | None] | None = None
@@ -748,6 +774,7 @@ class _Planner:
     def _progress_waves(self) -> bool:
         s = self.s
         changed = False
+        self.held = None
         while s.phase in ACTIVE_PHASES:
             n = len(s.waves)
             if s.wave >= n:
@@ -762,7 +789,7 @@ class _Planner:
                 return True
             wave = s.waves[s.wave]
             if wave.started_at is None:
-                if self.policy.paused:
+                if self.policy.paused or not self._may_start(s.wave):
                     return changed
                 wave.started_at = self.now
                 names = ", ".join(r.name for r in self._members(s.wave)) or "no clusters"
@@ -781,9 +808,13 @@ class _Planner:
                 changed = True
             last = s.wave == n - 1
             soaked = last or not members or wave.promoted or self.now >= wave.healthy_at + self.soak
-            if not soaked or (self.policy.paused and not last):
-                # Paused: the wave stays current and keeps being judged, so the next one starts on
-                # resume only if this one is healthy then (and has been for the soak).
+            if (
+                not soaked
+                or (self.policy.paused and not last)
+                or (not last and not self._may_start(s.wave + 1))
+            ):
+                # Paused, or the next wave outside its windows: the wave stays current and keeps being
+                # judged, so the next one starts only if this one is healthy then (and soaked).
                 return changed
             wave.completed_at = self.now
             if not last:
@@ -791,6 +822,40 @@ class _Planner:
             s.wave += 1
             changed = True
         return changed
+
+    def _may_start(self, index: int) -> bool:
+        """Deployment windows: may wave `index` start now? If not, remember it for status.rollout.window.
+        Paused EdgeClusters are never touched, so their windows hold nothing."""
+        wave = self.s.waves[index]
+        if not self.policy.windows or wave.ignore_windows:
+            return True
+        gate = self.gates.get(index)
+        if gate is None:
+            members = {r.name: o.labels for r in self._members(index) if not (o := self.obs[r.name]).paused}
+            gate = self.gates[index] = window_gate(self.policy.windows, members, self.now)
+        if not gate.open:
+            self.held = (index, gate)
+        return gate.open
+
+    def _record_hold(self) -> None:
+        """status.rollout.window from this pass's verdict; an event when a wave starts waiting."""
+        s = self.s
+        if self.held is None or s.phase not in ACTIVE_PHASES:
+            s.window = None
+            return
+        index, gate = self.held
+        since = s.window.since if s.window is not None and s.window.wave == index else self.now
+        hold = WindowHold(wave=index, since=since, next_open_at=gate.next_open, message=gate.message)
+        if s.window is None or s.window.wave != index:
+            self._event(
+                "Normal", REASON_OUTSIDE_WINDOW, f"{self._wave_label(index)} waits: {self._hold_text(hold)}"
+            )
+        s.window = hold
+
+    @staticmethod
+    def _hold_text(hold: WindowHold) -> str:
+        when = hold.next_open_at.isoformat() if hold.next_open_at else "none found within a year"
+        return f"outside its deployment windows, next opening {when} ({hold.message})"
 
     def _move(self) -> bool:
         """Start as many pending clusters of started waves as their parallelism allows."""
@@ -845,6 +910,8 @@ class _Planner:
             return
         if self.policy.paused:
             s.phase = "Paused"
+        elif s.window is not None:
+            s.phase = "Waiting"
         elif s.wave < n and s.waves[s.wave].healthy_at is not None:
             s.phase = "Soaking"
         else:
@@ -897,6 +964,8 @@ class _Planner:
                 tracked = record.ready_at is None and record.failed_at is None and not record.stale
                 if record.moved_at is not None and record.since is not None and tracked:
                     times.append(record.since + self.deadline)
+        if s.window is not None and s.window.next_open_at is not None:
+            times.append(s.window.next_open_at)  # plan again when the windows open, not before
         future = [t for t in times if t > self.now]
         if future:
             actions.append(Wait(min(future)))
@@ -948,6 +1017,8 @@ class _Planner:
                 message = f"rollout {s.phase}; stays on {_short(o.digest)}"
             elif self.policy.paused:
                 message = f"rollout paused; waiting in {self._wave_label(record.wave)}"
+            elif s.window is not None and s.window.wave == record.wave:
+                message = f"waiting for {self._wave_label(record.wave)}: {self._hold_text(s.window)}"
             else:
                 message = f"waiting for {self._wave_label(record.wave)}"
         return ClusterPlan(record.name, phase, record.wave, wave_name, want, message)
@@ -968,6 +1039,8 @@ class _Planner:
             return f"{done} ({s.reason}): {s.message} [{tally}]"
         if s.phase == "Paused":
             return f"Paused at {self._where()} ({tally})"
+        if s.phase == "Waiting" and s.window is not None:
+            return f"Waiting: {self._wave_label(s.window.wave)} {self._hold_text(s.window)} [{tally}]"
         healthy_at = s.waves[s.wave].healthy_at if s.wave < len(s.waves) else None
         if s.phase == "Soaking" and healthy_at is not None:
             until = (healthy_at + self.soak).isoformat()

@@ -57,6 +57,7 @@ def test_routerconfig_crd_shape() -> None:
         "Ready",
         "Wave",
         "Rollout",
+        "Next Window",  # status.rollout.window.nextOpenAt: empty unless windows hold a wave
         "Status",
         "Age",
         "Shard",  # -o wide: which shard and replica own it

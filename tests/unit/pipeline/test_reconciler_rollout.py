@@ -363,3 +363,40 @@ async def test_a_config_rolled_out_before_status_rollout_existed_is_adopted_with
     status = await w.reconcile()
     assert status.rollout is not None and status.rollout.phase == "Completed"
     assert status.phase == "Ready" and w.edge_writes() == writes
+
+
+async def test_a_deny_window_holds_the_first_wave_and_the_controller_requeues_for_its_end() -> None:
+    # The clock starts at midnight, inside a freeze from 23:50 for 30 minutes.
+    freeze = {"kind": "Deny", "schedule": "50 23 * * *", "durationSeconds": 1800}
+    w = world({**CANARY_THEN_REST, "windows": [freeze]})
+    result = await w.controller.reconcile(w.obj(), w.clusters, w.events.append, full=True)
+    assert result is not None
+    status = result.status
+    assert all(w.template_digest(e) is None for e in (CANARY, *REST)), "no wave starts inside a Deny window"
+    assert status.rollout is not None and status.rollout.phase == "Waiting"
+    assert status.rollout.window is not None and status.rollout.window.next_open_at == w.t.replace(minute=20)
+    reconciling = condition(status, "Reconciling")
+    assert reconciling.reason == "OutsideWindow" and condition(status, "Ready").reason == "OutsideWindow"
+    assert "next opening 2026-01-01T00:20:00+00:00" in reconciling.message
+    # Looked at again every probe while it waits (as when paused), not every progress tick...
+    assert result.requeue_after == w.controller.settings.probe_seconds < 1200
+    # ...and right at the opening when that comes first (the planner's gate, plus the 50 ms margin).
+    w.tick(1190)
+    result = await w.controller.reconcile(w.obj(), w.clusters, w.events.append, full=False)
+    assert result is not None and 10 <= result.requeue_after <= 10.1
+    assert w.template_digest(CANARY) is None
+    w.tick(10)
+    status = await step(w)
+    assert w.template_digest(CANARY) is not None and status.rollout is not None
+    assert status.rollout.phase == "Progressing" and status.rollout.window is None
+    assert w.reasons()["OutsideWindow"] == 1
+
+
+async def test_an_unknown_time_zone_stalls_naming_the_field() -> None:
+    freeze = {"kind": "Deny", "schedule": "0 22 * * *", "durationSeconds": 60, "timeZone": "Europe/Atlantis"}
+    w = world({**CANARY_THEN_REST, "windows": [freeze]})
+    status = await w.reconcile()
+    stalled = condition(status, "Stalled")
+    assert stalled.reason == "InvalidSpec" and status.phase == "Stalled"
+    assert stalled.message.startswith("spec.rollout.windows[0].timeZone: Value error, unknown IANA time zone")
+    assert all(w.template_digest(e) is None for e in (CANARY, *REST))

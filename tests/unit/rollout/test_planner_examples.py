@@ -793,3 +793,128 @@ def test_wait_is_the_earliest_time_gate() -> None:
     fleet.ready()
     p = op.step(10)
     assert [a for a in p.actions if isinstance(a, Wait)] == [Wait(T0 + timedelta(seconds=40))]
+
+
+# ---- deployment windows -------------------------------------------------------------------------
+
+# T0 is 12:00 UTC. A freeze from 11:50 for 30 minutes covers it: nothing may start before 12:20.
+FREEZE = {"kind": "Deny", "schedule": "50 11 * * *", "durationSeconds": 1800}
+OPENS = T0 + timedelta(minutes=20)
+
+
+def windowed(*windows: dict[str, Any], **extra: Any) -> RolloutPolicy:
+    return RolloutPolicy.model_validate({**PROGRESSIVE, "windows": list(windows), **extra})
+
+
+def test_no_wave_starts_inside_a_deny_window_and_the_first_starts_when_it_ends() -> None:
+    fleet = shop()
+    op = Operator(fleet, windowed(FREEZE))
+    p = op.step()
+    assert moved(p, fleet) == [] and p.phase == "Waiting" and p.state.waves[0].started_at is None
+    hold = p.state.window
+    assert hold is not None and hold.wave == 0 and hold.since == T0 and hold.next_open_at == OPENS
+    assert "edge-a: inside Deny windows[0]" in hold.message
+    assert p.wait_until == OPENS and p.requeue_after(op.now) == 1200  # plan again right at the opening
+    assert op.events == ["RolloutStarted", "OutsideWindow"]
+    assert "waiting for wave 1/3 (canary): outside its deployment windows" in p.clusters[0].message
+    assert p.message.startswith("Waiting: wave 1/3 (canary) outside its deployment windows, next opening")
+    # Planning again changes nothing and says nothing; so does a look just before the opening.
+    p = op.step(1199)
+    assert moved(p, fleet) == [] and p.events == () and p.state.window == hold
+    p = op.step(1)
+    assert moved(p, fleet) == ["edge-a"] and p.phase == "Progressing" and p.state.window is None
+    assert p.state.waves[0].started_at == OPENS and op.events[-1] == "WaveStarted"
+
+
+def test_a_started_wave_finishes_its_soak_but_the_next_waits_for_the_window() -> None:
+    fleet = shop()
+    # Waves may start from 12:00 for a minute, then from 13:00.
+    op = Operator(fleet, windowed({"kind": "Allow", "schedule": "0 * * * *", "durationSeconds": 60}))
+    assert moved(op.step(), fleet) == ["edge-a"]
+    fleet.ready()
+    p = op.step(10)
+    assert p.phase == "Soaking"
+    p = op.step(60)  # soaked at 12:01:10, but outside the window now: the canary stays current
+    assert moved(p, fleet) == [] and p.phase == "Waiting" and p.state.wave_progress == "1/3"
+    assert p.state.waves[0].completed_at is None and p.state.window is not None
+    assert p.state.window.wave == 1 and p.state.window.next_open_at == T0 + timedelta(hours=1)
+    assert "RolloutCompleted" not in op.events and "WaveSoaked" not in op.events
+    # The current wave keeps being judged: health lost while waiting restarts its soak.
+    fleet.clusters["edge-a"].phase = "updating"
+    p = op.step(60)
+    assert p.phase == "Progressing" and op.events[-1] == "WaveUnhealthy" and p.state.window is None
+    fleet.ready()
+    p = op.step(3600 - 130 - 30)  # 12:59:30: healthy again but not soaked, and outside the window
+    assert p.phase == "Soaking"
+    p = op.step(30)  # 13:00: the window opens, but the soak has 30 s to go
+    assert moved(p, fleet) == []
+    p = op.step(30)
+    assert moved(p, fleet) == ["edge-b"] and p.state.wave_progress == "2/3"
+
+
+def test_promote_ignore_windows_lets_one_wave_start_and_an_event_records_it() -> None:
+    fleet = shop()
+    op = Operator(fleet, windowed(FREEZE))
+    op.command("promote", ignoreWindows=True)
+    op.state = op.step().state  # a fresh status marks the annotation handled without acting on it
+    assert moved(op.step(1), fleet) == []
+    op.command("promote", ignoreWindows=True)
+    p = op.step(1)
+    assert moved(p, fleet) == ["edge-a"] and "WindowsIgnored" in op.events
+    assert next(e for e in p.events if e.reason == "WindowsIgnored").message.endswith(
+        f"(promote --ignore-windows, command {op.commands[0].id})"
+    )
+    fleet.ready()
+    p = op.step(1)
+    p = op.step(60)  # soaked, still inside the freeze: the override was for one wave only
+    assert moved(p, fleet) == [] and p.phase == "Waiting" and p.state.window is not None
+    op.command("promote", ignoreWindows=True)  # a soaked wave: the override goes to the next one
+    p = op.step(1)
+    assert moved(p, fleet) == ["edge-b"] and p.state.waves[1].ignore_windows
+
+
+def test_a_plain_promote_skips_the_soak_but_not_the_window() -> None:
+    fleet = shop()
+    op = Operator(fleet, windowed({**FREEZE, "schedule": "1 12 * * *"}))  # the freeze starts at 12:01
+    assert moved(op.step(), fleet) == ["edge-a"]
+    fleet.ready()
+    op.step(61)
+    op.command("promote")
+    p = op.step(1)
+    assert moved(p, fleet) == [] and p.phase == "Waiting" and "RolloutPromoted" in op.events
+
+
+def test_a_window_with_a_selector_holds_only_the_waves_with_its_clusters() -> None:
+    fleet = shop()
+    us_freeze = {**FREEZE, "clusterSelector": {"matchLabels": {"region": "us"}}}
+    op = Operator(fleet, windowed(us_freeze, soakSeconds=0))
+    assert moved(op.step(), fleet) == ["edge-a"]  # the canary is in eu
+    fleet.ready()
+    assert moved(op.step(1), fleet) == ["edge-b"]
+    fleet.ready()
+    p = op.step(1)
+    assert moved(p, fleet) == ["edge-c"]
+    fleet.ready()
+    p = op.step(1)  # the last wave has edge-d (us) and edge-e (ap): it waits for all of them
+    assert moved(p, fleet) == [] and p.phase == "Waiting" and p.state.window is not None
+    assert p.state.window.message.startswith("edge-d: inside Deny windows[0]")
+    p = op.step((OPENS - op.now).total_seconds())
+    assert moved(p, fleet) == ["edge-d", "edge-e"]
+
+
+def test_a_paused_edge_clusters_windows_hold_nothing() -> None:
+    fleet = Fleet.of(a={"region": "us"}, b={"region": "eu"})
+    fleet.clusters["a"].paused = True
+    us_freeze = {**FREEZE, "clusterSelector": {"matchLabels": {"region": "us"}}}
+    op = Operator(fleet, RolloutPolicy.model_validate({"windows": [us_freeze]}))
+    assert moved(op.step(), fleet) == ["b"]
+
+
+def test_windows_gate_all_at_once_and_pause_comes_first() -> None:
+    fleet = shop()
+    op = Operator(fleet, RolloutPolicy.model_validate({"windows": [FREEZE], "paused": True}))
+    assert op.step().phase == "Paused"
+    op.policy = op.policy.model_copy(update={"paused": False})
+    p = op.step(1)
+    assert p.phase == "Waiting" and moved(p, fleet) == []
+    assert moved(op.step((OPENS - op.now).total_seconds()), fleet) == sorted(fleet.clusters)

@@ -2,8 +2,8 @@
 
 A scenario (drawn by hypothesis) is a set of clusters with their labels, how long
 a new digest takes to become healthy on each, which clusters a revision breaks,
-when clusters are unreachable, a policy, manual commands, an optional second
-revision, and crashes at random points. The loop plays the operator: observe,
+when clusters are unreachable, a policy (deployment windows included), manual
+commands, an optional second revision, and crashes at random points. The loop plays the operator: observe,
 plan from the state persisted in status (a JSON round-trip), persist, act.
 
 Crashes come in three kinds: after persisting but before acting (actions lost),
@@ -69,7 +69,7 @@ def tuned(examples: int) -> settings:
 
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-ACTIVE = {"Progressing", "Paused", "Soaking"}
+ACTIVE = {"Progressing", "Paused", "Soaking", "Waiting"}
 HALTED = {"Failed", "RolledBack"}
 
 
@@ -104,6 +104,69 @@ def count_of(value: int | str, total: int, minimum: int = 0) -> int:
     if isinstance(value, int):
         return max(value, minimum)
     return max(total * int(value[:-1]) // 100, minimum)
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: the menu below is fixed
+class SimWindow:
+    """A deployment window the scenarios draw, with the test's own arithmetic reading of its cron: it
+    starts at `offset` seconds past every `period` (counted from midnight UTC) and lasts `seconds`."""
+
+    spec: dict[str, Any]
+    period: int
+    offset: int
+
+    def open_at(self, t: datetime) -> bool:
+        since_midnight = (t - t.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
+        return (since_midnight - self.offset) % self.period < self.spec["durationSeconds"]
+
+    def constrains(self, labels: dict[str, str]) -> bool:
+        return selector_matches(self.spec.get("clusterSelector"), labels)
+
+
+# Any combination of these leaves some minutes open every ten, so a rollout still ends.
+WINDOWS = (
+    SimWindow({"kind": "Deny", "schedule": "*/5 * * * *", "durationSeconds": 120}, 300, 0),
+    SimWindow({"kind": "Allow", "schedule": "* * * * *", "durationSeconds": 30}, 60, 0),
+    SimWindow(
+        {
+            "kind": "Allow",
+            "schedule": "*/10 * * * *",
+            "durationSeconds": 360,
+            "clusterSelector": {"matchLabels": {"region": "eu"}},
+        },
+        600,
+        0,
+    ),
+    # Minute 3 in India (UTC+05:30) is minute 33 in UTC.
+    SimWindow(
+        {
+            "kind": "Deny",
+            "schedule": "3 * * * *",
+            "durationSeconds": 600,
+            "timeZone": "Asia/Kolkata",
+            "clusterSelector": {"matchLabels": {"ring": "canary"}},
+        },
+        3600,
+        33 * 60,
+    ),
+)
+
+
+def may_start(
+    windows: list[SimWindow], members: tuple[str, ...], labels: dict[str, dict[str, str]], t: datetime
+) -> bool:
+    """Argo CD's rule, per cluster: no open Deny, and an open Allow if any Allow constrains it; a wave
+    needs all of its clusters (an empty one: only the windows without a selector hold it)."""
+    groups = [[w for w in windows if w.constrains(labels[m])] for m in members] or [
+        [w for w in windows if not w.spec.get("clusterSelector")]
+    ]
+    for constraining in groups:
+        if any(w.spec["kind"] == "Deny" and w.open_at(t) for w in constraining):
+            return False
+        allows = [w for w in constraining if w.spec["kind"] == "Allow"]
+        if allows and not any(w.open_at(t) for w in allows):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -258,8 +321,9 @@ class Scenario:
     dt: int
     ticks: int
     crashes: dict[int, Crash]
-    commands: dict[int, str]  # tick -> promote | abort | undo | pause | resume
+    commands: dict[int, str]  # tick -> promote | promote-ignore-windows | abort | undo | pause | resume
     second_revision_at: int | None
+    windows: list[SimWindow] = field(default_factory=list)
 
 
 REGIONS = ("eu", "us", "ap")
@@ -341,20 +405,26 @@ def scenarios(
     commands = draw(
         st.dictionaries(
             st.integers(1, ticks - 1),
-            st.sampled_from(["pause", "resume", "promote", "pause", "abort", "undo"]),
+            st.sampled_from(
+                ["pause", "resume", "promote", "pause", "abort", "undo", "promote-ignore-windows"]
+            ),
             max_size=4,
         )
     )
     second = draw(st.one_of(st.none(), st.integers(1, ticks - 1)))
+    windows = draw(st.one_of(st.just([]), st.lists(st.sampled_from(WINDOWS), max_size=3, unique=True)))
+    spec = draw(policies())
+    spec["windows"] = [w.spec for w in windows]
     return Scenario(
         world=World(clusters=clusters, bad=bad, offline=offline),
         initial=initial,
-        spec=draw(policies()),
+        spec=spec,
         dt=dt,
         ticks=ticks,
         crashes=crashes,
         commands=commands,
         second_revision_at=second,
+        windows=windows,
     )
 
 
@@ -417,6 +487,7 @@ class Checker:
     policy: RolloutPolicy
     labels: dict[str, dict[str, str]]
     waves: list[ExpectedWave]
+    windows: list[SimWindow]
     # Digests each cluster was seen healthy on (plus its initial one): what "old" may mean.
     good: dict[str, set[str]]
     # Per revision and wave: (time, healthy?) at every persisted step.
@@ -425,6 +496,8 @@ class Checker:
     started: dict[tuple[str, int], int] = field(default_factory=dict)
     first_touch: dict[tuple[str, str], int] = field(default_factory=dict)
     failed: dict[str, set[str]] = field(default_factory=dict)  # revision -> clusters seen failed
+    waited: bool = False  # a wave was held by its windows at some step
+    ignored: bool = False  # promote --ignore-windows let a wave start outside them
 
     def wave_of(self, name: str) -> int:
         return next(i for i, w in enumerate(self.waves) if name in w.members)
@@ -532,6 +605,20 @@ class Checker:
         started_now = [i for i, w in enumerate(p.state.waves) if w.started_at == now]
         if self.policy.paused:
             assert not started_now, "a wave started while paused"
+        # Windows: a wave starts only inside them, or once after promote --ignore-windows said so.
+        flagged = {i for i, w in enumerate(p.state.waves) if w.ignore_windows}
+        if before.revision == rev and flagged - {i for i, w in enumerate(before.waves) if w.ignore_windows}:
+            assert any(e.reason == "WindowsIgnored" for e in p.events), "windows ignored without a command"
+        for index in started_now:
+            if not p.state.waves[index].ignore_windows:
+                assert may_start(self.windows, self.waves[index].members, self.labels, now), (
+                    f"wave {index} started outside its deployment windows at {now}"
+                )
+        self.ignored |= any(e.reason == "WindowsIgnored" for e in p.events)
+        if p.phase == "Waiting":
+            self.waited = True
+            assert p.state.window is not None and p.wait_until is not None
+            assert p.wait_until <= (p.state.window.next_open_at or p.wait_until)
         started_now = [i for i in started_now if i > 0]
         soak = self.policy.effective_soak_seconds
         for index in started_now:
@@ -587,11 +674,13 @@ class Checker:
 
 
 def run(scenario: Scenario, *, heal_ticks: int = 400) -> tuple[Checker, Plan]:
+    if scenario.windows:
+        heal_ticks *= 4  # each wave may wait up to ten minutes for its windows
     world = scenario.world
     policy = RolloutPolicy.model_validate(scenario.spec)
     labels = {n: c.labels for n, c in world.clusters.items()}
     good = {n: ({d} if d else set()) for n, d in scenario.initial.items()}
-    checker = Checker(policy, labels, expected_waves(scenario.spec, labels), good)
+    checker = Checker(policy, labels, expected_waves(scenario.spec, labels), scenario.windows, good)
     state = RolloutState()
     annotations: dict[str, RolloutCommand] = {}
     paused = False
@@ -608,6 +697,8 @@ def run(scenario: Scenario, *, heal_ticks: int = 400) -> tuple[Checker, Plan]:
         kind = scenario.commands.get(tick)
         if kind in ("pause", "resume"):
             paused = kind == "pause"
+        elif kind == "promote-ignore-windows":
+            annotations["promote"] = RolloutCommand(kind="promote", id=f"cmd-{tick:05d}", ignore_windows=True)
         elif kind is not None:
             annotations[kind] = RolloutCommand(kind=kind, id=f"cmd-{tick:05d}")  # type: ignore[arg-type]
         policy = policy.model_copy(update={"paused": paused})
@@ -686,6 +777,12 @@ def test_random_rollouts_keep_every_invariant(scenario: Scenario) -> None:
         event("superseded by a second revision")
     if checker.promoted:
         event("a wave was promoted")
+    if scenario.windows:
+        event("deployment windows")
+    if checker.waited:
+        event("a wave waited for its windows")
+    if checker.ignored:
+        event("promote --ignore-windows")
     if any(r.failed_at for r in p.state.clusters):
         event("a cluster failed")
 

@@ -44,6 +44,7 @@ def test_ids_are_rfc3339_utc_and_sort_in_issue_order() -> None:
         RolloutCommand(kind="undo", id="2026-01-01T00:00:00.000000Z"),
         RolloutCommand(kind="undo", id="i", to_digest=D1),
         RolloutCommand(kind="undo", id="i", to_digest=D1, digests={"edge-eu": D2}),
+        RolloutCommand(kind="promote", id="2026-01-01T00:00:00.000000Z", ignore_windows=True),
     ],
 )
 def test_what_is_written_is_what_is_read(command: RolloutCommand) -> None:
@@ -72,6 +73,21 @@ def test_a_bad_undo_is_ignored_with_a_reason(value: str, why: str) -> None:
     commands, problems = parse_commands({annotation_key("undo"): value})
     assert commands == [] and len(problems) == 1
     assert problems[0].startswith("annotation edgeroll.io/rollout-undo: ignored") and why in problems[0]
+
+
+def test_promote_ignore_windows_extends_the_annotation_and_old_values_still_read() -> None:
+    key = annotation_key("promote")
+    value = annotation_value(RolloutCommand(kind="promote", id="i", ignore_windows=True))
+    assert json.loads(value) == {"id": "i", "ignoreWindows": True}
+    # What an older CLI wrote (the bare id) is a plain promote, as before.
+    assert parse_commands({key: "2026-01-01T00:00:00.000000Z"}) == (
+        [RolloutCommand(kind="promote", id="2026-01-01T00:00:00.000000Z")],
+        [],
+    )
+    commands, problems = parse_commands(
+        {annotation_key("abort"): json.dumps({"id": "i", "ignoreWindows": True})}
+    )
+    assert commands == [] and "only promote takes ignoreWindows" in problems[0]
 
 
 def test_only_undo_takes_a_digest() -> None:
@@ -177,6 +193,30 @@ async def test_promote_writes_a_fresh_command_annotation_and_keeps_the_others() 
     assert annotations["keep"] == "me"
     (command,), problems = parse_commands(annotations)
     assert command.kind == "promote" and not problems and command.id in out
+
+
+async def test_promote_ignore_windows_writes_it_into_the_promote_annotation() -> None:
+    hub = FakeHub(rtc("Waiting"))
+    code, out = await run(hub, "promote", "graph", "--ignore-windows")
+    assert code == 0 and '"ignoreWindows":true' in out and "note:" not in out  # Waiting is active
+    (command,), _ = parse_commands(hub.obj["metadata"]["annotations"])  # type: ignore[index]
+    assert command.kind == "promote" and command.ignore_windows
+
+
+async def test_status_shows_the_windows_and_when_the_waiting_wave_may_start() -> None:
+    obj = rtc("Waiting")
+    obj["spec"]["rollout"]["windows"] = [
+        {"kind": "Deny", "schedule": "0 9 * * 1-5", "durationSeconds": 28800, "timeZone": "Europe/Berlin"}
+    ]
+    obj["status"]["rollout"]["window"] = {
+        "wave": 1,
+        "since": "2026-01-05T08:00:00Z",
+        "nextOpenAt": "2026-01-05T16:00:00Z",
+        "message": "edge-eu: inside Deny windows[0] (0 9 * * 1-5 Europe/Berlin) until 16:00",
+    }
+    _, out = await run(FakeHub(obj), "status", "graph")
+    assert "window 0: Deny '0 9 * * 1-5' Europe/Berlin for 28800s" in out
+    assert "outside window: wave 2 waits since 2026-01-05T08:00:00Z, next opening 2026-01-05T16:00:00Z" in out
 
 
 async def test_undo_to_a_digest_and_per_cluster_digests() -> None:
