@@ -126,6 +126,21 @@ class AnalysisMetric(ApiModel):
     """One metric, measured `count` times per cluster while a wave soaks, each measurement judged by CEL
     over `result` (the number the query gives)."""
 
+    model_config = ConfigDict(
+        json_schema_extra=_kx(
+            **{
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "(has(self.failureLimit) ? self.failureLimit : 0) < "
+                        "(has(self.count) ? self.count : 1)",
+                        "message": "failureLimit must be below count, or the metric passes with every "
+                        "measurement failed",
+                    }
+                ]
+            }
+        )
+    )
+
     name: str = Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)
     prometheus: PrometheusQuery
     success_condition: str = Field(
@@ -153,6 +168,15 @@ class AnalysisMetric(ApiModel):
     count: int = Field(
         default=1, ge=1, le=1000, description="Conclusive measurements per cluster for the metric to pass."
     )
+
+    @model_validator(mode="after")
+    def _can_fail(self) -> Self:
+        if self.failure_limit >= self.count:
+            raise ValueError(
+                f"failureLimit ({self.failure_limit}) must be below count ({self.count}), or the metric "
+                "passes with every measurement failed"
+            )
+        return self
 
     @field_validator("success_condition", "failure_condition")
     @classmethod

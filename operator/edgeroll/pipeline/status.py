@@ -169,8 +169,11 @@ def _rollout_phase(conds: _Conditions, rollout: RolloutView | None, ratio: str) 
         return "Stalled"
     if rollout is not None and rollout.active:
         conds.drop("Stalled")
-        conds.put("Reconciling", "True", rollout.state.phase, rollout.message)
-        conds.put("Ready", "False", rollout.state.phase, f"{ratio}; {rollout.message}")
+        # Paused by inconclusive analysis says so (AnalysisInconclusive), not just Paused.
+        paused_by = rollout.state.reason if rollout.state.phase == "Paused" else None
+        why = paused_by or rollout.state.phase
+        conds.put("Reconciling", "True", why, rollout.message)
+        conds.put("Ready", "False", why, f"{ratio}; {rollout.message}")
         return "Progressing"
     return None
 

@@ -74,7 +74,7 @@ def test_a_bad_condition_is_refused_naming_its_field(field: str, value: str, why
         ('x{c="${cluster.nam}"}', "unknown reference ${cluster.nam}"),
         ('x{c="${cluster.labels.}"}', "unknown reference"),
         ('x{c="${cluster.name"}', "unknown reference"),
-        ('rate(x[1m]) > ${revision.digest', "unterminated"),
+        ("rate(x[1m]) > ${revision.digest", "unterminated"),
     ],
 )
 def test_a_query_with_an_unknown_reference_is_refused(query: str, why: str) -> None:
