@@ -253,7 +253,7 @@ def _record_one(
     )
     del entry.measurements[:-MEASUREMENTS_KEPT]
     events = []
-    if verdict == "Failed" and tally.phase != "Failed":
+    if verdict == "Failed":  # every failed measurement, with its value; AnalysisFailed when over the limit
         events.append(
             AnalysisEvent(
                 "Warning",
