@@ -20,16 +20,22 @@ venv() {
 }
 
 debian_tools() {
-  # nginx and wrk are the benchmark baseline and load generator (bench/).
+  # nginx and wrk are the benchmark baseline and load generator (bench/); prometheus is the lab's
+  # metrics server (operator/edgeroll/lab/prometheus.py), which rollout analysis queries.
   local missing=()
   command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
   command -v wrk >/dev/null || missing+=(wrk)
+  [[ -x /usr/bin/prometheus ]] || missing+=(prometheus)
   if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null || {
-        apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }
-      # Debian starts nginx on :80 after install; the benchmarks run their own.
+      # --no-install-recommends: prometheus recommends prometheus-node-exporter, which the lab never uses.
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || {
+        apt-get update -q >/dev/null &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+      # Debian starts nginx on :80 and prometheus on :9090 after install; the benchmarks and the lab
+      # run their own, on loopback ports of their choosing.
       service nginx stop >/dev/null 2>&1 || true
+      service prometheus stop >/dev/null 2>&1 || true
     else
       echo "setup: missing ${missing[*]} (install with: sudo apt-get install ${missing[*]})" >&2
     fi
@@ -44,7 +50,7 @@ wgc() {
 
 step "python venv + project" venv
 step "go toolchain (k8s, etcd...)" hack/build-binaries.sh
-step "debian: nginx wrk" debian_tools
+step "debian: nginx wrk prometheus" debian_tools
 step "npm: wgc" wgc
 echo "setup: binaries in $(hack/build-binaries.sh --print-bin)"
 echo "setup: done in $((SECONDS - T0))s"

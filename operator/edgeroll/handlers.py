@@ -27,6 +27,7 @@ from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo, client_factory, edgecluster_info
 from edgeroll.operator_metrics import OperatorMetrics
 from edgeroll.pipeline.controller import RouterConfigController, backoff
+from edgeroll.pipeline.prometheus import PrometheusClient
 from edgeroll.pipeline.reconciler import EventNote, Reconciler, RouterConfigObject, utc_now
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.s3 import S3RevisionStore
@@ -84,6 +85,7 @@ class OperatorContext:
     elector: ShardElector
     assignment: ShardAssignment
     election: asyncio.Task[None] | None = None
+    prometheus: PrometheusClient | None = None  # rollout analysis queries
 
     @classmethod
     async def create(cls, settings: OperatorSettings, metrics: OperatorMetrics) -> OperatorContext:
@@ -98,7 +100,10 @@ class OperatorContext:
         publisher = RevisionPublisher(store, settings.s3.prefix)
         # Each edge Deployment event wakes the loop of the RouterConfig it belongs to.
         watches = EdgeWatches(lambda ns, name: controller.edge_changed(ns, name))
-        reconciler = Reconciler(hub, registry, publisher, settings, metrics=metrics, watches=watches)
+        prometheus = PrometheusClient(timeout=settings.edge_timeout_seconds)
+        reconciler = Reconciler(
+            hub, registry, publisher, settings, metrics=metrics, watches=watches, prometheus=prometheus
+        )
         elector = ShardElector(
             KubeLeaseStore(hub, settings.lease_namespace),
             settings.identity,
@@ -124,7 +129,18 @@ class OperatorContext:
             registry, writer, settings, now=utc_now, metrics=metrics, may_probe=assignment.probes_here
         )
         probes = ProbeLoops(prober, controller.poke_all)
-        return cls(settings, hub, store, registry, controller, probes, watches, elector, assignment)
+        return cls(
+            settings,
+            hub,
+            store,
+            registry,
+            controller,
+            probes,
+            watches,
+            elector,
+            assignment,
+            prometheus=prometheus,
+        )
 
     def start_election(self) -> None:
         self.election = asyncio.create_task(self.elector.run(lambda: False), name="shard-election")
@@ -139,6 +155,8 @@ class OperatorContext:
         await self.probes.close()
         await self.registry.close()
         await self.store.close()
+        if self.prometheus is not None:
+            await self.prometheus.close()
         await self.hub.close()
 
 

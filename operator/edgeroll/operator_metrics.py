@@ -24,7 +24,18 @@ log = logging.getLogger(__name__)
 
 # The reconcile's steps, in order (pipeline/reconciler.py). A progress check skips gather, render and
 # publish (it reuses the last render); retention runs only once everything has settled.
-STEPS: Final = ("parse", "gather", "render", "publish", "observe", "plan", "apply", "report", "retention")
+STEPS: Final = (
+    "parse",
+    "gather",
+    "render",
+    "publish",
+    "observe",
+    "measure",
+    "plan",
+    "apply",
+    "report",
+    "retention",
+)
 # status.phase of a RouterConfig: Ready, Progressing, Degraded, Stalled, Deleting.
 PHASES: Final[tuple[str, ...]] = get_args(StatusPhase)
 

@@ -18,6 +18,7 @@ CONFIG_KEY = r"^[-._a-zA-Z0-9]+$"
 LABEL_NAME = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 LABEL_KEY = rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{LABEL_NAME}$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+HTTP_URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"  # a base URL: no query, no fragment
 
 
 class ApiModel(BaseModel):

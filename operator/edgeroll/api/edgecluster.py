@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from edgeroll.api.common import DNS1123_LABEL, ApiModel, Condition, NamespacedSecretKeyRef, _kx
+from edgeroll.api.common import DNS1123_LABEL, HTTP_URL, ApiModel, Condition, NamespacedSecretKeyRef, _kx
 
 KIND = "EdgeCluster"
 PLURAL = "edgeclusters"
@@ -14,6 +14,17 @@ SINGULAR = "edgecluster"
 SHORT_NAMES = ["ec"]
 DEFAULT_NAMESPACE = "edgeroll-system"
 RevisionSwitch = Literal["Restart", "InPlace"]
+
+
+class PrometheusEndpoint(ApiModel):
+    """The Prometheus that sees this cluster's edge caches."""
+
+    address: str = Field(
+        max_length=2048,
+        pattern=HTTP_URL,
+        description="Base URL, e.g. http://prometheus.monitoring:9090: the default of every analysis "
+        "metric's prometheus.address for this cluster.",
+    )
 
 
 class EdgeClusterSpec(ApiModel):
@@ -36,6 +47,9 @@ class EdgeClusterSpec(ApiModel):
             "the revision without a restart (gated on every pod's answer); a second or so instead of a "
             "pod start, and it needs `pods/proxy` create in the edge namespace."
         ),
+    )
+    prometheus: PrometheusEndpoint | None = Field(
+        default=None, description="Where rollout analysis queries metrics of this cluster by default."
     )
 
 

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
-from edgeroll.api.common import DNS1123_LABEL, ApiModel, LabelSelector, _cel_string, _kx
+from edgeroll.api.common import DNS1123_LABEL, HTTP_URL, ApiModel, LabelSelector, _cel_string, _kx
+from edgeroll.api.expressions import check_condition, check_query
 
 PERCENT = r"^(100|[1-9]?[0-9])%$"
 _PERCENT = re.compile(PERCENT)
@@ -105,6 +106,129 @@ class RolloutStep(ApiModel):
     def _positive_parallel(self) -> Self:
         if isinstance(self.max_parallel, int) and self.max_parallel < 1:
             raise ValueError("maxParallel must be at least 1")
+        return self
+
+
+# ---- spec.rollout.analysis ------------------------------------------------------------------------
+
+# The apiserver refuses unknown references in a query too (`findAll` is Kubernetes's CEL regex library;
+# `$${` is a literal, which the optional leading `$` lets through).
+_QUERY_REFERENCES_RULE = {
+    "rule": "self.findAll('[$]?[$][{][^}]*[}]').all(r, r.startsWith('$$') || r == '${cluster.name}' "
+    "|| r == '${revision.digest}' "
+    "|| (r.startsWith('${cluster.labels.') && size(r) > 18))",
+    "message": "query references must be ${cluster.name}, ${cluster.labels.<key>} or ${revision.digest}",
+}
+ANALYSIS_REASON_FAILED = "AnalysisFailed"
+ANALYSIS_REASON_INCONCLUSIVE = "AnalysisInconclusive"
+
+
+class PrometheusQuery(ApiModel):
+    """Where and what to ask Prometheus (an instant query, `/api/v1/query`)."""
+
+    address: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=HTTP_URL,
+        description="Prometheus's base URL, e.g. http://prometheus.monitoring:9090. Unset: the "
+        "EdgeCluster's spec.prometheus.address.",
+    )
+    query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="PromQL. ${cluster.name}, ${cluster.labels.<key>} and ${revision.digest} are replaced, "
+        "escaped for a string literal (write them inside quotes); $${ is a literal ${. It must give one "
+        "number: a scalar or a one-sample vector.",
+        json_schema_extra=_kx(**{"x-kubernetes-validations": [_QUERY_REFERENCES_RULE]}),
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _known_references(cls, value: str) -> str:
+        return check_query(value)
+
+
+class AnalysisMetric(ApiModel):
+    """One metric, measured `count` times per cluster while a wave soaks, each measurement judged by CEL
+    over `result` (the number the query gives)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_kx(
+            **{
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "(has(self.failureLimit) ? self.failureLimit : 0) < "
+                        "(has(self.count) ? self.count : 1)",
+                        "message": "failureLimit must be below count, or the metric passes with every "
+                        "measurement failed",
+                    }
+                ]
+            }
+        )
+    )
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)
+    prometheus: PrometheusQuery
+    success_condition: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="CEL over `result` (a double), e.g. `result < 0.05`: true is a successful measurement.",
+    )
+    failure_condition: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="CEL over `result`: true is a failed measurement. When set, a measurement neither "
+        "condition holds for is inconclusive; when unset, one that fails successCondition has failed.",
+    )
+    failure_limit: int = Field(
+        default=0, ge=0, le=1000, description="More failed measurements than this fail the wave."
+    )
+    inconclusive_limit: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="More inconclusive measurements in a row than this (no answer, an empty result, NaN) "
+        "pause the rollout until a measurement is conclusive again.",
+    )
+    count: int = Field(
+        default=1, ge=1, le=1000, description="Conclusive measurements per cluster for the metric to pass."
+    )
+
+    @model_validator(mode="after")
+    def _can_fail(self) -> Self:
+        if self.failure_limit >= self.count:
+            raise ValueError(
+                f"failureLimit ({self.failure_limit}) must be below count ({self.count}), or the metric "
+                "passes with every measurement failed"
+            )
+        return self
+
+    @field_validator("success_condition", "failure_condition")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return None if value is None else check_condition(value)
+
+
+class RolloutAnalysis(ApiModel):
+    """Metric analysis of every wave while it soaks (the canary included): a wave promotes only once
+    every metric has passed on every cluster of it. docs/rollout.md, Analysis."""
+
+    interval_seconds: int = Field(
+        default=60, ge=1, le=86400, description="Time between two measurements of a metric on a cluster."
+    )
+    metrics: list[AnalysisMetric] = Field(
+        min_length=1,
+        max_length=16,
+        json_schema_extra=_kx(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        names = [m.name for m in self.metrics]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"metric names must be unique: {', '.join(duplicates)}")
         return self
 
 
@@ -249,6 +373,10 @@ class RolloutPolicy(ApiModel):
         description="Deployment windows: when waves may start. Deny wins over Allow; with Allow windows, "
         "only inside one. A wave that started finishes (and soaks) but the next waits.",
     )
+    analysis: RolloutAnalysis | None = Field(
+        default=None,
+        description="Prometheus metrics each wave must pass while it soaks before the next one starts.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -316,6 +444,45 @@ class ClusterRecord(ApiModel):
     rollback_to: str | None = Field(default=None, description="The digest it is being sent back to.")
 
 
+Verdict = Literal["Successful", "Failed", "Inconclusive"]
+AnalysisPhase = Literal["Running", "Successful", "Failed", "Inconclusive"]
+MEASUREMENTS_KEPT = 10  # per metric per wave in status.rollout.analysis
+
+
+class Measurement(ApiModel):
+    """One measurement of a metric on one cluster."""
+
+    cluster: str
+    time: datetime
+    value: float | None = Field(default=None, description="What the query gave; unset when it gave nothing.")
+    verdict: Verdict
+    message: str | None = Field(default=None, description="Why it is inconclusive or failed.")
+
+
+class MetricTally(ApiModel):
+    """One metric on one cluster of a wave: its counts so far and what they come to."""
+
+    cluster: str
+    phase: AnalysisPhase = "Running"
+    successful: int = 0
+    failed: int = 0
+    inconclusive: int = Field(default=0, description="Inconclusive measurements in a row.")
+    last_time: datetime | None = None
+    last_value: float | None = None
+
+
+class MetricAnalysis(ApiModel):
+    """One metric of `spec.rollout.analysis` in one wave: a tally per cluster, the latest measurements."""
+
+    wave: int
+    metric: str
+    phase: AnalysisPhase = "Running"
+    tallies: list[MetricTally] = Field(default_factory=list)
+    measurements: list[Measurement] = Field(
+        default_factory=list, description=f"The last {MEASUREMENTS_KEPT}, oldest first."
+    )
+
+
 class HandledCommands(ApiModel):
     """Id of the last handled command of each kind (`edgeroll.io/rollout-<kind>` annotations)."""
 
@@ -358,7 +525,8 @@ class RolloutState(ApiModel):
     )
     reason: str | None = Field(
         default=None,
-        description="Why it halted: HealthDeadlineExceeded, ProgressDeadlineExceeded, Aborted or Undone.",
+        description="Why it halted (HealthDeadlineExceeded, ProgressDeadlineExceeded, AnalysisFailed, "
+        "Aborted, Undone) or why analysis paused it (AnalysisInconclusive).",
     )
     message: str | None = Field(default=None, description="What happened, naming the clusters and wave.")
     paused: bool = Field(default=False, description="spec.rollout.paused as last seen (for events).")
@@ -372,6 +540,9 @@ class RolloutState(ApiModel):
     waves: list[WaveRecord] = Field(default_factory=list)
     clusters: list[ClusterRecord] = Field(default_factory=list)
     handled: HandledCommands = Field(default_factory=HandledCommands)
+    analysis: list[MetricAnalysis] = Field(
+        default_factory=list, description="Metric analysis per wave and metric (spec.rollout.analysis)."
+    )
 
     def to_status(self) -> dict[str, Any]:
         """JSON for `status.rollout`. Top-level and nested-object nulls are kept, so a JSON merge patch
@@ -380,6 +551,9 @@ class RolloutState(ApiModel):
         data: dict[str, Any] = json.loads(self.model_dump_json(by_alias=True))
         for key in ("waves", "clusters"):
             data[key] = [{k: v for k, v in item.items() if v is not None} for item in data[key]]
+        for item in data["analysis"]:
+            for key in ("tallies", "measurements"):
+                item[key] = [{k: v for k, v in row.items() if v is not None} for row in item[key]]
         return data
 
     @classmethod

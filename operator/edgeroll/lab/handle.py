@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgeroll.lab.kwok import KwokCluster
 from edgeroll.lab.layout import HUB, LabPaths
 from edgeroll.lab.locks import exclusive
 from edgeroll.lab.processes import LabError, port_listening, wait_for
+from edgeroll.lab.prometheus import PrometheusServer
 from edgeroll.lab.seaweed import SeaweedServer
-from edgeroll.lab.state import S3_FAULT, LabState, apiserver_fault, dump_state, lab_environment, parse_state
+from edgeroll.lab.state import (
+    PROMETHEUS_FAULT,
+    S3_FAULT,
+    LabState,
+    apiserver_fault,
+    dump_state,
+    lab_environment,
+    parse_state,
+)
 from edgeroll.lab.toolchain import find_repo_root
 
 if TYPE_CHECKING:
@@ -101,6 +113,36 @@ class Lab:
     def region(self) -> str:
         return self._s3.state.region
 
+    @property
+    def _prometheus(self) -> PrometheusServer:
+        if self._state.prometheus is None:
+            raise LabError("the lab has no Prometheus recorded (run `edgeroll lab up`)")
+        return PrometheusServer(self._state.prometheus)
+
+    @property
+    def prometheus_url(self) -> str:
+        return self._prometheus.state.endpoint
+
+    @property
+    def prometheus_targets(self) -> Path:
+        """Where scrape targets go (file_sd): the pod runner writes one file per edge cache it starts."""
+        return self.paths.prometheus_targets
+
+    def prometheus_query(self, promql: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """An instant query against the lab's Prometheus: the `result` list of a vector answer."""
+        url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+            answer = json.loads(response.read())
+        if answer.get("status") != "success":
+            raise LabError(f"Prometheus refused {promql!r}: {answer.get('error')}")
+        return list(answer["data"]["result"])
+
+    def prometheus_targets_up(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The lab Prometheus's active targets (`/api/v1/targets`), each with its labels and health."""
+        url = f"{self.prometheus_url}/api/v1/targets?state=active"
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+            return list(json.loads(response.read())["data"]["activeTargets"])
+
     def env(self) -> dict[str, str]:
         """What `.lab/env` exports, for `subprocess.run(..., env=os.environ | lab.env())`."""
         return lab_environment(self._state)
@@ -181,6 +223,26 @@ class Lab:
             if not (server.running() and server.healthy()):
                 state = state.model_copy(update={"s3": server.start()})
             self._save(state.without_fault(S3_FAULT))
+
+    def stop_prometheus(self) -> None:
+        """Stop Prometheus (SIGTERM, by PID); returns once its port no longer accepts connections."""
+        with exclusive(self.paths.lock):
+            state = self._reload()
+            self._prometheus.stop()
+            assert state.prometheus is not None
+            stopped = state.model_copy(
+                update={"prometheus": state.prometheus.model_copy(update={"pid": None})}
+            )
+            self._save(stopped.with_fault(PROMETHEUS_FAULT, time.time()))
+
+    def start_prometheus(self) -> None:
+        """Start Prometheus again on the same port and data; returns once /-/ready answers."""
+        with exclusive(self.paths.lock):
+            state = self._reload()
+            server = self._prometheus
+            if not (server.running() and server.healthy()):
+                state = state.model_copy(update={"prometheus": server.start()})
+            self._save(state.without_fault(PROMETHEUS_FAULT))
 
     def stop_apiserver(self, cluster: str) -> None:
         """Kill `cluster`'s kube-apiserver by PID; returns once its port no longer accepts connections."""

@@ -67,6 +67,15 @@ class LabPaths:
         return self.lab_dir / "s3"
 
     @property
+    def prometheus_dir(self) -> Path:
+        return self.lab_dir / "prometheus"
+
+    @property
+    def prometheus_targets(self) -> Path:
+        """file_sd: the edge caches tests start write their scrape targets here (lab/prometheus.py)."""
+        return self.prometheus_dir / "targets"
+
+    @property
     def logs(self) -> Path:
         return self.lab_dir / "logs"
 

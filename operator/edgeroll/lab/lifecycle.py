@@ -35,12 +35,15 @@ from edgeroll.lab.processes import (
     stop_processes,
     wait_for,
 )
+from edgeroll.lab.prometheus import PrometheusServer, plan_prometheus
 from edgeroll.lab.report import ComponentHealth
 from edgeroll.lab.seaweed import SeaweedServer, plan_s3
 from edgeroll.lab.state import (
+    PROMETHEUS_FAULT,
     S3_FAULT,
     ClusterState,
     LabState,
+    PrometheusState,
     apiserver_fault,
     dump_state,
     lab_environment,
@@ -114,9 +117,19 @@ def _s3_healthy(state: LabState, faults: set[str]) -> bool:
     return S3_FAULT in faults or (s3.running() and s3.healthy())
 
 
+def _prometheus_healthy(state: LabState, faults: set[str]) -> bool:
+    if state.prometheus is None:
+        return False
+    server = PrometheusServer(state.prometheus)
+    return PROMETHEUS_FAULT in faults or (server.running() and server.healthy())
+
+
 def _healthy(state: LabState, paths: LabPaths, faults: set[str]) -> bool:
-    """The fast path: every apiserver ready, every component alive, S3 healthy (faults excepted)."""
+    """The fast path: every apiserver ready, every component alive, S3 and Prometheus healthy (faults
+    excepted)."""
     if [c.name for c in state.clusters] != list(CLUSTER_NAMES) or not _s3_healthy(state, faults):
+        return False
+    if not _prometheus_healthy(state, faults):
         return False
     return all(_cluster_healthy(KwokCluster(c.name, paths, state.bin_dir), faults) for c in state.clusters)
 
@@ -188,6 +201,33 @@ def _prepare(paths: LabPaths, toolchain: Toolchain) -> None:
     paths.kwok_config.write_text(dump_yaml(config))
 
 
+def _ensure_prometheus(paths: LabPaths, state: LabState, faults: set[str], log: Log) -> tuple[LabState, bool]:
+    """Start Prometheus unless it is healthy (or a test stopped it); returns the state and whether it
+    started. Same port and data when it can, like S3."""
+    if _prometheus_healthy(state, faults):
+        if PROMETHEUS_FAULT in faults:
+            log("prometheus: leaving it stopped, a test stopped it on purpose")
+        return state, False
+    server = PrometheusServer(state.prometheus or plan_prometheus(paths))
+    if server.running():
+        server.stop()
+    strays = [OwnedProcess(pid, "stray Prometheus", server.owns) for pid in find_pids(server.owns)]
+    stop_processes(strays, grace=STOP_GRACE)
+    if not port_free(server.state.port):
+        fresh = plan_prometheus(paths)
+        server = PrometheusServer(
+            server.state.model_copy(update={"port": fresh.port, "endpoint": fresh.endpoint})
+        )
+        log(f"prometheus: recorded port is taken, moving to {server.state.endpoint}")
+    state = state.model_copy(update={"prometheus": server.state})
+    _save_state(paths, state)  # the port first, so `down` can find a half-started Prometheus
+    t0 = time.monotonic()
+    state = state.model_copy(update={"prometheus": server.start()})
+    _save_state(paths, state)
+    log(f"prometheus: {server.state.endpoint} in {time.monotonic() - t0:.1f}s")
+    return state, True
+
+
 def up(root: Path | None = None, *, log: Log = _quiet) -> UpReport:
     """Start the lab, or reuse the healthy parts of a running one. Idempotent."""
     t0 = time.monotonic()
@@ -207,7 +247,7 @@ def up(root: Path | None = None, *, log: Log = _quiet) -> UpReport:
         faults = state.active_faults(time.time()) if state is not None else set()
         if state is not None and _healthy(state, paths, faults):
             _write_env(paths, state)
-            names = [*(c.name for c in state.clusters), "s3"]
+            names = [*(c.name for c in state.clusters), "s3", "prometheus"]
             return UpReport(Lab(state), reused=names, seconds=time.monotonic() - t0)
 
         started: list[str] = []
@@ -247,6 +287,8 @@ def up(root: Path | None = None, *, log: Log = _quiet) -> UpReport:
             started.append("s3")
             log(f"s3: SeaweedFS at {s3.state.endpoint}, bucket {s3.state.bucket}")
         _save_state(paths, state)
+        state, prometheus_started = _ensure_prometheus(paths, state, faults, log)
+        (started if prometheus_started else reused).append("prometheus")
 
         for name in CLUSTER_NAMES:
             kwok = KwokCluster(name, paths, toolchain.bin_dir)
@@ -278,6 +320,9 @@ def _lab_processes(state: LabState | None, paths: LabPaths) -> list[OwnedProcess
     if state is not None and state.s3 is not None and state.s3.pid is not None:
         s3 = SeaweedServer(state.s3, state.weed)
         targets.append(OwnedProcess(state.s3.pid, "SeaweedFS", s3.owns))
+    if state is not None and state.prometheus is not None and state.prometheus.pid is not None:
+        prometheus = PrometheusServer(state.prometheus)
+        targets.append(OwnedProcess(state.prometheus.pid, "Prometheus", prometheus.owns))
     # Anything else running a binary from the lab's directories, or weed on its data dir, was
     # started by the lab too (e.g. by an `up` that was killed before it could record it).
     known = {t.pid for t in targets}
@@ -308,6 +353,8 @@ def _lab_binary(paths: LabPaths, pid: int) -> bool:
         return True
     if Path(argv[0]).name == "weed":
         return f"-dir={paths.s3_dir}" in argv
+    if Path(argv[0]).name == "prometheus":
+        return f"--config.file={paths.prometheus_dir / 'prometheus.yml'}" in argv
     if Path(argv[0]).name in ("kwokctl", "kubectl"):
         return pid_environ(pid).get("KWOK_WORKDIR") == str(paths.kwok_workdir)
     return False
@@ -323,6 +370,8 @@ def _lab_ports(state: LabState | None, paths: LabPaths) -> dict[str, int]:
         ports |= {f"{c.name} {name}": port for c in state.clusters for name, port in c.ports.items()}
         if state.s3 is not None:
             ports |= {f"s3 {name}": port for name, port in state.s3.ports.items()}
+        if state.prometheus is not None:
+            ports["prometheus"] = state.prometheus.port
     return ports
 
 
@@ -344,7 +393,7 @@ def _down_locked(paths: LabPaths, log: Log) -> DownReport:
     except LabError:
         raise LabError(f"lab stopped but these ports still listen: {', '.join(listening())}") from None
     # Lock files stay: a session waiting on them must keep waiting on the same inode.
-    for path in (paths.kwok_workdir, paths.s3_dir, paths.kube_cache, paths.kwok_cache):
+    for path in (paths.kwok_workdir, paths.s3_dir, paths.prometheus_dir, paths.kube_cache, paths.kwok_cache):
         shutil.rmtree(path, ignore_errors=True)
     for path in (paths.state, paths.env):
         path.unlink(missing_ok=True)
@@ -422,4 +471,19 @@ def status(root: Path | None = None) -> list[ComponentHealth]:
                 "s3", "seaweedfs", healthy, detail, pid, state.s3.ports["s3"], rss_bytes(pid) if pid else 0
             )
         )
+    if state.prometheus is not None:
+        rows.append(_prometheus_row(state.prometheus, PROMETHEUS_FAULT in faults))
     return rows
+
+
+def _prometheus_row(prometheus: PrometheusState, stopped_by_test: bool) -> ComponentHealth:
+    server = PrometheusServer(prometheus)
+    alive = server.running()
+    healthy = alive and server.healthy()
+    detail = prometheus.endpoint if healthy else ("unhealthy" if alive else "not running")
+    if stopped_by_test:
+        detail = "stopped by a test (stop_prometheus)"
+    pid = prometheus.pid if alive else None
+    return ComponentHealth(
+        "prometheus", "prometheus", healthy, detail, pid, prometheus.port, rss_bytes(pid) if pid else 0
+    )

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgeroll.api.edge_objects import LABEL_CLUSTER, LABEL_RC_NAME, LABEL_RC_NAMESPACE
 from edgeroll.lab.handle import Lab
+from edgeroll.lab.prometheus import register_target
 from edgeroll.render.canonical import content_digest
 from edgeroll.render.operations import unbundle
 from edgeroll.render.signing import SIGNATURE_HEADER, read_token, verify
@@ -102,9 +104,33 @@ def local_argv(container: dict[str, Any]) -> list[str]:
     return [exe, *argv[1:]]
 
 
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """Where a started cache registers itself for the lab's Prometheus (file_sd), and its labels."""
+
+    targets_dir: Path
+    labels: dict[str, str]
+
+
+def scrape_labels(deployment: dict[str, Any], cluster: str) -> dict[str, str]:
+    """The target labels of a cache run from `deployment` in lab cluster `cluster`: the EdgeCluster it
+    serves (what a query's `${cluster.name}` names), where it runs, and whose config it serves."""
+    meta = deployment.get("metadata", {})
+    labels = meta.get("labels") or {}
+    return {
+        "cluster": labels.get(LABEL_CLUSTER, cluster),
+        "edge_cluster": cluster,
+        "edge_namespace": meta.get("namespace", ""),
+        "deployment": meta.get("name", ""),
+        "routerconfig_namespace": labels.get(LABEL_RC_NAMESPACE, ""),
+        "routerconfig": labels.get(LABEL_RC_NAME, ""),
+    }
+
+
 @dataclass
 class LocalEdgeCache:
-    """One `edgeroll cache` process started from an edge cluster's pod spec."""
+    """One `edgeroll cache` process started from an edge cluster's pod spec. With `scrape`, it is a
+    target of the lab's Prometheus from `start` to `stop`."""
 
     cluster: str
     deployment: str
@@ -114,6 +140,8 @@ class LocalEdgeCache:
     argv: list[str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    scrape: ScrapeTarget | None = None
+    _registered: Path | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -132,6 +160,11 @@ class LocalEdgeCache:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        if self.scrape is not None:
+            name = f"{self.cluster}-{self.deployment}-{self.port}"
+            self._registered = register_target(
+                self.scrape.targets_dir, name, f"127.0.0.1:{self.port}", self.scrape.labels
             )
         return self
 
@@ -155,6 +188,9 @@ class LocalEdgeCache:
         return self
 
     def stop(self) -> None:
+        if self._registered is not None:  # no longer a target: Prometheus stops scraping it
+            self._registered.unlink(missing_ok=True)
+            self._registered = None
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -175,15 +211,23 @@ def pod_spec_env(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The edge cache container of the Deployment in `cluster`/`namespace`, and its env resolved
     as the kubelet would (`secretKeyRef`s read from the same cluster)."""
+    _, container, env = _pod_spec(lab, cluster, namespace, deployment)
+    return container, env
+
+
+def _pod_spec(
+    lab: Kubectl, cluster: str, namespace: str, deployment: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
     raw = lab.kubectl(cluster, "-n", namespace, "get", "deployment", deployment, "-o", "json").stdout
-    container = cache_container(json.loads(raw))
+    manifest = json.loads(raw)
+    container = cache_container(manifest)
     secrets: dict[str, dict[str, str]] = {}
     for var in container.get("env", []):
         ref = var.get("valueFrom", {}).get("secretKeyRef")
         if ref and ref["name"] not in secrets:
             got = lab.kubectl(cluster, "-n", namespace, "get", "secret", ref["name"], "-o", "json").stdout
             secrets[ref["name"]] = json.loads(got).get("data", {})
-    return container, resolve_env(container, secrets)
+    return manifest, container, resolve_env(container, secrets)
 
 
 def edge_cache_from_cluster(
@@ -194,8 +238,14 @@ def edge_cache_from_cluster(
     work_dir: Path,
     port: int | None = None,
 ) -> LocalEdgeCache:
-    """Build (not start) a local edge cache from the Deployment in `cluster`/`namespace`."""
-    container, pod_env = pod_spec_env(lab, cluster, namespace, deployment)
+    """Build (not start) a local edge cache from the Deployment in `cluster`/`namespace`. From the lab,
+    it registers with the lab's Prometheus while it runs, as a ServiceMonitor would select a pod."""
+    manifest, container, pod_env = _pod_spec(lab, cluster, namespace, deployment)
+    scrape = (
+        ScrapeTarget(lab.prometheus_targets, scrape_labels(manifest, cluster))
+        if isinstance(lab, Lab)
+        else None
+    )
     port = port or free_port()
     state_dir = work_dir / f"{cluster}-{deployment}-state"
     env = {
@@ -214,6 +264,7 @@ def edge_cache_from_cluster(
         env=env,
         argv=local_argv(container),
         log_path=work_dir / f"{cluster}-{deployment}.log",
+        scrape=scrape,
     )
 
 

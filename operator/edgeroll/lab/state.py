@@ -43,6 +43,18 @@ class S3State(BaseModel):
     pid: int | None = None
 
 
+class PrometheusState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: str
+    port: int
+    data_dir: Path
+    config: Path
+    targets_dir: Path  # file_sd: one JSON file per edge cache a test started (lab/prometheus.py)
+    log: Path
+    pid: int | None = None
+
+
 class LabState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,6 +65,8 @@ class LabState(BaseModel):
     kube_version: str
     clusters: list[ClusterState] = Field(default_factory=list)
     s3: S3State | None = None
+    # None in a state written before the lab had Prometheus: `up` starts one.
+    prometheus: PrometheusState | None = None
     # Components a test stopped on purpose ("s3", "<cluster>/kube-apiserver") -> when (unix time).
     # `up` leaves them stopped for FAULT_TTL seconds instead of "repairing" another session's fault.
     faults: dict[str, float] = Field(default_factory=dict)
@@ -93,6 +107,7 @@ def apiserver_fault(cluster: str) -> str:
 
 
 S3_FAULT = "s3"
+PROMETHEUS_FAULT = "prometheus"
 
 
 def parse_state(text: str) -> LabState:
@@ -128,6 +143,8 @@ def lab_environment(state: LabState) -> dict[str, str]:
         # The edge caches get a key of their own that only reads, as in production (settings.py).
         "EDGEROLL_EDGE_S3_ACCESS_KEY_ID": state.s3.edge_access_key or "",
         "EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY": state.s3.edge_secret_key or "",
+        # The lab's Prometheus, scraping the edge caches tests start (lab/prometheus.py).
+        "EDGEROLL_PROMETHEUS_URL": state.prometheus.endpoint if state.prometheus is not None else "",
         "EDGEROLL_BIN_DIR": str(state.bin_dir),
         "EDGEROLL_LAB_STATE": str(state.root / ".lab" / "state.json"),
         # Plain `kubectl` after `source .lab/env` talks to the hub.

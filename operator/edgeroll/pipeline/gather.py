@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -61,8 +61,12 @@ def parse_spec(raw: Mapping[str, Any]) -> RouterConfigSpec:
         return RouterConfigSpec.model_validate(dict(raw))
     except ValidationError as exc:
         err = exc.errors()[0]
-        path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        raise Stalled("InvalidSpec", f"{path}: {err['msg']}") from None
+        raise Stalled("InvalidSpec", f"{spec_path(err['loc'])}: {err['msg']}") from None
+
+
+def spec_path(loc: Sequence[int | str]) -> str:
+    """A pydantic error location as the field a user edits: `spec.rollout.analysis.metrics[0].query`."""
+    return "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
 
 
 def targets_of(spec: RouterConfigSpec, clusters: Mapping[str, EdgeClusterInfo]) -> list[EdgeClusterInfo]:

@@ -47,6 +47,7 @@ from edgeroll.pipeline.gather import (
     render_targets,
     targets_of,
 )
+from edgeroll.pipeline.prometheus import MetricSource, PrometheusClient
 from edgeroll.pipeline.status import (
     ClusterReport,
     Problem,
@@ -68,6 +69,7 @@ from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.store import PublishError
 from edgeroll.render.pointer import RevisionPointer
 from edgeroll.render.signing import signing_key_problem
+from edgeroll.rollout.analysis import MeasurementRequest, MeasurementResult, due_measurements, query_for
 from edgeroll.rollout.commands import parse_commands
 from edgeroll.rollout.health import DeploymentHealth, phase_for, read_health
 from edgeroll.rollout.image_policy import allowed_cache_images, cache_image_problem
@@ -211,6 +213,7 @@ class _Pass:
     targets: list[EdgeClusterInfo] = field(default_factory=list)
     managed: set[str] = field(default_factory=set)  # clusters that hold (or held) this RouterConfig's cache
     works: list[_ClusterWork] = field(default_factory=list)
+    measurements: list[MeasurementResult] = field(default_factory=list)  # analysis queries made this pass
 
 
 @dataclass(frozen=True)
@@ -320,8 +323,11 @@ class Reconciler:
         clock: Callable[[], datetime] = utc_clock,
         metrics: OperatorMetrics | None = None,
         watches: EdgeWatches | None = None,
+        prometheus: MetricSource | None = None,
     ) -> None:
         self.hub = hub
+        # Rollout analysis queries, each bounded like an edge call.
+        self.prometheus = prometheus or PrometheusClient(timeout=settings.edge_timeout_seconds)
         self.registry = registry
         # Edge Deployments from one shared watch per EdgeCluster (None: read each one, as tests do).
         self.watches = watches
@@ -943,6 +949,7 @@ class Reconciler:
         if isinstance(desired, ReconcileResult):
             return desired
         await self._observe_all(run, spec)
+        await self._measure(run, spec)
         planned = await self._plan(run, spec, desired, persist)
         if isinstance(planned, ReconcileResult):
             return planned
@@ -1032,6 +1039,39 @@ class Reconciler:
                 w.prev_digest, w.prev_phase = previous[w.name].digest, previous[w.name].phase
         run.works = works
 
+    async def _measure(self, run: _Pass, spec: RouterConfigSpec) -> None:
+        """The analysis measurements due now (rollout/analysis.py says which), queried concurrently;
+        an unreachable Prometheus or a missing address is an answer too: inconclusive."""
+        due = due_measurements(run.prev.rollout, spec.rollout.analysis, self.clock())
+        if not due or spec.rollout.analysis is None:
+            return
+        metrics = {m.name: m for m in spec.rollout.analysis.metrics}
+
+        async def measure(request: MeasurementRequest) -> MeasurementResult:
+            metric, info = metrics[request.metric], run.clusters.get(request.cluster)
+            default = info.spec.prometheus if info is not None and info.spec is not None else None
+            address = metric.prometheus.address or (default.address if default is not None else None)
+            value: float | None = None
+            try:
+                labels = dict(info.labels) if info is not None else {}
+                promql = query_for(metric, request.cluster, labels, request.digest)
+            except ValueError as exc:
+                error: str | None = f"query: {exc}"
+            else:
+                if address is None:
+                    error = (
+                        f"no Prometheus address: set prometheus.address on metric {metric.name} "
+                        f"or spec.prometheus.address on EdgeCluster {request.cluster}"
+                    )
+                else:
+                    value, error = await self.prometheus.query(address, promql)
+            return MeasurementResult(
+                request.metric, request.cluster, request.digest, self.clock(), value, error
+            )
+
+        with self._step("measure"):
+            run.measurements = list(await asyncio.gather(*(measure(r) for r in due)))
+
     async def _plan(
         self, run: _Pass, spec: RouterConfigSpec, desired: DesiredState, persist: PersistRollout | None
     ) -> _Planned | ReconcileResult:
@@ -1052,6 +1092,7 @@ class Reconciler:
                     state=run.prev.rollout,
                     revision=desired.revision,
                     commands=commands,
+                    measurements=run.measurements,
                 )
             )
             plan_events = [EventNote(e.type, e.reason, e.message) for e in plan.events]

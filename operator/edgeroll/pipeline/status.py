@@ -67,9 +67,14 @@ class RolloutView:
 
     @property
     def reason(self) -> str:
-        """The Reconciling/Ready reason of an active rollout: its phase, or OutsideWindow while deployment
-        windows hold the next wave (what `kubectl wait --for=jsonpath=...reason` can read)."""
-        return "OutsideWindow" if self.state.phase == "Waiting" else self.state.phase
+        """The Reconciling/Ready reason of an active rollout: its phase, OutsideWindow while deployment
+        windows hold the next wave, or why it is paused when analysis paused it (AnalysisInconclusive):
+        what `kubectl wait --for=jsonpath=...reason` can read."""
+        if self.state.phase == "Waiting":
+            return "OutsideWindow"
+        if self.state.phase == "Paused" and self.state.reason:
+            return self.state.reason
+        return self.state.phase
 
     @property
     def rolling_back(self) -> bool:

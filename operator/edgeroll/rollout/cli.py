@@ -36,7 +36,7 @@ HELP = {
     "abort": "halt an active or failed rollout and send every cluster back to its last-good digest",
     "undo": "roll back from any phase: to last-good digests, or to --to-digest",
     "retry": "start a halted (Failed/RolledBack) revision again from the first wave",
-    "status": "show the rollout: phase, waves with their timestamps, clusters",
+    "status": "show the rollout: phase, waves with their timestamps, analysis measurements, clusters",
 }
 
 
@@ -209,6 +209,7 @@ def render_status(obj: Mapping[str, Any]) -> str:
                 ]
             )
         lines += ["", *_table(rows)]
+    lines += _analysis_lines(rollout)
     clusters = status.get("clusters") or []
     if clusters:
         rows = [["CLUSTER", "WAVE", "PHASE", "DIGEST", "READY", "MESSAGE"]]
@@ -226,6 +227,48 @@ def render_status(obj: Mapping[str, Any]) -> str:
             )
         lines += ["", *_table(rows)]
     return "\n".join(lines) + "\n"
+
+
+def _value(value: Any) -> str:
+    return "-" if value is None else f"{float(value):g}"
+
+
+def _analysis_lines(rollout: Mapping[str, Any]) -> list[str]:
+    """spec.rollout.analysis as recorded: per wave and metric its phase and per-cluster counts, then
+    the latest measurements (value, verdict, time, why)."""
+    entries = rollout.get("analysis") or []
+    if not entries:
+        return []
+    names = [str(w.get("name")) for w in rollout.get("waves") or []]
+
+    def wave(index: Any) -> str:
+        i = int(index)
+        return f"{i + 1} {names[i]}" if i < len(names) else str(i + 1)
+
+    summary = [["ANALYSIS", "METRIC", "PHASE", "PER CLUSTER (successful/failed/inconclusive in a row)"]]
+    measured = [["TIME", "WAVE", "METRIC", "CLUSTER", "VALUE", "VERDICT", "MESSAGE"]]
+    for entry in entries:
+        tallies = ", ".join(
+            f"{t.get('cluster')} {t.get('phase')} {t.get('successful', 0)}/{t.get('failed', 0)}/"
+            f"{t.get('inconclusive', 0)}"
+            for t in entry.get("tallies") or []
+        )
+        summary.append(
+            [wave(entry.get("wave", 0)), str(entry.get("metric")), str(entry.get("phase")), tallies]
+        )
+        for m in entry.get("measurements") or []:
+            measured.append(
+                [
+                    _time(m.get("time")),
+                    wave(entry.get("wave", 0)),
+                    str(entry.get("metric")),
+                    str(m.get("cluster")),
+                    _value(m.get("value")),
+                    str(m.get("verdict")),
+                    str(m.get("message") or ""),
+                ]
+            )
+    return ["", *_table(summary), "", *_table(measured)]
 
 
 # ---- the command ---------------------------------------------------------------------------------

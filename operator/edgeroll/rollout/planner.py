@@ -34,6 +34,8 @@ from edgeroll.api.rollout import RolloutPhase as RolloutPhase
 from edgeroll.api.rollout import RolloutState as RolloutState
 from edgeroll.api.rollout import WaveRecord as WaveRecord
 from edgeroll.api.rollout import WindowHold as WindowHold
+from edgeroll.rollout import analysis
+from edgeroll.rollout.analysis import MeasurementResult
 from edgeroll.rollout.health import DeploymentHealth
 from edgeroll.rollout.policy import REST_WAVE, RolloutPolicy, plan_waves, resolve_count
 from edgeroll.rollout.windows import WindowGate, window_gate
@@ -52,7 +54,11 @@ REASON_REVISION_REFUSED = "RevisionRefused"  # InPlace: a pod refused the revisi
 REASON_ABORTED = "Aborted"
 REASON_UNDONE = "Undone"
 REASON_OUTSIDE_WINDOW = "OutsideWindow"  # the next wave is due, but its deployment windows are closed
-FAILURE_REASONS: frozenset[str] = frozenset({REASON_HEALTH_DEADLINE, REASON_PROGRESS_DEADLINE})
+REASON_ANALYSIS_FAILED = "AnalysisFailed"  # a metric of spec.rollout.analysis failed in a wave
+REASON_ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"  # paused (not halted) until it is conclusive
+FAILURE_REASONS: frozenset[str] = frozenset(
+    {REASON_HEALTH_DEADLINE, REASON_PROGRESS_DEADLINE, REASON_ANALYSIS_FAILED}
+)
 
 
 def _short(digest: str | None) -> str:
@@ -161,6 +167,8 @@ class PlanInput:
     # generation: a policy-only change (soak, pause) must not restart the rollout.
     revision: str = ""
     commands: Sequence[RolloutCommand] = ()  # current command annotations (handled ones are ignored)
+    # Analysis: what the queries the reconciler made gave (analysis.due_measurements says which).
+    measurements: Sequence[MeasurementResult] = ()
 
 
 # ---- outputs --------------------------------------------------------------------------------------
@@ -310,7 +318,7 @@ def plan_rollout(inp: PlanInput) -> Plan:
         return _plan_stateless(inp)
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    plan = _planner(inp, now).run(inp.commands)
+    plan = _planner(inp, now).run(inp.commands, inp.measurements)
     removals = _plan_removals(inp)
     if removals:
         plan = Plan(
@@ -425,7 +433,7 @@ class _Planner:
 
     # -- driver
 
-    def run(self, commands: Sequence[RolloutCommand]) -> Plan:
+    def run(self, commands: Sequence[RolloutCommand], measurements: Sequence[MeasurementResult] = ()) -> Plan:
         s = self.s
         fresh = s.revision is None
         self.membership()
@@ -440,10 +448,12 @@ class _Planner:
         if self.policy.paused != s.paused:
             s.paused = self.policy.paused
             self._event("Normal", "RolloutPaused" if s.paused else "RolloutResumed", self._where())
+        self._record_analysis(measurements)
         # Transitions feed each other (a wave already healthy soaks at 0 s and starts the next);
         # run them to a fixpoint, so that planning again from the result changes nothing.
         for _ in range(4 * len(s.waves) + 8):
             changed = self._observe()
+            changed = self._check_analysis() or changed
             changed = self._check_budget() or changed
             changed = self._progress_waves() or changed
             changed = self._check_rolled_back() or changed
@@ -549,6 +559,7 @@ class _Planner:
         s.message = None
         s.rollback_started_at = None
         s.rolled_back_at = None
+        s.analysis = []
         waves = ", ".join(f"{w.name} ({len(w.clusters)})" for w in specs)
         if retried:
             self._event("Normal", "RolloutRetried", f"retrying revision {_short(s.revision)}: {waves}")
@@ -753,15 +764,64 @@ class _Planner:
             f"{len(failed)} of {len(s.clusters)} clusters failed, over maxUnavailable={budget} "
             f"({names}); {last.name}: {last.failure}"
         )
+        self._halt(last.failure_reason or REASON_HEALTH_DEADLINE, message)
+        return True
+
+    def _halt(self, reason: str, message: str) -> None:
+        """The rollout failed: every cluster back to last-good (autoRollback), else Failed where it is."""
+        s = self.s
         self._event("Warning", "RolloutFailed", f"{self._where()}: {message}")
         if self.policy.auto_rollback:
-            self._rollback_all(last.failure_reason or REASON_HEALTH_DEADLINE, message)
+            self._rollback_all(reason, message)
         else:
             s.phase = "Failed"
-            s.reason = last.failure_reason
+            s.reason = reason
             s.message = message
             s.completed_at = self.now
+
+    # -- analysis (rollout/analysis.py decides; these hooks apply its verdicts)
+
+    def _record_analysis(self, measurements: Sequence[MeasurementResult]) -> None:
+        for e in analysis.record_measurements(self.s, self.policy.analysis, measurements, self._where()):
+            self._event(e.type, e.reason, e.message)
+
+    def _analysis_passed(self) -> bool:
+        """The current wave's analysis lets it promote: passed, none configured, or promoted by hand."""
+        s = self.s
+        if s.waves[s.wave].promoted:
+            return True
+        return analysis.wave_verdict(s, self.policy.analysis, s.wave).phase == "Successful"
+
+    def _check_analysis(self) -> bool:
+        """A metric that failed in the current wave fails those clusters and halts the rollout."""
+        s = self.s
+        if s.phase not in ACTIVE_PHASES or s.wave >= len(s.waves) or s.waves[s.wave].promoted:
+            return False
+        verdict = analysis.wave_verdict(s, self.policy.analysis, s.wave)
+        if verdict.phase != "Failed" or not verdict.failed:
+            return False
+        for name, why in verdict.failed.items():
+            record = next(r for r in s.clusters if r.name == name)
+            record.failed_at = self.now
+            record.failure_reason = REASON_ANALYSIS_FAILED
+            record.failure = f"{why} (wave {s.waves[s.wave].name})"
+            if self.policy.auto_rollback and record.last_good not in (None, record.target):
+                record.rollback_to = record.last_good
+            self._event("Warning", "ClusterFailed", f"{name}: {record.failure}")
+        self._halt(
+            REASON_ANALYSIS_FAILED, f"analysis failed in {self._wave_label(s.wave)}: {verdict.message}"
+        )
         return True
+
+    def _analysis_pause(self) -> None:
+        """Inconclusive analysis pauses the rollout (reason and message say why) until it is conclusive."""
+        s = self.s
+        stuck = s.wave < len(s.waves) and not s.waves[s.wave].promoted
+        verdict = analysis.wave_verdict(s, self.policy.analysis, s.wave) if stuck else None
+        if verdict is not None and verdict.phase == "Inconclusive":
+            s.reason, s.message = REASON_ANALYSIS_INCONCLUSIVE, verdict.message
+        elif s.reason == REASON_ANALYSIS_INCONCLUSIVE:
+            s.reason, s.message = None, None
 
     def _wave_ok(self, record: ClusterRecord) -> bool:
         """Whether a member lets its wave count as healthy."""
@@ -811,10 +871,12 @@ class _Planner:
             if (
                 not soaked
                 or (self.policy.paused and not last)
+                or not self._analysis_passed()
                 or (not last and not self._may_start(s.wave + 1))
             ):
-                # Paused, or the next wave outside its windows: the wave stays current and keeps being
-                # judged, so the next one starts only if this one is healthy then (and soaked).
+                # Paused, analysis not passed yet, or the next wave outside its windows: the wave stays
+                # current and keeps being judged, so the next one starts only if this one is healthy then
+                # (and soaked).
                 return changed
             wave.completed_at = self.now
             if not last:
@@ -908,7 +970,8 @@ class _Planner:
         s.wave_progress = f"{min(s.wave + 1, n)}/{n}"
         if s.phase not in ACTIVE_PHASES:
             return
-        if self.policy.paused:
+        self._analysis_pause()
+        if self.policy.paused or s.reason == REASON_ANALYSIS_INCONCLUSIVE:
             s.phase = "Paused"
         elif s.window is not None:
             s.phase = "Waiting"
@@ -959,6 +1022,9 @@ class _Planner:
             wave = s.waves[s.wave]
             if wave.healthy_at is not None and not wave.promoted:
                 times.append(wave.healthy_at + self.soak)
+        measure = analysis.next_due(s, self.policy.analysis) if s.phase in ACTIVE_PHASES else None
+        if measure is not None:
+            times.append(measure)
         if s.phase in ACTIVE_PHASES or s.phase == "Completed":
             for record in s.clusters:
                 tracked = record.ready_at is None and record.failed_at is None and not record.stale
@@ -1037,6 +1103,8 @@ class _Planner:
         if s.phase == "RolledBack":
             done = "Rolled back" if s.rolled_back_at is not None else "Rolling back"
             return f"{done} ({s.reason}): {s.message} [{tally}]"
+        if s.phase == "Paused" and s.reason == REASON_ANALYSIS_INCONCLUSIVE:
+            return f"Paused at {self._where()}: analysis inconclusive: {s.message} ({tally})"
         if s.phase == "Paused":
             return f"Paused at {self._where()} ({tally})"
         if s.phase == "Waiting" and s.window is not None:

@@ -68,6 +68,7 @@ async def test_every_family_is_exposed_with_its_labels_after_a_reconcile() -> No
         "render": 1.0,
         "publish": 1.0,
         "observe": 2.0,
+        "measure": 0.0,  # only when analysis measurements are due (test_reconciler_analysis.py)
         "plan": 2.0,
         "apply": 2.0,
         "report": 2.0,

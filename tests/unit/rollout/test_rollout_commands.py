@@ -259,3 +259,40 @@ def test_kubeconfig_and_namespace_like_kubectl(tmp_path: Any) -> None:
     path.write_text("current-context: c\ncontexts: [{name: c, context: {cluster: x, namespace: prod}}]\n")
     assert cli.default_namespace(str(path)) == "prod"
     assert cli.default_namespace(str(tmp_path / "missing")) == "default"
+
+
+async def test_status_shows_each_metric_and_its_latest_measurements() -> None:
+    obj = rtc()
+    obj["status"]["rollout"]["analysis"] = [
+        {
+            "wave": 0,
+            "metric": "error-rate",
+            "phase": "Failed",
+            "tallies": [{"cluster": "edge-ap", "phase": "Failed", "successful": 1, "failed": 2}],
+            "measurements": [
+                {"cluster": "edge-ap", "time": "2026-01-01T00:00:10Z", "value": 0.0, "verdict": "Successful"},
+                {
+                    "cluster": "edge-ap",
+                    "time": "2026-01-01T00:00:20Z",
+                    "value": 0.31,
+                    "verdict": "Failed",
+                    "message": "successCondition `result < 0.05` does not hold",
+                },
+                {
+                    "cluster": "edge-ap",
+                    "time": "2026-01-01T00:00:30Z",
+                    "verdict": "Inconclusive",
+                    "message": "empty",
+                },
+            ],
+        }
+    ]
+    code, out = await run(FakeHub(obj), "status", "graph")
+    assert code == 0
+    lines = out.splitlines()
+    summary = next(line for line in lines if line.startswith("1 canary") and "error-rate" in line)
+    assert "Failed" in summary and "edge-ap Failed 1/2/0" in summary
+    failed = next(line for line in lines if "0.31" in line)
+    assert failed.startswith("2026-01-01T00:00:20Z") and "edge-ap" in failed and "Failed" in failed
+    assert "does not hold" in failed
+    assert any("Inconclusive" in line and line.rstrip().endswith("empty") and " - " in line for line in lines)
