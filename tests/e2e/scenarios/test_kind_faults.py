@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from kind_kit import cache_pods, kind, operator, operator_pods, pod_digest, ready, restarts, run_client
+from kind_kit import cache_pods, kind, operator, pod_digest, ready, restarts, run_client
 from scenario_kit import ComposedGraph, Fleet, cosmo_variant, expect
 from test_kind_data_plane import ServingWatch, assert_client_served
 from tests.e2e.rollout.rollout_e2e_kit import ts
@@ -25,7 +25,7 @@ S3_OUTAGE = 60.0
 def test_the_operator_pod_killed_mid_rollout_is_replaced_and_the_rollout_completes_in_order(
     fleet: Fleet, composed_graph: ComposedGraph
 ) -> None:
-    e2e, clusters, handle = fleet.e2e, kind(fleet).clusters, operator(fleet)
+    e2e, handle = fleet.e2e, operator(fleet)
     v1, v2 = (cosmo_variant(composed_graph.config, f"killed-{v}") for v in ("v1", "v2"))
     new = expect(ConfigFormat.COSMO, v2)
     e2e.apply(e2e.routerconfig("killed", v1, rollout=WAVES))
@@ -43,39 +43,14 @@ def test_the_operator_pod_killed_mid_rollout_is_replaced_and_the_rollout_complet
         timeout=180,
         what="the canary healthy and soaking",
     )
-    # The victim is the replica acting on it: the holder of its shard's Lease; the other stands by.
+    # The victim is the replica acting on it: the holder of its shard's Lease; the other stands by and
+    # takes the shard within a lease duration (15 s) and a retry period, or at once if the victim gave
+    # its Lease back. delete_shard_holder returns once the Deployment's replacement is Ready too.
     owner = soaking["owner"]
     shard = int(owner["shard"])
-    victim = wait_until(
-        lambda: handle.shard_holder(shard), timeout=30, message=f"the holder of shard {shard}"
-    )
-    assert owner["replica"].startswith(f"{victim}/"), (owner, victim)
-    assert [p for p in operator_pods(fleet) if p["metadata"]["name"] != victim], "no standby replica"
     killed_at = time.time()
-    clusters.kubectl(
-        "hub",
-        "-n",
-        fleet.scope.system_ns,
-        "delete",
-        "pod",
-        victim,
-        "--grace-period=0",
-        "--force",
-        check=False,
-    )
-
-    def successor() -> str | None:
-        holder = handle.shard_holder(shard)
-        return holder if holder not in (None, victim) else None
-
-    # Within a lease duration (15 s) and a retry period, or at once if the victim gave its Lease back.
-    taker = wait_until(successor, timeout=60, message=f"another replica holding shard {shard}")
-
-    def replaced() -> bool:
-        pods = [p for p in operator_pods(fleet) if p["metadata"]["name"] != victim]
-        return len(pods) == 2 and all(ready(p) for p in pods)
-
-    wait_until(replaced, timeout=120, message="the killed operator pod replaced by a Ready one")
+    victim, taker = handle.delete_shard_holder(shard)
+    assert owner["replica"].startswith(f"{victim}/"), (owner, victim)
     status = e2e.wait_status(
         "killed",
         lambda st: (
