@@ -10,6 +10,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from tests.unit.analysis_specs import metric, policy
 
 from edgeroll.api.crds import rendered_files
 from edgeroll.api.edgecluster import EdgeClusterSpec
@@ -24,19 +25,6 @@ from edgeroll.api.rollout import RolloutPolicy, RolloutState
 from edgeroll.pipeline.gather import spec_path
 
 pytestmark = pytest.mark.unit
-
-
-def metric(**overrides: Any) -> dict[str, Any]:
-    base = {
-        "name": "error-rate",
-        "prometheus": {"query": 'sum(rate(errors{cluster="${cluster.name}"}[1m]))'},
-        "successCondition": "result < 0.05",
-    }
-    return {**base, **overrides}
-
-
-def policy(*metrics: dict[str, Any], interval: int = 30) -> dict[str, Any]:
-    return {"strategy": "Progressive", "analysis": {"intervalSeconds": interval, "metrics": list(metrics)}}
 
 
 def test_an_analysis_parses_with_its_defaults() -> None:

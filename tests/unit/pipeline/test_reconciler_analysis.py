@@ -6,24 +6,12 @@ from typing import Any
 
 import pytest
 from pipeline_fakes import World
+from tests.unit.analysis_specs import metric, policy
 
 from edgeroll.api.edgecluster import PrometheusEndpoint
 from edgeroll.clusters.registry import EdgeClusterInfo
 
 pytestmark = pytest.mark.unit
-
-
-def metric(**overrides: Any) -> dict[str, Any]:
-    base = {
-        "name": "error-rate",
-        "prometheus": {"query": 'sum(rate(errors{cluster="${cluster.name}"}[1m]))'},
-        "successCondition": "result < 0.05",
-    }
-    return {**base, **overrides}
-
-
-def policy(*metrics: dict[str, Any], interval: int = 30) -> dict[str, Any]:
-    return {"strategy": "Progressive", "analysis": {"intervalSeconds": interval, "metrics": list(metrics)}}
 
 
 async def test_a_bad_condition_stalls_the_routerconfig_naming_the_field() -> None:
