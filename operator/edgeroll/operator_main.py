@@ -26,6 +26,7 @@ _FLAG_ENV = {
     "s3_prefix": "EDGEROLL_S3_PREFIX",
     "cache_image": "EDGEROLL_CACHE_IMAGE",
     "allowed_cache_image": "EDGEROLL_ALLOWED_CACHE_IMAGES",
+    "allowed_prometheus_address": "EDGEROLL_ALLOWED_PROMETHEUS_ADDRESSES",
     "allow_shared_edge_key": "EDGEROLL_ALLOW_SHARED_EDGE_KEY",
     "hub_kubeconfig": "EDGEROLL_HUB_KUBECONFIG",
     "resync_seconds": "EDGEROLL_RESYNC_SECONDS",
@@ -73,6 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IMAGE",
         help="an image a RouterConfig may set in spec.cache.image (repeatable; "
         "EDGEROLL_ALLOWED_CACHE_IMAGES, comma-separated); the default cache image is always allowed",
+    )
+    parser.add_argument(
+        "--allowed-prometheus-address",
+        action="append",
+        metavar="URL",
+        help="a Prometheus a RouterConfig's analysis may name in prometheus.address (repeatable; "
+        "EDGEROLL_ALLOWED_PROMETHEUS_ADDRESSES, comma-separated); EdgeClusters' spec.prometheus.address "
+        "is always allowed",
     )
     parser.add_argument(
         "--allow-shared-edge-key",

@@ -70,6 +70,8 @@ class OperatorSettings:
     cache_image: str = DEFAULT_CACHE_IMAGE
     # Images a RouterConfig may set in spec.cache.image, besides `cache_image` (always allowed).
     allowed_cache_images: tuple[str, ...] = ()
+    # Prometheus servers a RouterConfig's analysis may name itself (rollout/prometheus_policy.py).
+    allowed_prometheus_addresses: tuple[str, ...] = ()
     # Development only: the edges' key may be the operator's own (one-identity S3 servers in the lab).
     allow_shared_edge_key: bool = False
     hub_kubeconfig: str | None = None
@@ -114,13 +116,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _images(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """A comma-separated list of image references; blanks are dropped."""
-    images = tuple(i.strip() for i in env.get(name, "").split(",") if i.strip())
-    for image in images:
-        if any(c.isspace() for c in image):
-            raise SettingsError(f"{name} must be image references separated by commas, got {image!r}")
-    return images
+def _listed(env: Mapping[str, str], name: str, what: str) -> tuple[str, ...]:
+    """A comma-separated list of `what` (image references, URLs); blanks are dropped."""
+    items = tuple(i.strip() for i in env.get(name, "").split(",") if i.strip())
+    for item in items:
+        if any(c.isspace() for c in item):
+            raise SettingsError(f"{name} must be {what} separated by commas, got {item!r}")
+    return items
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:
@@ -223,7 +225,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         s3=s3,
         edge_s3=edge_s3,
         cache_image=opt("EDGEROLL_CACHE_IMAGE") or DEFAULT_CACHE_IMAGE,
-        allowed_cache_images=_images(env, "EDGEROLL_ALLOWED_CACHE_IMAGES"),
+        allowed_cache_images=_listed(env, "EDGEROLL_ALLOWED_CACHE_IMAGES", "image references"),
+        allowed_prometheus_addresses=_listed(env, "EDGEROLL_ALLOWED_PROMETHEUS_ADDRESSES", "URLs"),
         allow_shared_edge_key=allow_shared,
         hub_kubeconfig=opt("EDGEROLL_HUB_KUBECONFIG") or opt("KUBECONFIG"),
         resync_seconds=_float(env, "EDGEROLL_RESYNC_SECONDS", 60.0),

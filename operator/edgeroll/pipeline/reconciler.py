@@ -87,6 +87,7 @@ from edgeroll.rollout.planner import (
     Rollback,
     plan_rollout,
 )
+from edgeroll.rollout.prometheus_policy import prometheus_address_problem
 from edgeroll.rollout.resources import (
     ANNOTATION_LAST_GOOD,
     NAMESPACE_EDGE_S3_SECRET,
@@ -470,6 +471,13 @@ class Reconciler:
             image_problem = cache_image_problem(spec.cache.image, allowed)
             if image_problem is not None:  # before anything is read, published or applied
                 raise Stalled("CacheImageNotAllowed", image_problem)
+            address_problem = prometheus_address_problem(
+                spec.rollout.analysis,
+                self.settings.allowed_prometheus_addresses,
+                (t.spec.prometheus.address for t in targets if t.spec is not None and t.spec.prometheus),
+            )
+            if address_problem is not None:
+                raise Stalled("PrometheusNotAllowed", address_problem)
             config, source = await read_config(self.hub, obj.namespace, spec)
             operations = await read_operations(self.hub, obj.namespace, spec)
             signing_key = await self._signing_key(obj.namespace, spec)

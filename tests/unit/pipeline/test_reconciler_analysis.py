@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -169,3 +170,25 @@ async def test_no_address_anywhere_is_inconclusive_and_says_where_to_set_one() -
     status = await settle(w, 10)
     assert status.rollout.phase == "Paused" and not prometheus.queries
     assert "spec.prometheus.address on EdgeCluster edge-ap" in (status.rollout.message or "")
+
+
+async def test_a_metric_naming_a_prometheus_nobody_allowed_stalls_before_anything_is_published() -> None:
+    w, prometheus = analysed_world(prometheus={"query": "up", "address": "http://10.0.0.1:9090"})
+
+    status = await w.reconcile()
+
+    stalled = condition(status, "Stalled")
+    assert status.phase == "Stalled" and stalled.reason == "PrometheusNotAllowed"
+    assert stalled.message.startswith("spec.rollout.analysis.metrics[0].prometheus.address: ")
+    assert w.edge_writes() == 0 and w.store.counters["put"] == 0 and not prometheus.queries
+
+
+async def test_a_metric_may_name_its_clusters_prometheus_or_one_the_operator_allows() -> None:
+    w, _ = analysed_world(prometheus={"query": "up", "address": "http://prom-edge-ap:9090"})
+    assert (await w.reconcile()).phase != "Stalled"  # an EdgeCluster admin named it
+
+    w, _ = analysed_world(prometheus={"query": "up", "address": "https://metrics.internal"})
+    w.reconciler.settings = dataclasses.replace(
+        w.reconciler.settings, allowed_prometheus_addresses=("https://metrics.internal",)
+    )
+    assert (await w.reconcile()).phase != "Stalled"
