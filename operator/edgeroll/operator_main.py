@@ -28,6 +28,8 @@ _FLAG_ENV = {
     "allowed_cache_image": "EDGEROLL_ALLOWED_CACHE_IMAGES",
     "allowed_prometheus_address": "EDGEROLL_ALLOWED_PROMETHEUS_ADDRESSES",
     "allow_shared_edge_key": "EDGEROLL_ALLOW_SHARED_EDGE_KEY",
+    "admission_url_prefix": "EDGEROLL_ADMISSION_URL_PREFIXES",
+    "admission_timeout_seconds": "EDGEROLL_ADMISSION_TIMEOUT_SECONDS",
     "hub_kubeconfig": "EDGEROLL_HUB_KUBECONFIG",
     "resync_seconds": "EDGEROLL_RESYNC_SECONDS",
     "progress_seconds": "EDGEROLL_PROGRESS_SECONDS",
@@ -83,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "EDGEROLL_ALLOWED_PROMETHEUS_ADDRESSES, comma-separated); EdgeClusters' spec.prometheus.address "
         "is always allowed",
     )
+    _add_admission_arguments(parser)
     parser.add_argument(
         "--allow-shared-edge-key",
         action="store_true",
@@ -119,6 +122,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--log-level",
         default=os.environ.get("EDGEROLL_LOG_LEVEL", "INFO"),
         help="DEBUG, INFO, WARNING (INFO)",
+    )
+
+
+def _add_admission_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pre-publish admission (docs/rollout.md, Admission)")
+    group.add_argument(
+        "--admission-url-prefix",
+        action="append",
+        metavar="URL",
+        help="a URL prefix spec.admission.webhook.url may lie under (repeatable; "
+        "EDGEROLL_ADMISSION_URL_PREFIXES, comma-separated); none: admission webhooks are refused; "
+        "https unless the prefix says http",
+    )
+    group.add_argument(
+        "--admission-timeout-seconds",
+        type=float,
+        help="per-request admission webhook timeout (EDGEROLL_ADMISSION_TIMEOUT_SECONDS, 10)",
     )
 
 

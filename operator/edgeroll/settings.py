@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from edgeroll import __version__
+from edgeroll.admission.policy import PrefixError, UrlPrefix, parse_prefix
 
 DEFAULT_CACHE_IMAGE = f"ghcr.io/edgeroll/edgeroll:{__version__}"
 DEFAULT_S3_PREFIX = "edgeroll"
@@ -72,6 +73,11 @@ class OperatorSettings:
     allowed_cache_images: tuple[str, ...] = ()
     # Prometheus servers a RouterConfig's analysis may name itself (rollout/prometheus_policy.py).
     allowed_prometheus_addresses: tuple[str, ...] = ()
+    # URL prefixes spec.admission.webhook.url may lie under; empty: admission webhooks are refused
+    # (the operator would otherwise POST wherever a RouterConfig author points it).
+    admission_url_prefixes: tuple[UrlPrefix, ...] = ()
+    # Upper bound for one admission request; no answer in time is retried with backoff.
+    admission_timeout_seconds: float = 10.0
     # Development only: the edges' key may be the operator's own (one-identity S3 servers in the lab).
     allow_shared_edge_key: bool = False
     hub_kubeconfig: str | None = None
@@ -123,6 +129,21 @@ def _listed(env: Mapping[str, str], name: str, what: str) -> tuple[str, ...]:
         if any(c.isspace() for c in item):
             raise SettingsError(f"{name} must be {what} separated by commas, got {item!r}")
     return items
+
+
+def _prefixes(env: Mapping[str, str], name: str) -> tuple[UrlPrefix, ...]:
+    """Comma-separated admission URL prefixes (a URL holds no bare comma worth allowing here)."""
+    out: list[UrlPrefix] = []
+    for raw in env.get(name, "").split(","):
+        if not raw.strip():
+            continue
+        try:
+            prefix = parse_prefix(raw)
+        except PrefixError as exc:
+            raise SettingsError(f"{name}: {exc}") from None
+        if prefix not in out:
+            out.append(prefix)
+    return tuple(out)
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:
@@ -227,6 +248,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         cache_image=opt("EDGEROLL_CACHE_IMAGE") or DEFAULT_CACHE_IMAGE,
         allowed_cache_images=_listed(env, "EDGEROLL_ALLOWED_CACHE_IMAGES", "image references"),
         allowed_prometheus_addresses=_listed(env, "EDGEROLL_ALLOWED_PROMETHEUS_ADDRESSES", "URLs"),
+        admission_url_prefixes=_prefixes(env, "EDGEROLL_ADMISSION_URL_PREFIXES"),
+        admission_timeout_seconds=_float(env, "EDGEROLL_ADMISSION_TIMEOUT_SECONDS", 10.0) or 10.0,
         allow_shared_edge_key=allow_shared,
         hub_kubeconfig=opt("EDGEROLL_HUB_KUBECONFIG") or opt("KUBECONFIG"),
         resync_seconds=_float(env, "EDGEROLL_RESYNC_SECONDS", 60.0),

@@ -141,6 +141,34 @@ class CacheSpec(ApiModel):
     )
 
 
+class AdmissionWebhook(ApiModel):
+    """A webhook that admits every rendered revision before it is published (as Cosmo's admission
+    webhook does): POSTed the revision, signed with the Secret's key (X-Cosmo-Signature-256)."""
+
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        pattern=r"^https?://\S+$",
+        description=(
+            "Where the revision is POSTed. It must lie under one of the operator's "
+            "--admission-url-prefix entries (none by default: then no webhook is called and the "
+            "RouterConfig is Stalled); https unless the prefix itself is http."
+        ),
+    )
+    secret_ref: SecretKeyRef = Field(
+        description=(
+            "Secret key (in the RouterConfig's namespace) the request body is HMAC-SHA256 signed "
+            "with; the hex signature is in the X-Cosmo-Signature-256 header."
+        )
+    )
+
+
+class Admission(ApiModel):
+    """Pre-publish admission: nothing is published, and so nothing rolled out, that it has not admitted."""
+
+    webhook: AdmissionWebhook
+
+
 class RouterConfigSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=_kx(
@@ -179,6 +207,10 @@ class RouterConfigSpec(ApiModel):
     cache: CacheSpec = Field(default_factory=CacheSpec, json_schema_extra=_kx(default={}))
     revision_history_limit: int = Field(default=10, ge=1, le=100)
     rollout: RolloutPolicy = Field(default_factory=RolloutPolicy, json_schema_extra=_kx(default={}))
+    admission: Admission | None = Field(
+        default=None,
+        description="Ask a webhook to admit every rendered revision before it is published.",
+    )
 
 
 # ---- status -----------------------------------------------------------------------------------------

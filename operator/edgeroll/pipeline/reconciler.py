@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from edgeroll.admission.client import AdmissionTransport
 from edgeroll.api.common import SecretKeyRef
 from edgeroll.api.routerconfig import ClusterPhase, ClusterStatus, RouterConfigSpec, RouterConfigStatus
 from edgeroll.clusters.edge_watch import EdgeWatches
@@ -35,6 +36,7 @@ from edgeroll.clusters.kube import ClusterUnreachable, KubeApi, KubeApiError
 from edgeroll.clusters.objects import ObjectRef
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
 from edgeroll.operator_metrics import OperatorMetrics
+from edgeroll.pipeline.admission import KEY_REF_FIELD, WEBHOOK_FIELD, AdmissionGate, Asker, webhook_of
 from edgeroll.pipeline.executor import ensure_edge, remove_edge, retire_legacy
 from edgeroll.pipeline.gather import (
     Retryable,
@@ -67,6 +69,7 @@ from edgeroll.pipeline.switcher import (
 from edgeroll.publish.history import ManifestEntry, manifest_key
 from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.publish.store import PublishError
+from edgeroll.render.operations import PersistedOperations
 from edgeroll.render.pointer import RevisionPointer
 from edgeroll.render.signing import signing_key_problem
 from edgeroll.rollout.analysis import MeasurementRequest, MeasurementResult, due_measurements, query_for
@@ -162,6 +165,19 @@ class DesiredState:
     revision: str = ""  # content id of what is rolled out (content_revision)
     edge_key: S3Key | None = field(default=None, repr=False)  # the namespace's own; None: the global one
     graph_token_secret: bytes | None = field(default=None, repr=False)  # spec.cosmo.graphTokenSecretRef
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What `_desired` read from the hub (Secrets' values kept out of repr)."""
+
+    config: dict[str, Any] = field(repr=False)
+    source: str
+    operations: PersistedOperations | None = field(repr=False)
+    signing_key: bytes = field(repr=False)
+    token_secret: bytes | None = field(repr=False)
+    edge_key: S3Key | None = field(repr=False)
+    admission_key: bytes | None = field(repr=False)
 
 
 @dataclass
@@ -325,10 +341,13 @@ class Reconciler:
         metrics: OperatorMetrics | None = None,
         watches: EdgeWatches | None = None,
         prometheus: MetricSource | None = None,
+        admission: AdmissionTransport | None = None,
     ) -> None:
         self.hub = hub
         # Rollout analysis queries, each bounded like an edge call.
         self.prometheus = prometheus or PrometheusClient(timeout=settings.edge_timeout_seconds)
+        # spec.admission.webhook: the URL policy, the requests, the digests already admitted.
+        self.admission = AdmissionGate(settings, admission)
         self.registry = registry
         # Edge Deployments from one shared watch per EdgeCluster (None: read each one, as tests do).
         self.watches = watches
@@ -463,9 +482,11 @@ class Reconciler:
             values.append(value)
         return S3Key(values[0], values[1])
 
-    async def _desired(
-        self, obj: RouterConfigObject, spec: RouterConfigSpec, targets: list[EdgeClusterInfo], fp: str
-    ) -> tuple[DesiredState, list[EventNote]]:
+    async def _inputs(
+        self, obj: RouterConfigObject, spec: RouterConfigSpec, targets: list[EdgeClusterInfo]
+    ) -> _Inputs:
+        """Everything the render and publish read from the hub; what the operator refuses by policy is
+        refused first, before anything is read."""
         with self._step("gather"):
             allowed = allowed_cache_images(self.settings.cache_image, self.settings.allowed_cache_images)
             image_problem = cache_image_problem(spec.cache.image, allowed)
@@ -478,25 +499,51 @@ class Reconciler:
             )
             if address_problem is not None:
                 raise Stalled("PrometheusNotAllowed", address_problem)
+            self.admission.check_url(spec)  # an SSRF attempt reads nothing, not even the Secret
             config, source = await read_config(self.hub, obj.namespace, spec)
             operations = await read_operations(self.hub, obj.namespace, spec)
             signing_key = await self._signing_key(obj.namespace, spec)
             token_secret = await self._graph_token_secret(obj.namespace, spec)
             edge_key = await self._namespace_edge_key(obj.namespace)  # before anything is published
+            webhook = webhook_of(spec)
+            admission_key = None
+            if webhook is not None:  # SecretKeyRef has no namespace: only the RouterConfig's own
+                admission_key = await self._secret_value(
+                    obj.namespace, webhook.secret_ref, KEY_REF_FIELD, "AdmissionSecret"
+                )
+        return _Inputs(config, source, operations, signing_key, token_secret, edge_key, admission_key)
+
+    async def _desired(
+        self, obj: RouterConfigObject, spec: RouterConfigSpec, targets: list[EdgeClusterInfo], fp: str
+    ) -> tuple[DesiredState, list[EventNote]]:
+        got = await self._inputs(obj, spec, targets)
+        admitted: list[str] = []
         # The manifest read needs no digest: its round trip runs while the render does.
         async with self.publisher.manifest_read_ahead(obj.namespace, obj.name) as ahead:
             with self._step("render"):
                 # CPU-bound (~10 ms for 2 MB): in a thread, so kopf's loop keeps serving other objects
-                rendered = await asyncio.to_thread(render_targets, spec, config, source, operations, targets)
+                rendered = await asyncio.to_thread(
+                    render_targets, spec, got.config, got.source, got.operations, targets
+                )
+            if got.admission_key is not None:
+                with self._step("admission"):  # nothing is published that the webhook has not admitted
+                    asker = Asker(obj.namespace, obj.name, obj.uid, obj.generation)
+                    admitted = await self.admission.admit(
+                        asker, spec, rendered, got.admission_key, [got.signing_key]
+                    )
             revisions = list(rendered.revisions().values())
             with self._step("publish"):
                 try:
                     outcome = await self.publisher.publish(
-                        obj.namespace, obj.name, revisions, signing_key, self.now(), ahead=ahead
+                        obj.namespace, obj.name, revisions, got.signing_key, self.now(), ahead=ahead
                     )
                 except PublishError as exc:
                     raise Retryable(exc.reason, exc.message) from None
+        signing_key, token_secret, edge_key = got.signing_key, got.token_secret, got.edge_key
         events = [
+            EventNote("Normal", "Admitted", f"{WEBHOOK_FIELD} admitted {short_digest(d)}") for d in admitted
+        ]
+        events += [
             EventNote(
                 "Normal",
                 "Published",
@@ -1324,6 +1371,7 @@ class Reconciler:
         )
         status = build_status(prev, generation=obj.generation, now=now, reports=pending, deleting=problem)
         if not pending:
+            self.admission.forget(obj.uid)
             self._holders_found.discard((obj.namespace, obj.name, obj.uid))
             self._no_legacy = {k for k in self._no_legacy if k[:3] != (obj.namespace, obj.name, obj.uid)}
         return FinalizeResult(done=not pending, status=status, events=events, pending=names_pending)

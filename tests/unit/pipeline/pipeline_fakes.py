@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from edgeroll.admission.review import SIGNATURE_HEADER, AdmissionRequest, signature_matches
 from edgeroll.api.edgecluster import EdgeClusterSpec
 from edgeroll.api.mergepatch import merge_patch
 from edgeroll.api.routerconfig import RouterConfigStatus
@@ -295,6 +296,29 @@ EDGES = {
 }
 
 
+class FakeWebhook:
+    """An admission webhook (the AdmissionTransport seam): answers by digest, records what it was asked,
+    and checks every request's signature itself."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.asked: list[dict[str, Any]] = []
+        self.refuse: dict[str, tuple[int, bytes]] = {}  # digest -> answer
+        self.down: BaseException | None = None  # raised instead of answering
+        self.answer: tuple[int, bytes] = (200, b"{}")  # to every other digest
+
+    async def post(self, request: AdmissionRequest, timeout: float) -> tuple[int, bytes]:
+        if self.down is not None:
+            raise self.down
+        assert signature_matches(self.key, request.body, request.headers[SIGNATURE_HEADER])
+        doc = json.loads(request.body)
+        self.asked.append(doc)
+        return self.refuse.get(doc["digest"], self.answer)
+
+    def digests(self) -> list[str]:
+        return [d["digest"] for d in self.asked]
+
+
 class StatusStore:
     """The hub's status subresource: merge patches applied to a stored status."""
 
@@ -360,6 +384,7 @@ class World:
             "cosmo": {"organizationId": "org", "federatedGraphId": "graph"},
         }
         self.generation = 1
+        self.webhook: FakeWebhook | None = None  # spec.admission's webhook, when a test sets one
         self.restart()
 
     def _make_install(self) -> None:
@@ -400,6 +425,7 @@ class World:
             self.settings,
             now=lambda: self.t.strftime("%Y-%m-%dT%H:%M:%SZ"),
             clock=lambda: self.t,
+            admission=self.webhook,
         )
         self.controller = RouterConfigController(self.reconciler, self.statuses, self.settings)
 
