@@ -310,10 +310,11 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Ready", "type": "string", "jsonPath": ".status.readyClusters"},
     {"name": "Wave", "type": "string", "jsonPath": ".status.rollout.waveProgress"},
     {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout.phase"},
-    # A string, not a date: kubectl shows a date as an age, and this one lies ahead.
-    {"name": "Next Window", "type": "string", "jsonPath": ".status.rollout.window.nextOpenAt"},
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    # -o wide: empty unless a wave waits for its windows (ROLLOUT says Waiting then). A string, not a
+    # date: kubectl shows a date as an age, and this one lies ahead.
+    {"name": "Next Window", "type": "string", "jsonPath": ".status.rollout.window.nextOpenAt", "priority": 1},
     {"name": "Shard", "type": "integer", "jsonPath": ".status.owner.shard", "priority": 1},
     {"name": "Owner", "type": "string", "jsonPath": ".status.owner.replica", "priority": 1},
 ]

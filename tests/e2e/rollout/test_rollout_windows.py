@@ -73,7 +73,7 @@ def test_a_deny_window_holds_the_rollout_until_it_ends(fleet: RolloutLab, versio
     hold = status["rollout"]["window"]
     assert ts(hold["nextOpenAt"]) == closes and status["rollout"]["waveProgress"] == "1/3"
     assert reason(status, "Reconciling") == "OutsideWindow" and reason(status, "Ready") == "OutsideWindow"
-    table = fleet.e2e.hub("-n", fleet.e2e.ns, "get", "rtc", "windows").stdout
+    table = fleet.e2e.hub("-n", fleet.e2e.ns, "get", "rtc", "windows", "-o", "wide").stdout
     assert "NEXT WINDOW" in table and hold["nextOpenAt"] in table
     text = fleet.cli("status", "windows")
     assert "outside window: wave 1 waits" in text and "inside Deny windows[0]" in text
