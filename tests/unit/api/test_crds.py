@@ -57,12 +57,14 @@ def test_routerconfig_crd_shape() -> None:
         "Ready",
         "Wave",
         "Rollout",
-        "Next Window",  # status.rollout.window.nextOpenAt: empty unless windows hold a wave
         "Status",
         "Age",
+        "Next Window",  # -o wide: status.rollout.window.nextOpenAt, empty unless windows hold a wave
         "Shard",  # -o wide: which shard and replica own it
         "Owner",
     ]
+    wide = [c["name"] for c in version["additionalPrinterColumns"] if c.get("priority") == 1]
+    assert wide == ["Next Window", "Shard", "Owner"]
     wave = next(c for c in version["additionalPrinterColumns"] if c["name"] == "Wave")
     assert wave["jsonPath"] == ".status.rollout.waveProgress"
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
