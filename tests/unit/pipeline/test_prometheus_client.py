@@ -53,11 +53,12 @@ def test_an_error_answer_says_what_prometheus_said() -> None:
 @pytest.fixture
 async def prometheus() -> AsyncIterator[tuple[str, list[str]]]:
     seen: list[str] = []
+    released = asyncio.Event()  # a "slow" query is answered only when the test is over
 
     async def query(request: web.Request) -> web.Response:
         seen.append(request.query["query"])
         if request.query["query"] == "slow":
-            await asyncio.sleep(1)
+            await released.wait()
         return web.Response(body=vector("0.5"), content_type="application/json")
 
     app = web.Application()
@@ -68,6 +69,7 @@ async def prometheus() -> AsyncIterator[tuple[str, list[str]]]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield f"http://127.0.0.1:{port}/prom/", seen
+    released.set()
     await runner.cleanup()
 
 
