@@ -54,7 +54,11 @@ docker_engine() {
   # A dockerd that died with the previous session leaves its pid file, which blocks a new one.
   local pid; pid=$(cat /var/run/docker.pid 2>/dev/null || true)
   if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then as_root rm -f /var/run/docker.pid; fi
-  as_root bash -c "nohup dockerd >'$KIND_DIR/dockerd.log' 2>&1 &"
+  # The daemon outlives this script: it must not inherit its open files (a caller's `flock` lock on
+  # fd 3 would be held for as long as dockerd runs).
+  # shellcheck disable=SC2016
+  as_root bash -c 'for fd in $(ls /proc/$$/fd); do ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null; done
+    nohup dockerd >"$1" 2>&1 </dev/null &' _ "$KIND_DIR/dockerd.log"
   local deadline=$((SECONDS + 90))
   until docker info >/dev/null 2>&1; do
     ((SECONDS < deadline)) || { tail -n 20 "$KIND_DIR/dockerd.log" >&2; echo "kind-setup: dockerd did not answer in 90 s" >&2; exit 1; }
