@@ -346,8 +346,9 @@ class Reconciler:
         self.hub = hub
         # Rollout analysis queries, each bounded like an edge call.
         self.prometheus = prometheus or PrometheusClient(timeout=settings.edge_timeout_seconds)
+        self.metrics = metrics if metrics is not None else OperatorMetrics()
         # spec.admission.webhook: the URL policy, the requests, the digests already admitted.
-        self.admission = AdmissionGate(settings, admission)
+        self.admission = AdmissionGate(settings, admission, self.metrics)
         self.registry = registry
         # Edge Deployments from one shared watch per EdgeCluster (None: read each one, as tests do).
         self.watches = watches
@@ -355,7 +356,6 @@ class Reconciler:
         self.settings = settings
         self.now = now  # status timestamps
         self.clock = clock  # the planner's `now` (soak, deadlines)
-        self.metrics = metrics if metrics is not None else OperatorMetrics()
         # Command annotations that did not parse, per object, already reported (one event each).
         self._bad_commands: dict[tuple[str, str], frozenset[str]] = {}
         # Status fields that did not parse, per object, already reported (one event per set).

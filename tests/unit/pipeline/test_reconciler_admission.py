@@ -12,6 +12,7 @@ from pipeline_fakes import COSMO, KEY, FakeWebhook, World, secret
 
 from edgeroll.admission.policy import parse_prefix
 from edgeroll.api.routerconfig import RouterConfigStatus
+from edgeroll.operator_metrics import ADMISSION_RESULTS as RESULTS
 
 pytestmark = pytest.mark.unit
 
@@ -135,6 +136,41 @@ async def test_a_restart_asks_again_once() -> None:
     await w.reconcile(full=True)
     await w.reconcile(full=True)
     assert w.webhook is not None and len(w.webhook.asked) == 2
+
+
+def _requests(w: World) -> dict[str, float | None]:
+    registry = w.reconciler.metrics.registry
+    counts = {
+        r: registry.get_sample_value("edgeroll_admission_requests_total", {"result": r}) for r in RESULTS
+    }
+    counts["seconds"] = registry.get_sample_value("edgeroll_admission_duration_seconds_sum")
+    return counts
+
+
+async def test_each_request_counts_by_its_verdict_and_is_timed() -> None:
+    w = _world()
+    assert w.webhook is not None
+    ticks = iter(range(100))
+    w.reconciler.admission.clock = lambda: 0.25 * next(ticks)  # each request takes 0.25 s
+    assert _requests(w) == {"admitted": 0.0, "refused": 0.0, "unavailable": 0.0, "seconds": 0.0}
+    await w.converge()
+    assert _requests(w) == {"admitted": 1.0, "refused": 0.0, "unavailable": 0.0, "seconds": 0.25}
+
+    w.webhook.answer = (400, b'{"error": "no"}')
+    w.update(config=_changed_config())
+    assert (await w.reconcile()).phase == "Stalled"
+    assert _requests(w) == {"admitted": 1.0, "refused": 1.0, "unavailable": 0.0, "seconds": 0.5}
+
+    w.webhook.answer = (503, b"")
+    await w.reconcile()
+    w.webhook.down = ConnectionRefusedError("connection refused")
+    await w.reconcile()
+    assert _requests(w) == {"admitted": 1.0, "refused": 1.0, "unavailable": 2.0, "seconds": 1.0}
+    registry = w.reconciler.metrics.registry
+    assert registry.get_sample_value("edgeroll_admission_duration_seconds_count") == 4.0
+    text = w.reconciler.metrics.exposition().decode()
+    admission = [line for line in text.splitlines() if line.startswith("edgeroll_admission_")]
+    assert admission and not any(URL in line or "graph" in line or "prod" in line for line in admission)
 
 
 async def test_no_prefix_refuses_the_webhook_before_anything_is_read() -> None:
