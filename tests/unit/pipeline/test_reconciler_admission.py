@@ -192,3 +192,23 @@ async def test_the_secret_is_read_from_the_routerconfigs_namespace_only() -> Non
     assert _condition(status, "Stalled")[:2] == ("True", "AdmissionSecretNotFound")
     assert "Secret prod/hook not found (spec.admission.webhook.secretRef)" in _condition(status, "Stalled")[2]
     assert w.webhook is not None and w.webhook.asked == []
+
+
+async def test_a_missing_secret_is_read_again_at_the_next_resync_and_only_in_its_namespace() -> None:
+    """The operator never lists or watches Secrets (docs/security.md): a Secret created after the
+    RouterConfig stalled is found by the next full reconcile, which the controller schedules at
+    resync_seconds (not with backoff: a Stalled object waits for a change)."""
+    w = _world()
+    del w.hub.objects[("Secret", "prod", "hook")]
+    result = await w.controller.reconcile(w.obj(), w.clusters, w.events.append, full=True)
+    assert result is not None and not result.transient
+    assert result.requeue_after == w.settings.resync_seconds
+    assert _condition(result.status, "Stalled")[:2] == ("True", "AdmissionSecretNotFound")
+
+    w.hub.put(secret("other", "hook", {"key": HOOK_KEY}))  # another namespace's never counts
+    assert _condition(await w.reconcile(full=True), "Stalled")[:2] == ("True", "AdmissionSecretNotFound")
+    assert w.webhook is not None and w.webhook.asked == [] and w.store.counters["put"] == 0
+
+    w.hub.put(secret("prod", "hook", {"key": HOOK_KEY}))
+    status = await w.converge()
+    assert status.phase == "Ready" and len(w.webhook.asked) == 1 and w.store.counters["put"] > 0
