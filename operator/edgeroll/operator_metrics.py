@@ -3,7 +3,8 @@
 Every metric lives in the `OperatorMetrics` object's own registry, never in prometheus_client's global
 one: a process makes one and hands it to every component, and each unit test gets a fresh one. Labels
 are bounded by what the operator manages (RouterConfigs, EdgeClusters) or by fixed sets in the code
-(steps, phases, reasons, S3 operations and status codes); no label ever carries a message or a secret.
+(steps, phases, reasons, S3 operations and status codes, admission verdicts); no label ever carries a
+message, a URL or a secret.
 (The edge cache's metrics are its own: cache/metrics.py.)
 """
 
@@ -22,12 +23,14 @@ from edgeroll.settings import MetricsAddress
 
 log = logging.getLogger(__name__)
 
-# The reconcile's steps, in order (pipeline/reconciler.py). A progress check skips gather, render and
-# publish (it reuses the last render); retention runs only once everything has settled.
+# The reconcile's steps, in order (pipeline/reconciler.py). A progress check skips gather, render,
+# admission and publish (it reuses the last render); admission runs only with spec.admission.webhook;
+# retention runs only once everything has settled.
 STEPS: Final = (
     "parse",
     "gather",
     "render",
+    "admission",
     "publish",
     "observe",
     "measure",
@@ -39,8 +42,14 @@ STEPS: Final = (
 # status.phase of a RouterConfig: Ready, Progressing, Degraded, Stalled, Deleting.
 PHASES: Final[tuple[str, ...]] = get_args(StatusPhase)
 
+# An admission webhook's verdict on one revision (pipeline/admission.py): a 2xx admits, a 4xx but 429
+# refuses, anything else (no answer in time, connection refused, 5xx, 429, 3xx) gives none.
+ADMISSION_RESULTS: Final = ("admitted", "refused", "unavailable")
+
 # A reconcile step takes milliseconds (a render, a HEAD) to a few edge timeouts (an apply).
 _STEP_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# A webhook answers in milliseconds; no answer takes the whole --admission-timeout-seconds (10 s).
+_ADMISSION_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # A new revision reaches every cluster in seconds (AllAtOnce) to hours (waves with soaks).
 _PROPAGATION_BUCKETS: Final = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
@@ -100,9 +109,26 @@ class OperatorMetrics:
             ["shard"],
             registry=r,
         )
+        # One request per revision not yet admitted; never labelled with the URL, the RouterConfig or
+        # the reason (a webhook writes those freely).
+        self.admission_requests = Counter(
+            "edgeroll_admission_requests_total",
+            "Admission webhook requests by verdict: admitted (2xx), refused (4xx but 429), unavailable "
+            "(no answer in time, connection refused, 5xx, 429, 3xx).",
+            ["result"],
+            registry=r,
+        )
+        self.admission_duration = Histogram(
+            "edgeroll_admission_duration_seconds",
+            "Time from sending an admission webhook request to its verdict, or to giving up on it.",
+            buckets=_ADMISSION_BUCKETS,
+            registry=r,
+        )
         # Pre-declare the fixed label sets so that dashboards see zeros rather than no series.
         for step in STEPS:
             self.reconcile_duration.labels(step)
+        for result in ADMISSION_RESULTS:
+            self.admission_requests.labels(result)
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -140,6 +166,11 @@ class OperatorMetrics:
 
     def s3_request(self, op: str, code: int | str) -> None:
         self.s3_requests.labels(op, str(code)).inc()
+
+    def admission_request(self, result: str, seconds: float) -> None:
+        """One admission webhook request and its `result`, one of ADMISSION_RESULTS."""
+        self.admission_requests.labels(result).inc()
+        self.admission_duration.observe(seconds)
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""

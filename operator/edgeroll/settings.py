@@ -131,6 +131,14 @@ def _listed(env: Mapping[str, str], name: str, what: str) -> tuple[str, ...]:
     return items
 
 
+ALLOWED_PROMETHEUS_ENV = "EDGEROLL_ALLOWED_PROMETHEUS_ADDRESSES"
+
+
+def allowed_prometheus_addresses(env: Mapping[str, str]) -> tuple[str, ...]:
+    """--allowed-prometheus-address from the environment: the operator's, and `edgeroll plan`'s default."""
+    return _listed(env, ALLOWED_PROMETHEUS_ENV, "URLs")
+
+
 def _prefixes(env: Mapping[str, str], name: str) -> tuple[UrlPrefix, ...]:
     """Comma-separated admission URL prefixes (a URL holds no bare comma worth allowing here)."""
     out: list[UrlPrefix] = []
@@ -247,7 +255,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         edge_s3=edge_s3,
         cache_image=opt("EDGEROLL_CACHE_IMAGE") or DEFAULT_CACHE_IMAGE,
         allowed_cache_images=_listed(env, "EDGEROLL_ALLOWED_CACHE_IMAGES", "image references"),
-        allowed_prometheus_addresses=_listed(env, "EDGEROLL_ALLOWED_PROMETHEUS_ADDRESSES", "URLs"),
+        allowed_prometheus_addresses=allowed_prometheus_addresses(env),
         admission_url_prefixes=_prefixes(env, "EDGEROLL_ADMISSION_URL_PREFIXES"),
         admission_timeout_seconds=_float(env, "EDGEROLL_ADMISSION_TIMEOUT_SECONDS", 10.0) or 10.0,
         allow_shared_edge_key=allow_shared,

@@ -3,10 +3,13 @@ reachability gauge the prober keeps."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import socket
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -89,3 +92,12 @@ async def test_the_prober_keeps_reachability_per_edgecluster_and_drops_it_when_t
     assert (reachable("edge-eu"), reachable("edge-us")) == (1.0, 0.0)
     prober.forget("edge-us")
     assert (reachable("edge-eu"), reachable("edge-us")) == (1.0, None)
+
+
+def test_every_metric_the_charts_dashboard_queries_is_one_the_operator_exposes() -> None:
+    dashboard = Path(__file__).resolve().parents[2] / "charts/edgeroll/dashboards/edgeroll-operator.json"
+    exprs = [t["expr"] for p in json.loads(dashboard.read_text())["panels"] for t in p.get("targets", [])]
+    queried = {m for e in exprs for m in re.findall(r"\bedgeroll_[a-z0-9_]+", e)}
+    suffixes = ("", "_total", "_bucket", "_sum", "_count")
+    exposed = {f.name + s for f in OperatorMetrics().registry.collect() for s in suffixes}
+    assert "edgeroll_admission_requests_total" in queried and queried <= exposed, queried - exposed

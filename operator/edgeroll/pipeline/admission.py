@@ -13,14 +13,16 @@ keep serving) rather than being published around the webhook.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from edgeroll import __version__
 from edgeroll.admission.client import AdmissionTransport, HttpAdmissionTransport, ask
 from edgeroll.admission.policy import admission_url_problem
-from edgeroll.admission.review import AdmissionSubject, Refused, Unavailable, build_request
+from edgeroll.admission.review import AdmissionSubject, Admitted, Refused, Unavailable, Verdict, build_request
 from edgeroll.api.routerconfig import AdmissionWebhook, RouterConfigSpec
+from edgeroll.operator_metrics import OperatorMetrics
 from edgeroll.pipeline.gather import Retryable, Stalled
 from edgeroll.render.canonical import digest_hex
 from edgeroll.render.revision import RenderSet
@@ -45,10 +47,25 @@ def webhook_of(spec: RouterConfigSpec) -> AdmissionWebhook | None:
     return spec.admission.webhook if spec.admission is not None else None
 
 
+def verdict_result(verdict: Verdict) -> str:
+    """The `result` label of edgeroll_admission_requests_total for a verdict."""
+    if isinstance(verdict, Admitted):
+        return "admitted"
+    return "refused" if isinstance(verdict, Refused) else "unavailable"
+
+
 class AdmissionGate:
-    def __init__(self, settings: OperatorSettings, transport: AdmissionTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        transport: AdmissionTransport | None = None,
+        metrics: OperatorMetrics | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.settings = settings
         self.transport: AdmissionTransport = transport if transport is not None else HttpAdmissionTransport()
+        self.metrics = metrics if metrics is not None else OperatorMetrics()
+        self.clock = clock  # times each request (edgeroll_admission_duration_seconds)
         # uid -> admitted (url, digest), oldest first (a dict keeps insertion order).
         self._admitted: dict[str, dict[tuple[str, str], None]] = {}
 
@@ -94,7 +111,9 @@ class AdmissionGate:
             )
             request = build_request(webhook.url, subject, key, f"edgeroll/{__version__}")
             timeout = self.settings.admission_timeout_seconds
+            started = self.clock()
             verdict = await ask(self.transport, request, timeout, [key, *secrets])
+            self.metrics.admission_request(verdict_result(verdict), max(0.0, self.clock() - started))
             short = digest_hex(digest)[:12]
             if isinstance(verdict, Refused):
                 raise Stalled(

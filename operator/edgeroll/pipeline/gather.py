@@ -1,5 +1,5 @@
-"""The reconcile's first steps, shared with the plan preview: parse the spec, gather its config from the
-hub, pick the targets, render them.
+"""The reconcile's first steps, shared with the plan preview: parse the spec, pick the targets, check
+the Prometheus addresses its analysis names, gather its config from the hub, render them.
 
 Reads only (a `get` on the hub) and pure decisions, so `edgeroll plan` runs exactly what the operator
 runs up to the render and no further: whatever these refuse, the operator refuses in the same words.
@@ -31,6 +31,7 @@ from edgeroll.render.revision import (
     decode_operations,
     render_set,
 )
+from edgeroll.rollout.prometheus_policy import prometheus_address_problem
 
 
 class Stalled(Exception):
@@ -89,6 +90,18 @@ def content_revision(spec: RouterConfigSpec, base_digest: str) -> str:
         return base_digest
     overlays = json.dumps([o.to_wire() for o in spec.overlays], sort_keys=True, separators=(",", ":"))
     return f"{base_digest}+overlays:{hashlib.sha256(overlays.encode()).hexdigest()[:12]}"
+
+
+def check_prometheus_addresses(
+    spec: RouterConfigSpec, allowed: Sequence[str], targets: Sequence[EdgeClusterInfo]
+) -> None:
+    """Stalled `PrometheusNotAllowed` naming the metric when spec.rollout.analysis names a Prometheus that
+    is neither in `allowed` (the operator's --allowed-prometheus-address) nor a target EdgeCluster's
+    spec.prometheus.address. Pure; before anything is read."""
+    edge_defaults = (t.spec.prometheus.address for t in targets if t.spec is not None and t.spec.prometheus)
+    problem = prometheus_address_problem(spec.rollout.analysis, allowed, edge_defaults)
+    if problem is not None:
+        raise Stalled("PrometheusNotAllowed", problem)
 
 
 async def hub_get(hub: HubReader, ref: ObjectRef, field: str) -> dict[str, Any] | None:

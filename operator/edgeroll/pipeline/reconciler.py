@@ -41,6 +41,7 @@ from edgeroll.pipeline.executor import ensure_edge, remove_edge, retire_legacy
 from edgeroll.pipeline.gather import (
     Retryable,
     Stalled,
+    check_prometheus_addresses,
     content_revision,
     hub_get,
     parse_spec,
@@ -90,7 +91,6 @@ from edgeroll.rollout.planner import (
     Rollback,
     plan_rollout,
 )
-from edgeroll.rollout.prometheus_policy import prometheus_address_problem
 from edgeroll.rollout.resources import (
     ANNOTATION_LAST_GOOD,
     NAMESPACE_EDGE_S3_SECRET,
@@ -346,8 +346,9 @@ class Reconciler:
         self.hub = hub
         # Rollout analysis queries, each bounded like an edge call.
         self.prometheus = prometheus or PrometheusClient(timeout=settings.edge_timeout_seconds)
+        self.metrics = metrics if metrics is not None else OperatorMetrics()
         # spec.admission.webhook: the URL policy, the requests, the digests already admitted.
-        self.admission = AdmissionGate(settings, admission)
+        self.admission = AdmissionGate(settings, admission, self.metrics)
         self.registry = registry
         # Edge Deployments from one shared watch per EdgeCluster (None: read each one, as tests do).
         self.watches = watches
@@ -355,7 +356,6 @@ class Reconciler:
         self.settings = settings
         self.now = now  # status timestamps
         self.clock = clock  # the planner's `now` (soak, deadlines)
-        self.metrics = metrics if metrics is not None else OperatorMetrics()
         # Command annotations that did not parse, per object, already reported (one event each).
         self._bad_commands: dict[tuple[str, str], frozenset[str]] = {}
         # Status fields that did not parse, per object, already reported (one event per set).
@@ -492,13 +492,7 @@ class Reconciler:
             image_problem = cache_image_problem(spec.cache.image, allowed)
             if image_problem is not None:  # before anything is read, published or applied
                 raise Stalled("CacheImageNotAllowed", image_problem)
-            address_problem = prometheus_address_problem(
-                spec.rollout.analysis,
-                self.settings.allowed_prometheus_addresses,
-                (t.spec.prometheus.address for t in targets if t.spec is not None and t.spec.prometheus),
-            )
-            if address_problem is not None:
-                raise Stalled("PrometheusNotAllowed", address_problem)
+            check_prometheus_addresses(spec, self.settings.allowed_prometheus_addresses, targets)
             self.admission.check_url(spec)  # an SSRF attempt reads nothing, not even the Secret
             config, source = await read_config(self.hub, obj.namespace, spec)
             operations = await read_operations(self.hub, obj.namespace, spec)

@@ -3,8 +3,10 @@
 Reads the hub and writes nothing. For every RouterConfig in the file and every target cluster: its wave,
 the digest it would move to, the digest it serves now, and what changes in its rendered config (JSON
 paths, values cut to --width). `-o json` gives the same for scripts. A RouterConfig the operator would
-refuse says so, naming the field, and the command exits 1. The hub is reached as `edgeroll rollout`
-reaches it (--kubeconfig, EDGEROLL_HUB_KUBECONFIG, KUBECONFIG, in-cluster, ~/.kube/config).
+refuse says so, naming the field, and the command exits 1 (for the Prometheus addresses of its analysis
+the operator's allow-list is --allowed-prometheus-address, else EDGEROLL_ALLOWED_PROMETHEUS_ADDRESSES).
+The hub is reached as `edgeroll rollout` reaches it (--kubeconfig, EDGEROLL_HUB_KUBECONFIG, KUBECONFIG,
+in-cluster, ~/.kube/config).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from edgeroll.pipeline.gather import Retryable
 from edgeroll.preview.output import render_text, to_json
 from edgeroll.preview.reader import PreviewHub, edge_clusters, preview_routerconfig
 from edgeroll.rollout.cli import default_namespace, hub_kubeconfig
+from edgeroll.settings import ALLOWED_PROMETHEUS_ENV, SettingsError, allowed_prometheus_addresses
 
 
 class ManifestError(ValueError):
@@ -95,14 +98,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-changes", type=int, default=20, help="changes listed per cluster in text output (0: all)"
     )
+    parser.add_argument(
+        "--allowed-prometheus-address",
+        action="append",
+        metavar="URL",
+        help="a Prometheus the operator allows in spec.rollout.analysis (repeatable; pass the operator's "
+        f"--allowed-prometheus-address list; default: {ALLOWED_PROMETHEUS_ENV}, comma-separated); target "
+        "EdgeClusters' spec.prometheus.address is always allowed",
+    )
 
 
-async def execute(args: argparse.Namespace, hub: PreviewHub, manifests: Manifests, out: TextIO) -> int:
+def allowed_prometheus(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str, ...]:
+    """The operator's --allowed-prometheus-address as the preview knows it: the flags, else the operator's
+    own environment variable (the preview cannot read the operator's flags). SettingsError when malformed."""
+    given = getattr(args, "allowed_prometheus_address", None)
+    if given:
+        return allowed_prometheus_addresses({ALLOWED_PROMETHEUS_ENV: ",".join(given)})
+    return allowed_prometheus_addresses(env)
+
+
+async def execute(
+    args: argparse.Namespace,
+    hub: PreviewHub,
+    manifests: Manifests,
+    out: TextIO,
+    env: Mapping[str, str] | None = None,
+) -> int:
     """Preview every RouterConfig of the file; 1 when any would be refused."""
     now = datetime.now(UTC)
+    allowed = allowed_prometheus(args, os.environ if env is None else env)
     clusters = await edge_clusters(hub)
     previews = [
-        await preview_routerconfig(hub, rc, manifests.config_maps, clusters, now)
+        await preview_routerconfig(hub, rc, manifests.config_maps, clusters, now, allowed)
         for rc in manifests.routerconfigs
     ]
     if args.output == "json":
@@ -116,6 +143,11 @@ async def execute(args: argparse.Namespace, hub: PreviewHub, manifests: Manifest
 def run(args: argparse.Namespace) -> int:
     kubeconfig = hub_kubeconfig(args.kubeconfig, os.environ)
     namespace = args.namespace or default_namespace(kubeconfig)
+    try:
+        allowed_prometheus(args, os.environ)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
         manifests = parse_manifests(text, namespace, explicit=args.namespace is not None)

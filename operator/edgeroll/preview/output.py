@@ -46,10 +46,9 @@ def _changes(c: ClusterPreview, width: int, max_changes: int) -> list[str]:
 
 
 def render_text(p: Preview, width: int = 80, max_changes: int = 20) -> str:
-    lines = [_headline(p)]
+    lines = [_headline(p), *(f"note: {n}" for n in p.notes)]
     if p.refused is not None:
         return "\n".join(lines) + "\n"
-    lines += [f"note: {n}" for n in p.notes]
     if not p.clusters:
         lines.append("no EdgeCluster matches spec.targets.clusterSelector: nothing would be rolled out")
     else:

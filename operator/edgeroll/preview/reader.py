@@ -3,6 +3,10 @@ the hub (spec and status), and the ConfigMaps a spec names, read through the ope
 steps (`pipeline.gather`). ConfigMaps in the previewed file stand in for the hub's, as `kubectl apply -f`
 of that file would make them. Secrets are never read: digests are of the served bytes, which the
 signing key does not touch.
+
+The operator's flags are not on the hub: the Prometheus addresses it allows besides the target
+EdgeClusters' own come from `edgeroll plan --allowed-prometheus-address` (default: the operator's
+variable, EDGEROLL_ALLOWED_PROMETHEUS_ADDRESSES), and the check is the operator's own.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from edgeroll.clusters.registry import EdgeClusterInfo, edgecluster_info
 from edgeroll.pipeline.gather import (
     HubReader,
     Stalled,
+    check_prometheus_addresses,
     parse_spec,
     read_config,
     read_operations,
@@ -31,6 +36,12 @@ from edgeroll.pipeline.gather import (
 )
 from edgeroll.preview.model import Gathered, Preview, Refusal, build_preview
 from edgeroll.render.revision import RenderSet
+
+NO_ALLOW_LIST = (
+    "no --allowed-prometheus-address given (nor EDGEROLL_ALLOWED_PROMETHEUS_ADDRESSES): only the target "
+    "EdgeClusters' spec.prometheus.address counted as allowed; pass the operator's list to preview as it "
+    "would decide"
+)
 
 
 class PreviewHub(HubReader, Protocol):
@@ -104,18 +115,29 @@ async def preview_routerconfig(
     config_maps: Mapping[tuple[str, str], Mapping[str, Any]],
     clusters: Mapping[str, EdgeClusterInfo],
     now: datetime,
+    allowed_prometheus: Sequence[str] = (),
 ) -> Preview:
     """The preview of one RouterConfig document (its namespace set). A refusal is a preview that says
-    so; a hub that does not answer raises `Retryable`."""
+    so; a hub that does not answer raises `Retryable`. `allowed_prometheus` stands in for the operator's
+    --allowed-prometheus-address."""
     meta = doc.get("metadata") or {}
     namespace, name = str(meta["namespace"]), str(meta.get("name") or "")
     found = await hub.get_path(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{RC_PLURAL}/{name}")
     try:
         spec = parse_spec(doc.get("spec") or {})
         targets = targets_of(spec, clusters)
+        check_prometheus_addresses(spec, allowed_prometheus, targets)  # as the operator: before any read
         rendered = await render_spec(WithFileObjects(hub, config_maps), namespace, spec, targets)
     except Stalled as exc:
-        return Preview(namespace, name, exists=found is not None, refused=Refusal(exc.reason, exc.message))
+        unlisted = exc.reason == "PrometheusNotAllowed" and not allowed_prometheus
+        refused = Refusal(exc.reason, exc.message)
+        return Preview(
+            namespace,
+            name,
+            exists=found is not None,
+            refused=refused,
+            notes=(NO_ALLOW_LIST,) if unlisted else (),
+        )
     status, live, live_targets, notes = await _live(hub, namespace, found, clusters)
     gathered = Gathered(namespace, name, spec, rendered, targets, status, live, live_targets, notes)
     return build_preview(gathered, now)

@@ -30,6 +30,8 @@ FAMILIES = {
     "edgeroll_s3_requests_total": ("counter", {"op", "code"}),
     "edgeroll_workqueue_depth": ("gauge", set()),
     "edgeroll_shard_held": ("gauge", {"shard"}),
+    "edgeroll_admission_requests_total": ("counter", {"result"}),
+    "edgeroll_admission_duration_seconds": ("histogram", set()),
 }
 
 
@@ -66,6 +68,7 @@ async def test_every_family_is_exposed_with_its_labels_after_a_reconcile() -> No
         "parse": 2.0,
         "gather": 1.0,
         "render": 1.0,
+        "admission": 0.0,  # only with spec.admission.webhook (test_reconciler_admission.py)
         "publish": 1.0,
         "observe": 2.0,
         "measure": 0.0,  # only when analysis measurements are due (test_reconciler_analysis.py)

@@ -12,6 +12,7 @@ from pipeline_fakes import COSMO, KEY, FakeWebhook, World, secret
 
 from edgeroll.admission.policy import parse_prefix
 from edgeroll.api.routerconfig import RouterConfigStatus
+from edgeroll.operator_metrics import ADMISSION_RESULTS as RESULTS
 
 pytestmark = pytest.mark.unit
 
@@ -137,6 +138,41 @@ async def test_a_restart_asks_again_once() -> None:
     assert w.webhook is not None and len(w.webhook.asked) == 2
 
 
+def _requests(w: World) -> dict[str, float | None]:
+    registry = w.reconciler.metrics.registry
+    counts = {
+        r: registry.get_sample_value("edgeroll_admission_requests_total", {"result": r}) for r in RESULTS
+    }
+    counts["seconds"] = registry.get_sample_value("edgeroll_admission_duration_seconds_sum")
+    return counts
+
+
+async def test_each_request_counts_by_its_verdict_and_is_timed() -> None:
+    w = _world()
+    assert w.webhook is not None
+    ticks = iter(range(100))
+    w.reconciler.admission.clock = lambda: 0.25 * next(ticks)  # each request takes 0.25 s
+    assert _requests(w) == {"admitted": 0.0, "refused": 0.0, "unavailable": 0.0, "seconds": 0.0}
+    await w.converge()
+    assert _requests(w) == {"admitted": 1.0, "refused": 0.0, "unavailable": 0.0, "seconds": 0.25}
+
+    w.webhook.answer = (400, b'{"error": "no"}')
+    w.update(config=_changed_config())
+    assert (await w.reconcile()).phase == "Stalled"
+    assert _requests(w) == {"admitted": 1.0, "refused": 1.0, "unavailable": 0.0, "seconds": 0.5}
+
+    w.webhook.answer = (503, b"")
+    await w.reconcile()
+    w.webhook.down = ConnectionRefusedError("connection refused")
+    await w.reconcile()
+    assert _requests(w) == {"admitted": 1.0, "refused": 1.0, "unavailable": 2.0, "seconds": 1.0}
+    registry = w.reconciler.metrics.registry
+    assert registry.get_sample_value("edgeroll_admission_duration_seconds_count") == 4.0
+    text = w.reconciler.metrics.exposition().decode()
+    admission = [line for line in text.splitlines() if line.startswith("edgeroll_admission_")]
+    assert admission and not any(URL in line or "graph" in line or "prod" in line for line in admission)
+
+
 async def test_no_prefix_refuses_the_webhook_before_anything_is_read() -> None:
     w = _world(prefixes=())
     status = await w.reconcile()
@@ -156,3 +192,23 @@ async def test_the_secret_is_read_from_the_routerconfigs_namespace_only() -> Non
     assert _condition(status, "Stalled")[:2] == ("True", "AdmissionSecretNotFound")
     assert "Secret prod/hook not found (spec.admission.webhook.secretRef)" in _condition(status, "Stalled")[2]
     assert w.webhook is not None and w.webhook.asked == []
+
+
+async def test_a_missing_secret_is_read_again_at_the_next_resync_and_only_in_its_namespace() -> None:
+    """The operator never lists or watches Secrets (docs/security.md): a Secret created after the
+    RouterConfig stalled is found by the next full reconcile, which the controller schedules at
+    resync_seconds (not with backoff: a Stalled object waits for a change)."""
+    w = _world()
+    del w.hub.objects[("Secret", "prod", "hook")]
+    result = await w.controller.reconcile(w.obj(), w.clusters, w.events.append, full=True)
+    assert result is not None and not result.transient
+    assert result.requeue_after == w.settings.resync_seconds
+    assert _condition(result.status, "Stalled")[:2] == ("True", "AdmissionSecretNotFound")
+
+    w.hub.put(secret("other", "hook", {"key": HOOK_KEY}))  # another namespace's never counts
+    assert _condition(await w.reconcile(full=True), "Stalled")[:2] == ("True", "AdmissionSecretNotFound")
+    assert w.webhook is not None and w.webhook.asked == [] and w.store.counters["put"] == 0
+
+    w.hub.put(secret("prod", "hook", {"key": HOOK_KEY}))
+    status = await w.converge()
+    assert status.phase == "Ready" and len(w.webhook.asked) == 1 and w.store.counters["put"] > 0
