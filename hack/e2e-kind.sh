@@ -24,7 +24,7 @@ cleanup() {
       "$EDGEROLL_KIND" delete cluster --name "$name" --kubeconfig "$KIND_KUBECONFIG" >/dev/null 2>&1 || true
     fi
   done
-  docker rm -f "$PREFIX-s3" "$PREFIX-s3-edge" >/dev/null 2>&1 || true
+  docker rm -f "$PREFIX-s3" "$PREFIX-s3-edge" "$PREFIX-prometheus" >/dev/null 2>&1 || true
   exit "$rc"
 }
 trap cleanup EXIT

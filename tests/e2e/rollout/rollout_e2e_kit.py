@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from tests.e2e.providers.kind_provider import EdgeS3Proxy
 
 QUOTA = "e2e-no-new-pods"
+DIGEST = "edgeroll.io/digest"
 
 
 @dataclass(frozen=True)
@@ -174,10 +175,13 @@ class RolloutLab:
         return dict(json.loads(out.stdout))
 
     def digest(self, target: str, rc: str) -> str | None:
+        """The digest `target` serves: its pod template's (`revisionSwitch: Restart`), else what every pod
+        has said it serves, on the Deployment itself (`InPlace`)."""
         dep = self.deployment(target, rc)
-        return (
-            None if dep is None else dep["spec"]["template"]["metadata"]["annotations"]["edgeroll.io/digest"]
-        )
+        if dep is None:
+            return None
+        template, own = dep["spec"]["template"]["metadata"], dep["metadata"]
+        return template.get("annotations", {}).get(DIGEST) or own.get("annotations", {}).get(DIGEST)
 
     def generations(self, rc: str) -> dict[str, int]:
         out = {}

@@ -1,11 +1,12 @@
-"""Metric analysis on the lab, against its real Prometheus (Debian's, scraping every cache a test starts).
+"""Metric analysis against a real Prometheus scraping real edge caches, on the lab or on kind.
 
-Each of the six targets gets a real edge cache process, started from the Deployment the operator wrote
-(`edge_cache_from_cluster`), which registers itself with the lab's Prometheus labelled with its
-EdgeCluster's name. Every EdgeCluster names that Prometheus in `spec.prometheus.address`, the default
-the metric relies on. The metric is the share of a cluster's cache requests that end in 4xx/5xx over the
-last 5 s; Prometheus's own scrapes of /metrics are requests too, so a cache that is scraped always has a
-denominator, and one that is not gives an empty result (inconclusive).
+On the lab, Prometheus is the lab's (Debian's) and each of the six targets gets a real edge cache
+process started from the Deployment the operator wrote; on kind, Prometheus runs in a container on the
+kind network and scrapes the real cache pods through each edge's API server (analysis_kit.py). Every
+EdgeCluster names that Prometheus in `spec.prometheus.address`, the default the metric relies on. The
+metric is the share of a cluster's cache requests that end in 4xx/5xx over the last 5 s; Prometheus's
+own scrapes of /metrics are requests too, so a cache that is scraped always has a denominator, and one
+that is not gives an empty result (inconclusive).
 
 - the canary's cache is sent requests with a bad token (401) while it soaks: its analysis fails and the
   rollout rolls back (AnalysisFailed), no other cluster ever moved;
@@ -16,25 +17,17 @@ denominator, and one that is not gives an empty result (inconclusive).
 
 from __future__ import annotations
 
-import json
-import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from analysis_kit import AnalysisRig, KindAnalysis, LabAnalysis
 from rollout_e2e_kit import RolloutLab, cosmo_variant, digest_of, hold_for
 from tests.e2e.operator.operator_e2e_kit import cosmo_config
-from tests.polling import wait_until
+from tests.e2e.providers.e2e_provider import E2EProvider
 
-from edgeroll.lab import Lab
-from edgeroll.lab.pod_runner import LocalEdgeCache, edge_cache_from_cluster
-from edgeroll.rollout.resources import edge_name
-
-pytestmark = [pytest.mark.e2e, pytest.mark.lab_only("the lab's Prometheus scrapes local cache processes")]
+pytestmark = [pytest.mark.e2e]
 
 ERROR_RATIO = (
     '(sum(rate(edgeroll_cache_requests_total{cluster="${cluster.name}",code=~"4..|5.."}[5s])) or vector(0))'
@@ -68,65 +61,25 @@ PLAIN = {"strategy": "Progressive", "canary": 1, "batchSize": 3, "soakSeconds": 
 
 
 @pytest.fixture(scope="module")
-def lab_fleet(fleet: RolloutLab, lab: Lab) -> RolloutLab:
-    """The fleet, its EdgeClusters pointing at the lab's Prometheus."""
-    patch = json.dumps({"spec": {"prometheus": {"address": lab.prometheus_url}}})
-    for name in fleet.names:
-        fleet.e2e.hub("patch", "edgecluster", name, "--type=merge", "-p", patch)
-    return fleet
+def rig(
+    fleet: RolloutLab, provider: E2EProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AnalysisRig]:
+    """The fleet's EdgeClusters pointing at a real Prometheus that scrapes their caches."""
+    analysis: AnalysisRig
+    if provider.name == "local":
+        from tests.e2e.providers.local_provider import LocalProvider
 
+        assert isinstance(provider, LocalProvider)
+        analysis = LabAnalysis(fleet, provider.lab)
+        analysis.point_edgeclusters()
+    else:
+        from tests.e2e.providers.kind_provider import KindProvider
 
-@contextmanager
-def caches(fleet: RolloutLab, lab: Lab, rc: str, work: Path) -> Iterator[dict[str, LocalEdgeCache]]:
-    """A running, scraped edge cache for every target of `rc`, as kubelets would run them."""
-    with ExitStack() as stack:
-        running = {}
-        for name, t in fleet.targets.items():
-            cache = edge_cache_from_cluster(
-                lab, t.edge, t.namespace, edge_name(fleet.e2e.ns, rc), work / name
-            )
-            running[name] = stack.enter_context(cache.start())
-        for cache in running.values():
-            cache.wait_ready()
-        for name in running:
-            wait_scraped(lab, name)
-        yield running
-
-
-def wait_scraped(lab: Lab, cluster: str) -> None:
-    wait_until(
-        lambda: lab.prometheus_query(f'up{{cluster="{cluster}"}} == 1'),
-        timeout=30,
-        message=f"Prometheus scraping the cache of {cluster}",
-    )
-
-
-@contextmanager
-def bad_requests(cache: LocalEdgeCache, rc_ns: str, rc: str) -> Iterator[list[int]]:
-    """Clients with a bad token hit the cache (401s) until the block ends; yields the statuses seen."""
-    stop, seen = threading.Event(), []
-
-    def hammer() -> None:
-        while not stop.is_set():
-            request = urllib.request.Request(  # noqa: S310 - the lab's cache on loopback
-                f"{cache.url}/configs/{rc_ns}/{rc}", headers={"Authorization": "Bearer not-the-token"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
-                    seen.append(response.status)
-            except urllib.error.HTTPError as exc:
-                seen.append(exc.code)
-            except OSError:
-                seen.append(0)
-            stop.wait(0.02)  # about 50 requests a second: load pacing, not synchronisation
-
-    thread = threading.Thread(target=hammer, daemon=True)
-    thread.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+        assert isinstance(provider, KindProvider)
+        analysis = KindAnalysis(fleet, provider, provider.prometheus(tmp_path_factory.mktemp("prometheus")))
+        # In place: a cache pod, and so its counters, live through the rollout, as the lab's processes do.
+        analysis.point_edgeclusters(revisionSwitch="InPlace")
+    yield analysis
 
 
 def start_v1(fleet: RolloutLab, rc: str, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -141,13 +94,13 @@ def analysis_of(status: dict[str, Any], wave: int) -> dict[str, Any]:
 
 
 def test_a_canary_whose_caches_answer_errors_fails_its_analysis_and_rolls_back(
-    lab_fleet: RolloutLab, lab: Lab, tmp_path: Path
+    rig: AnalysisRig, tmp_path: Path
 ) -> None:
-    fleet = lab_fleet
+    fleet = rig.fleet
     v1, v2 = start_v1(fleet, "failing", "failing")
     canary, rest = fleet.names[0], fleet.names[1:]
-    with caches(fleet, lab, "failing", tmp_path) as running:
-        with bad_requests(running[canary], fleet.e2e.ns, "failing") as seen:
+    with rig.serving("failing", tmp_path) as serving:
+        with serving.bad_requests(canary) as seen:
             fleet.apply("failing", v2, analysed())
 
             def rolled_back(st: dict[str, Any]) -> bool:
@@ -155,7 +108,8 @@ def test_a_canary_whose_caches_answer_errors_fails_its_analysis_and_rolls_back(
                 return r.get("revision") == digest_of(v2) and r.get("phase") == "RolledBack"
 
             status = fleet.wait_rollout("failing", rolled_back, timeout=90, what="the canary rolled back")
-        assert seen and set(seen) == {401}
+        answered = [code for code in seen if code]  # 0: no answer (on kind, a Service endpoint changing)
+        assert len(answered) > 20 and set(answered) == {401}, seen[-20:]
     rollout = status["rollout"]
     assert rollout["reason"] == "AnalysisFailed" and canary in rollout["message"]
     entry = analysis_of(status, 0)
@@ -175,12 +129,10 @@ def test_a_canary_whose_caches_answer_errors_fails_its_analysis_and_rolls_back(
     fleet.delete("failing")
 
 
-def test_healthy_caches_pass_the_analysis_of_every_wave(
-    lab_fleet: RolloutLab, lab: Lab, tmp_path: Path
-) -> None:
-    fleet = lab_fleet
+def test_healthy_caches_pass_the_analysis_of_every_wave(rig: AnalysisRig, tmp_path: Path) -> None:
+    fleet = rig.fleet
     _, v2 = start_v1(fleet, "healthy", "healthy")
-    with caches(fleet, lab, "healthy", tmp_path):
+    with rig.serving("healthy", tmp_path):
         fleet.apply("healthy", v2, analysed())
         status = fleet.wait_phase("healthy", "Completed", digest_of(v2), timeout=120)
     waves = status["rollout"]["waves"]
@@ -198,12 +150,12 @@ def test_healthy_caches_pass_the_analysis_of_every_wave(
 
 
 def test_prometheus_stopped_mid_soak_pauses_the_rollout_until_it_is_back(
-    lab_fleet: RolloutLab, lab: Lab, tmp_path: Path
+    rig: AnalysisRig, tmp_path: Path
 ) -> None:
-    fleet = lab_fleet
+    fleet = rig.fleet
     v1, v2 = start_v1(fleet, "outage", "outage")
     canary, rest = fleet.names[0], fleet.names[1:]
-    with caches(fleet, lab, "outage", tmp_path):
+    with rig.serving("outage", tmp_path):
         fleet.apply("outage", v2, analysed(count=3, inconclusive_limit=1))
         fleet.wait_rollout(
             "outage",
@@ -214,7 +166,7 @@ def test_prometheus_stopped_mid_soak_pauses_the_rollout_until_it_is_back(
             timeout=60,
             what="the canary soaking",
         )
-        lab.stop_prometheus()
+        rig.prometheus.stop()
         try:
 
             def paused(st: dict[str, Any]) -> bool:
@@ -233,9 +185,8 @@ def test_prometheus_stopped_mid_soak_pauses_the_rollout_until_it_is_back(
 
             hold_for(6, still_paused)  # several intervals: no rollback, no next wave
         finally:
-            lab.start_prometheus()
-        for name in fleet.names:
-            wait_scraped(lab, name)
+            rig.prometheus.start()
+        rig.wait_all_scraped()
         status = fleet.wait_phase("outage", "Completed", digest_of(v2), timeout=120)
     reasons = fleet.reasons("outage")
     assert "AnalysisInconclusive" in reasons and "AnalysisResumed" in reasons
