@@ -23,7 +23,9 @@ from edgeroll.settings import MetricsAddress
 log = logging.getLogger(__name__)
 
 # The reconcile's steps, in order (pipeline/reconciler.py). A progress check skips gather, render and
-# publish (it reuses the last render); retention runs only once everything has settled.
+# publish (it reuses the last render); retention runs only once everything has settled. `persist` (the
+# status as planned, on record) runs inside `apply`, before the first write of an action, and only
+# when an action writes.
 STEPS: Final = (
     "parse",
     "gather",
@@ -32,6 +34,7 @@ STEPS: Final = (
     "observe",
     "measure",
     "plan",
+    "persist",
     "apply",
     "report",
     "retention",
