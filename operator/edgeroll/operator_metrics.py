@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 # The reconcile's steps, in order (pipeline/reconciler.py). A progress check skips gather, render,
 # admission and publish (it reuses the last render); admission runs only with spec.admission.webhook;
-# retention runs only once everything has settled.
+# retention runs only once everything has settled. `persist` (the status as planned, on record) runs
+# inside `apply`, before the first write of an action, and only when an action writes.
 STEPS: Final = (
     "parse",
     "gather",
@@ -35,6 +36,7 @@ STEPS: Final = (
     "observe",
     "measure",
     "plan",
+    "persist",
     "apply",
     "report",
     "retention",

@@ -8,9 +8,10 @@ publish, render) together; the planner never imports it (import-linter contracts
 pyproject.toml), and only the kopf wiring (edgeroll.handlers) imports it.
 
 - reconciler.py one RouterConfig, end to end, as steps: parse, gather, render, publish, observe,
-                plan (and persist status.rollout), apply, report, retention
+                plan, apply (status.rollout persisted before its first write), report, retention
 - controller.py the per-object loops: scheduling, locking, backoff, write-free status patches
 - executor.py   carries out the plan's actions in one edge cluster: compare, then apply; or remove
+- fence.py      the plan on record before the first write of its actions, and only when one writes
 - status.py     pure status model built from what a reconcile found and did: conditions,
                 per-cluster phases, summary
 """

@@ -3,8 +3,10 @@
 Level-based: every call starts from what is (spec, ConfigMap, Secret, edge
 objects, the rollout state persisted in status.rollout), never from a diff, so
 a restart at any point converges to the same state without rewriting what is
-already right. The plan's state is persisted *before* its actions run: a crash
-then re-issues actions rather than forgetting a wave it started.
+already right. The plan's state is persisted *before* its actions write
+anything (fence.py): a crash then re-issues actions rather than forgetting a
+wave it started. A pass whose actions write nothing (a wake-up that only sees a
+Deployment turn Available) writes its status once, with the report.
 
 I/O goes through three seams: the hub (`KubeApi`), the edge clusters
 (`ClusterRegistry` handing out `KubeApi`s) and S3 (`RevisionPublisher`).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -38,6 +41,7 @@ from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
 from edgeroll.operator_metrics import OperatorMetrics
 from edgeroll.pipeline.admission import KEY_REF_FIELD, WEBHOOK_FIELD, AdmissionGate, Asker, webhook_of
 from edgeroll.pipeline.executor import ensure_edge, remove_edge, retire_legacy
+from edgeroll.pipeline.fence import FencedApi, PlanNotRecorded, StatusWrites, WriteFence
 from edgeroll.pipeline.gather import (
     Retryable,
     Stalled,
@@ -148,7 +152,7 @@ class RouterConfigObject:
 
 
 # Persists the status as planned (status.rollout with the clusters' phases), then posts the plan's
-# events, before the plan's actions run.
+# events, before the plan's actions write anything (fence.py).
 PersistRollout = Callable[[RouterConfigStatus, Sequence[EventNote]], Awaitable[None]]
 
 
@@ -214,6 +218,10 @@ class _ClusterWork:
     prev_phase: ClusterPhase | None = None
     conflict: str | None = None  # an edge object in the way belongs to another owner (ownership.py)
     switch: SwitchVerdict | None = None  # InPlace: what the pods answered when told to switch
+    # While its action runs: its time bound (paused while it waits for the plan to go on record) and
+    # that wait, which every write of the action passes first (also through `api`, then a FencedApi).
+    deadline: asyncio.Timeout | None = None
+    gate: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -242,6 +250,8 @@ class _Planned:
     actions: Mapping[str, ClusterAction]
     published: Mapping[str, DesiredRevision]
     manifest_problem: str | None
+    fence: WriteFence = field(default_factory=lambda: WriteFence(None))  # the plan on record before writes
+    events: Sequence[EventNote] = ()  # the plan's, posted once it is on record, else with the result
 
     @property
     def rollout(self) -> RolloutView:
@@ -675,8 +685,11 @@ class Reconciler:
             pointer_key=revision_pointer_key(self.publisher.prefix, obj.namespace, obj.name, info.name),
         )
 
-    async def _write_pointer(self, p: EdgeCacheParams) -> None:
+    async def _write_pointer(self, p: EdgeCacheParams, gate: Callable[[], Awaitable[None]] | None) -> None:
+        """The revision pointer to S3, once the plan is on record (`gate`)."""
         assert p.pointer_key is not None
+        if gate is not None:
+            await gate()
         pointer = RevisionPointer(p.rc_namespace, p.rc_name, p.cluster, p.digest, p.key)
         await write_pointer(self.publisher.store, p.pointer_key, pointer, p.signing_key)
 
@@ -718,7 +731,7 @@ class Reconciler:
             if params.in_place:
                 params = switch_params(params, work.live)
                 if pointer_moves(params, work.live):  # before the objects name it: a pod may ask at once
-                    await self._write_pointer(params)
+                    await self._write_pointer(params, work.gate)
             result = await ensure_edge(
                 work.api,
                 edge_manifests(params),
@@ -987,8 +1000,10 @@ class Reconciler:
     ) -> ReconcileResult:
         """Reconcile once, step by step: parse, gather + render + publish (`_desired`), observe, plan,
         apply, report, retention. A step that cannot go on returns the result to give; errors become
-        conditions in `_stopped`. `persist` writes status.rollout before any action runs (the
-        controller's); without it, the plan's events go out with the result."""
+        conditions in `_stopped`. `persist` writes status.rollout before the first write of an action
+        (the controller's; fence.py), and is not called when no action writes: the status as planned
+        then goes out with the report, in one write. Without it, the plan's events go out with the
+        result."""
         unparsed, events = self._status_problems(obj)
         run = _Pass(obj, clusters, prev, self.now(), full, unparsed, events)
         spec = self._parse(run)
@@ -1000,9 +1015,14 @@ class Reconciler:
         await self._observe_all(run, spec)
         await self._measure(run, spec)
         planned = await self._plan(run, spec, desired, persist)
-        if isinstance(planned, ReconcileResult):
-            return planned
         await self._apply(run, planned, desired)
+        await planned.fence.settled()
+        if planned.fence.refused:  # nothing was written: look again, with backoff
+            result = ReconcileResult(run.prev, run.events, self.settings.progress_seconds, settled=False)
+            result.transient = True
+            return result
+        if planned.fence.writes is StatusWrites.REPORT_ONLY:  # nothing wrote: the plan goes with the report
+            run.events += planned.events
         result, settled, status = self._report_status(run, spec, desired, planned)
         if run.full and settled and not run.unparsed:  # what the unparsed part said may still be in use
             with self._step("retention"):
@@ -1123,9 +1143,9 @@ class Reconciler:
 
     async def _plan(
         self, run: _Pass, spec: RouterConfigSpec, desired: DesiredState, persist: PersistRollout | None
-    ) -> _Planned | ReconcileResult:
-        """The planner's actions, each cluster's report as planned, and status.rollout on record
-        (through `persist`) before anything acts."""
+    ) -> _Planned:
+        """The planner's actions, each cluster's report as planned, and the fence that puts the status as
+        planned (status.rollout with them) on record through `persist` before any action writes."""
         obj, by_name = run.obj, {w.name: w for w in run.works}
         with self._step("plan"):
             commands, problems = parse_commands(obj.annotations)
@@ -1158,31 +1178,62 @@ class Reconciler:
             actions = {a.cluster: a for a in plan.cluster_actions}
             for name, action in actions.items():
                 by_name[name].report = self._planned(by_name[name], action, desired, published, run.prev)
-            planned = _Planned(plan, clock, actions, published, manifest_problem)
             if persist is None:
                 run.events += plan_events
-                return planned
+                return _Planned(plan, clock, actions, published, manifest_problem)
+            rollout = RolloutView(plan.state, plan.message)
             status = build_status(
                 run.prev,
                 generation=obj.generation,
                 now=run.now,
                 reports=[w.report for w in run.works if w.report is not None],
                 published=desired.base,
-                rollout=planned.rollout,
+                rollout=rollout,
             )
+            fence = WriteFence(functools.partial(self._record, obj, persist, status, plan_events))
+            return _Planned(plan, clock, actions, published, manifest_problem, fence, plan_events)
+
+    async def _record(
+        self,
+        obj: RouterConfigObject,
+        persist: PersistRollout,
+        status: RouterConfigStatus,
+        events: Sequence[EventNote],
+    ) -> None:
+        """The status as planned on record (the fence's write, before the first write of an action)."""
+        with self.metrics.step("persist"):
             try:
-                await persist(status, plan_events)
+                await persist(status, events)
             except Exception as exc:  # nothing acts on a plan that is not on record
                 log.warning("persisting status.rollout of %s/%s failed: %s", obj.namespace, obj.name, exc)
-                self.metrics.error("plan", "StatusPersistFailed")
-                result = ReconcileResult(run.prev, run.events, self.settings.progress_seconds, settled=False)
-                result.transient = True
-                return result
-            return planned
+                self.metrics.error("persist", "StatusPersistFailed")
+                raise
+
+    async def _gate(self, work: _ClusterWork, fence: WriteFence) -> None:
+        """Wait for the plan to go on record before a write of this cluster's action; the hub's time is
+        not counted against the cluster's bound."""
+        deadline, loop = work.deadline, asyncio.get_running_loop()
+        if deadline is not None and deadline.expired():
+            deadline = None  # its cancellation is on its way
+        when = deadline.when() if deadline is not None else None
+        left = None if when is None else max(0.0, when - loop.time())
+        if deadline is not None:
+            deadline.reschedule(None)
+        try:
+            await fence.pass_through()
+        finally:
+            if deadline is not None and left is not None:
+                deadline.reschedule(loop.time() + left)
 
     async def _apply(self, run: _Pass, planned: _Planned, desired: DesiredState) -> None:
-        """Every cluster's action, concurrently; one cluster never holds up the others for long."""
+        """Every cluster's action, concurrently; one cluster never holds up the others for long. Each
+        write passes the plan's fence first: the first one puts the plan on record."""
         by_name = {w.name: w for w in run.works}
+        for name in planned.actions:
+            work = by_name[name]
+            work.gate = functools.partial(self._gate, work, planned.fence)
+            if work.api is not None:  # reads go straight through, writes wait for the plan's record
+                work.api = FencedApi(work.api, work.gate)
         with self._step("apply"):
             await asyncio.gather(
                 *(
@@ -1245,9 +1296,13 @@ class Reconciler:
         return [EventNote("Warning", "InvalidCommand", p) for p in problems if p not in seen]
 
     async def _guarded(self, work: _ClusterWork, job: Awaitable[None]) -> None:
-        """One cluster never holds up the others for longer than a few request timeouts."""
+        """One cluster never holds up the others for longer than a few request timeouts (not counting
+        the wait for the plan's record); nothing is written when the plan could not be recorded."""
         try:
-            await asyncio.wait_for(job, timeout=self.settings.edge_timeout_seconds * 4)
+            async with asyncio.timeout(self.settings.edge_timeout_seconds * 4) as work.deadline:
+                await job
+        except PlanNotRecorded:
+            return  # the whole pass is retried (`reconcile`)
         except TimeoutError:
             message = f"no answer within {self.settings.edge_timeout_seconds * 4:.0f}s"
             self.registry.mark_unreachable(work.name, message)

@@ -62,7 +62,8 @@ async def test_every_family_is_exposed_with_its_labels_after_a_reconcile() -> No
         for s in family.samples:
             assert set(s.labels) - {"le"} == labels, (s.name, s.labels)
     # A full reconcile, then a progress check (which reuses the render): every step but retention
-    # (it waits for a settled full reconcile) ran, and report ran once per reconcile.
+    # (it waits for a settled full reconcile) ran, and report ran once per reconcile; persist (the plan
+    # on record before an action writes) only in the first: the progress check wrote nothing.
     counts = {s: sample(m, "edgeroll_reconcile_duration_seconds_count", step=s) for s in STEPS}
     assert counts == {
         "parse": 2.0,
@@ -73,6 +74,7 @@ async def test_every_family_is_exposed_with_its_labels_after_a_reconcile() -> No
         "observe": 2.0,
         "measure": 0.0,  # only when analysis measurements are due (test_reconciler_analysis.py)
         "plan": 2.0,
+        "persist": 1.0,
         "apply": 2.0,
         "report": 2.0,
         "retention": 0.0,
@@ -142,7 +144,8 @@ class FailingStatus:
 
 
 @pytest.mark.parametrize(
-    ("fail_from", "step", "reason"), [(1, "plan", "StatusPersistFailed"), (2, "report", "StatusPatchFailed")]
+    ("fail_from", "step", "reason"),
+    [(1, "persist", "StatusPersistFailed"), (2, "report", "StatusPatchFailed")],
 )
 async def test_a_failed_status_write_is_counted_where_it_failed(
     fail_from: int, step: str, reason: str
