@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import http.client
 import io
-import itertools
 import json
 import logging
 import threading
@@ -497,12 +496,16 @@ async def test_a_flood_of_posts_reads_the_pointer_at_most_once_per_gap(tmp_path:
         return read(key)
 
     rig.s3.get = timed  # type: ignore[method-assign]
+    started = time.monotonic()
     for _ in range(4):
         status, body, _ = await switch(rig)
         assert (status, body["outcome"]) == (200, "unchanged")
+    elapsed = time.monotonic() - started
     assert len(reads) == 4
-    gaps = [b - a for a, b in itertools.pairwise(reads)]
-    assert min(gaps) >= MIN_GAP_SECONDS * 0.9, gaps  # timer granularity
+    # Each read runs in a thread, so when it reaches S3 jitters with scheduling (a loaded machine
+    # delayed one by tens of ms, and the gap after it looked short): bound the count of reads by the
+    # flood's duration instead, which every delay only lengthens.
+    assert len(reads) <= elapsed / MIN_GAP_SECONDS + 1.01, (elapsed, reads)
 
 
 # -- the start-up fetch ------------------------------------------------------------------------
