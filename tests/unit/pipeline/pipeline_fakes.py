@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from edgeroll.admission.review import SIGNATURE_HEADER, AdmissionRequest, signature_matches
-from edgeroll.api.edgecluster import EdgeClusterSpec
+from edgeroll.api.edgecluster import DEFAULT_NAMESPACE, EdgeClusterSpec
 from edgeroll.api.mergepatch import merge_patch
 from edgeroll.api.routerconfig import RouterConfigStatus
 from edgeroll.clusters.hub import StatusConflict
@@ -29,6 +29,7 @@ from edgeroll.publish.publisher import RevisionPublisher
 from edgeroll.render.canonical import content_digest
 from edgeroll.render.pointer import read_pointer
 from edgeroll.render.signing import verify
+from edgeroll.rollout.resources import ANNOTATION_ROUTERCONFIG, edge_name
 from edgeroll.settings import EdgeS3Credentials, OperatorSettings, S3Settings
 
 
@@ -486,3 +487,18 @@ class World:
             for name, edge in self.edges.items()
             if (deps := edge.deployments())
         }
+
+
+def foreign_deployment(rc_namespace: str = "prod", rc_name: str = "graph") -> dict[str, Any]:
+    """The edge Deployment of `rc_namespace/rc_name`, by name, but held by RouterConfig other/graph."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": edge_name(rc_namespace, rc_name),
+            "namespace": DEFAULT_NAMESPACE,
+            "generation": 1,
+            "annotations": {ANNOTATION_ROUTERCONFIG: "other/graph"},
+        },
+        "spec": {"replicas": 7},
+    }

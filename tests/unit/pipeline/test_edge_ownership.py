@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pipeline_fakes import World
+from pipeline_fakes import World, foreign_deployment
 
 from edgeroll.api.edgecluster import DEFAULT_NAMESPACE as EDGE_NS
 from edgeroll.api.routerconfig import ClusterPhase
@@ -114,17 +114,7 @@ async def test_deleting_one_tenant_leaves_the_other_serving() -> None:
 async def test_an_object_in_the_way_stalls_the_routerconfig_naming_its_owner_and_is_left_alone() -> None:
     w = World()
     name = edge_name("prod", "graph")
-    foreign = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": EDGE_NS,
-            "generation": 1,
-            "annotations": {ANNOTATION_ROUTERCONFIG: "other/graph"},
-        },
-        "spec": {"replicas": 7},
-    }
+    foreign = foreign_deployment()
     w.edges["edge-eu"].namespaces.add(EDGE_NS)
     w.edges["edge-eu"].put(foreign)
     status = await w.converge()

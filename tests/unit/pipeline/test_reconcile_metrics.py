@@ -9,14 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from pipeline_fakes import COSMO, StatusStore, World
+from pipeline_fakes import COSMO, StatusStore, World, foreign_deployment
 from prometheus_client.parser import text_string_to_metric_families
 
 from edgeroll.api.edgecluster import DEFAULT_NAMESPACE as EDGE_NS
 from edgeroll.operator_metrics import PHASES, STEPS, OperatorMetrics
 from edgeroll.publish.store import PublishError
 from edgeroll.rollout.ownership import CONFLICT_REASON
-from edgeroll.rollout.resources import ANNOTATION_ROUTERCONFIG, edge_name
 
 pytestmark = pytest.mark.unit
 
@@ -107,18 +106,8 @@ async def test_errors_are_counted_by_step_and_reason() -> None:
 
 async def test_an_edge_object_of_another_owner_counts_as_an_apply_error() -> None:
     w = World()
-    foreign = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": edge_name("prod", "graph"),
-            "namespace": EDGE_NS,
-            "annotations": {ANNOTATION_ROUTERCONFIG: "other/graph"},
-        },
-        "spec": {"replicas": 7},
-    }
     w.edges["edge-eu"].namespaces.add(EDGE_NS)
-    w.edges["edge-eu"].put(foreign)
+    w.edges["edge-eu"].put(foreign_deployment())
     await w.reconcile()
     m = w.controller.metrics
     assert sample(m, "edgeroll_reconcile_errors_total", step="apply", reason=CONFLICT_REASON) == 1.0

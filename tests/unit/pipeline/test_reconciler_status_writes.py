@@ -14,30 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from pipeline_fakes import COSMO, StatusStore, World
+from pipeline_fakes import COSMO, StatusStore, World, foreign_deployment
 
 from edgeroll.api.edgecluster import DEFAULT_NAMESPACE as EDGE_NS
 from edgeroll.api.routerconfig import OwnerStatus
 from edgeroll.clusters.registry import EdgeClusterInfo
-from edgeroll.rollout.resources import ANNOTATION_ROUTERCONFIG, edge_name
 from edgeroll.sharding.assignment import Acting
 
 pytestmark = pytest.mark.unit
-
-
-def foreign_deployment() -> dict[str, Any]:
-    """The edge Deployment's name, held by another RouterConfig."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": edge_name("prod", "graph"),
-            "namespace": EDGE_NS,
-            "annotations": {ANNOTATION_ROUTERCONFIG: "other/graph"},
-            "generation": 1,
-        },
-        "spec": {"replicas": 7},
-    }
 
 
 def phase_of(status: Mapping[str, Any]) -> str:
