@@ -4,8 +4,11 @@ On the lab (started or reused with `edgeroll.lab.up()`), with a real `edgeroll o
 (its default --progress-seconds and --resync-seconds) scoped to a hub namespace of this run:
 
 - 3 EdgeClusters, one per lab edge apiserver, each with the edge namespace of this run;
-- one Cosmo RouterConfig (`--config-bytes`, 500 KB by default, inline, AllAtOnce, 1 replica);
-- `--updates` (20) changes, each a `kubectl apply --server-side` of a new config.
+- one Cosmo RouterConfig (`--config-bytes`, 500 KB by default, AllAtOnce, 1 replica), its config
+  inline, or with `--config-source configmap` in a ConfigMap it reads (`spec.configFrom`; results in
+  propagation_configmap.json);
+- `--updates` (20) changes, each a `kubectl apply --server-side` of a new config (with a ConfigMap,
+  of the ConfigMap and the unchanged RouterConfig).
 
 An edge counts from the moment both hold:
 - its Deployment is Available with the new digest in the pod template (rolled out: observed
@@ -180,14 +183,37 @@ def config_variant(base: dict[str, Any], tag: str) -> dict[str, Any]:
     return config
 
 
+CONFIG_MAP, CONFIG_KEY = f"{RC_NAME}-config", "config.json"
+
+
 def routerconfig(ns: str, run: str, config: dict[str, Any]) -> dict[str, Any]:
+    return routerconfig_with(ns, run, {"config": config})
+
+
+def update_manifest(ns: str, run: str, config: dict[str, Any], source: str) -> str:
+    """What one update applies: the RouterConfig with the config inline, or (`configmap`) the config in
+    a ConfigMap it reads (`spec.configFrom`), which is all that changes from one update to the next."""
+    if source == "inline":
+        return json.dumps(routerconfig(ns, run, config))
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CONFIG_MAP, "namespace": ns},
+        "data": {CONFIG_KEY: json.dumps(config)},
+    }
+    ref = {"configFrom": {"configMapKeyRef": {"name": CONFIG_MAP, "key": CONFIG_KEY}}}
+    items = [config_map, routerconfig_with(ns, run, ref)]
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+
+
+def routerconfig_with(ns: str, run: str, source: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "edgeroll.io/v1alpha1",
         "kind": "RouterConfig",
         "metadata": {"name": RC_NAME, "namespace": ns},
         "spec": {
             "format": "cosmo",
-            "config": config,
+            **source,
             "targets": {"clusterSelector": {"matchLabels": {BENCH_RUN_LABEL: run}}},
             "signing": {"secretRef": {"name": "signing", "key": "key"}},
             "cosmo": {"organizationId": "org-bench", "federatedGraphId": "graph-bench"},
@@ -489,7 +515,7 @@ async def measure(args: argparse.Namespace, lab: Lab, work: Path) -> dict[str, A
                     steps_before = step_totals(operator.metrics_text())
                 config = config_variant(base, f"bench update {i}")
                 revision = make_revision(ConfigFormat.COSMO, config)
-                manifest = json.dumps(routerconfig(ns, run, config))
+                manifest = update_manifest(ns, run, config, args.config_source)
                 if i > 0 and i % 2 == 1:  # alternate which goes first, so load drifts hit both alike
                     baseline.append(routers.run(i, revision.body))
                 t0 = time.monotonic()
@@ -567,6 +593,7 @@ async def measure(args: argparse.Namespace, lab: Lab, work: Path) -> dict[str, A
             "goal": 0.5,
         },
         "config_bytes": len(make_revision(ConfigFormat.COSMO, config_variant(base, "size")).body),
+        "config_source": args.config_source,
         "clusters": clusters,
         "operator": {
             "args": operator.args[:-2],
@@ -1867,6 +1894,14 @@ def main() -> int:
     parser.add_argument("--config-bytes", type=int, default=500_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--config-source",
+        choices=("inline", "configmap"),
+        default="inline",
+        help="lab only: the config inline in the RouterConfig (default), or in a ConfigMap it reads "
+        "(spec.configFrom; each update applies the ConfigMap, so status patches stay small; results in "
+        "propagation_configmap.json)",
+    )
+    parser.add_argument(
         "--revision-switch",
         choices=("Restart", "InPlace"),
         default="Restart",
@@ -1880,6 +1915,8 @@ def main() -> int:
             "nothing would answer the operator's POST /-/revision through the pod proxy (the lab "
             "benchmark is Restart only)"
         )
+    if args.config_source != "inline" and args.provider != "lab":
+        parser.error("--config-source configmap is measured on the lab only")
     if args.provider == "kind":
         args.updates = 10 if args.updates is None else args.updates
         return main_kind(args)
@@ -1900,7 +1937,7 @@ def main() -> int:
             raise
     data["machine"] = machine
     data["loadavg_at_end"] = loadavg()
-    path = write_result(NAME, data)
+    path = write_result(NAME if args.config_source == "inline" else f"{NAME}_configmap", data)
     print(f"wrote {path.relative_to(REPO)}")
     print(
         f"edgeroll p50 {data['p50_s']}s p99 {data['p99_s']}s | baseline (bare put_object + 10 s/5 s polling) "
