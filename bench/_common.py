@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import random
+import signal
 import socket
 import statistics
 import string
@@ -47,6 +48,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (a `kill`, a CI timeout) into SystemExit, so a benchmark's `finally` blocks still stop
+    the operator and cache processes it started and delete what it created, as on Ctrl-C."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def machine_info() -> dict[str, Any]:

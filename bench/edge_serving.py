@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     bench_line,
+    exit_on_sigterm,
     free_port,
     machine_info,
     median,
@@ -244,6 +245,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=500_000, help="config size in bytes")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to CPUs")
     args = parser.parse_args()
+    exit_on_sigterm()
 
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():

@@ -76,6 +76,7 @@ from _common import (
     OperatorProcess,
     bench_line,
     edgecluster,
+    exit_on_sigterm,
     install_crds,
     kubeconfig_secret,
     kubectl_apply,
@@ -670,6 +671,7 @@ def main() -> int:
     parser.add_argument("--renew-deadline-seconds", type=float, default=10)
     parser.add_argument("--retry-period-seconds", type=float, default=2)
     args = parser.parse_args()
+    exit_on_sigterm()
 
     machine = machine_info()
     lab = up().lab

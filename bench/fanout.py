@@ -103,6 +103,7 @@ from _common import (
     bench_line,
     delete_s3_prefix,
     edgecluster,
+    exit_on_sigterm,
     install_crds,
     kubeconfig_secret,
     kubectl_apply,
@@ -1060,6 +1061,7 @@ def main() -> int:
     )
     parser.add_argument("--log-dir", type=Path, help="with --replicas: keep the operator logs here")
     args = parser.parse_args()
+    exit_on_sigterm()
     if args.replicas:
         return main_replicas(args)
     sizes = sorted(int(s) for s in (args.sizes or "25,50,100").split(","))

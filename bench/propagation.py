@@ -99,6 +99,7 @@ from _common import (
     bench_line,
     delete_s3_prefix,
     edgecluster,
+    exit_on_sigterm,
     free_port,
     install_crds,
     kubeconfig_secret,
@@ -1909,6 +1910,7 @@ def main() -> int:
         "revision; InPlace: the running pods switch, results in propagation_kind_inplace.json)",
     )
     args = parser.parse_args()
+    exit_on_sigterm()
     if args.revision_switch == "InPlace" and args.provider != "kind":
         parser.error(
             "--revision-switch InPlace needs --provider kind: the lab's kwok pods run no container, so "

@@ -42,6 +42,7 @@ from _common import (
     REPO,
     bench_line,
     delete_s3_prefix,
+    exit_on_sigterm,
     loadavg,
     machine_info,
     median,
@@ -319,6 +320,7 @@ def main() -> int:
         "--profile-rounds", type=int, default=5, help="cProfiled publishes after the timed ones"
     )
     args = parser.parse_args()
+    exit_on_sigterm()
     machine = machine_info()
     lab = up().lab
     data = asyncio.run(measure(args, lab))
