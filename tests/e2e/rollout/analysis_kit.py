@@ -17,9 +17,9 @@ Both label every cache's series `cluster="<EdgeCluster>"`, which the metric's qu
 from __future__ import annotations
 
 import json
-import threading
-import urllib.error
-import urllib.request
+import os
+import subprocess
+import sys
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from tests.e2e.providers.kind_prometheus import PrometheusContainer
     from tests.e2e.providers.kind_provider import KindProvider
 
-BAD_TOKEN = {"Authorization": "Bearer not-the-token"}
 CACHE_PORT = 8080  # the chart's and the operator's default cache port
 
 
@@ -100,6 +99,25 @@ class LabPrometheus:
         self.lab.start_prometheus()
 
 
+# A router with the wrong token, printing each answer's status (0: none). Standard library only: the lab
+# runs it as a local process, kind as a pod from the edgeroll image.
+HAMMER = """
+import os, time, urllib.error, urllib.request
+url = os.environ["URL"]
+while True:
+    request = urllib.request.Request(url, headers={"Authorization": "Bearer not-the-token"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            code = response.status
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+    except OSError:
+        code = 0
+    print(code, flush=True)
+    time.sleep(0.02)  # about 50 requests a second: load pacing, not synchronisation
+"""
+
+
 class LabServing:
     def __init__(self, fleet: RolloutLab, rc: str, running: dict[str, LocalEdgeCache]) -> None:
         self.fleet, self.rc, self.running = fleet, rc, running
@@ -107,27 +125,16 @@ class LabServing:
     @contextmanager
     def bad_requests(self, target: str) -> Iterator[list[int]]:
         url = f"{self.running[target].url}/configs/{self.fleet.e2e.ns}/{self.rc}"
-        stop, seen = threading.Event(), []
-
-        def hammer() -> None:
-            while not stop.is_set():
-                request = urllib.request.Request(url, headers=BAD_TOKEN)  # noqa: S310 - loopback
-                try:
-                    with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
-                        seen.append(response.status)
-                except urllib.error.HTTPError as exc:
-                    seen.append(exc.code)
-                except OSError:
-                    seen.append(0)
-                stop.wait(0.02)  # about 50 requests a second: load pacing, not synchronisation
-
-        thread = threading.Thread(target=hammer, daemon=True)
-        thread.start()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HAMMER], env={**os.environ, "URL": url}, stdout=subprocess.PIPE, text=True
+        )
+        seen: list[int] = []
         try:
             yield seen
         finally:
-            stop.set()
-            thread.join(timeout=5)
+            proc.terminate()
+            out, _ = proc.communicate(timeout=10)
+            seen.extend(int(line) for line in out.split() if line.isdigit())
 
 
 class LabAnalysis(AnalysisRig):
@@ -149,24 +156,6 @@ class LabAnalysis(AnalysisRig):
                 cache.wait_ready()
             self.wait_all_scraped()
             yield LabServing(self.fleet, rc, running)
-
-
-# A router with the wrong token, in the edge: standard library only, in the edgeroll image.
-HAMMER = """
-import os, time, urllib.error, urllib.request
-url = os.environ["URL"]
-while True:
-    request = urllib.request.Request(url, headers={"Authorization": "Bearer not-the-token"})
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            code = response.status
-    except urllib.error.HTTPError as exc:
-        code = exc.code
-    except OSError:
-        code = 0
-    print(code, flush=True)
-    time.sleep(0.02)
-"""
 
 
 class KindServing:
