@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from edgeroll.api.edgecluster import PLURAL as EC_PLURAL
 from edgeroll.api.routerconfig import PLURAL as RC_PLURAL
 from edgeroll.clusters.edge_watch import EdgeWatches
 from edgeroll.clusters.hub import HUB_TIMEOUT, HubNotReady, HubStatusWriter, connect_hub
+from edgeroll.clusters.hub_login import hub_login
 from edgeroll.clusters.kube import KubeClient
 from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo, client_factory, edgecluster_info
@@ -193,6 +195,25 @@ def _emitter(body: kopf.Body) -> Any:
 
 
 # ---- startup -----------------------------------------------------------------------------------------
+
+
+@kopf.on.login()
+async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """kopf reaches the hub with the credentials the operator's own hub client uses (exec plugins,
+    files, the ServiceAccount); called again when the hub answers 401."""
+    settings = cast(OperatorSettings | None, memo.get("settings"))
+    hub = await hub_login(settings.hub_kubeconfig if settings else None)
+    expires = getattr(hub.tokens, "expires_at", None)  # an exec plugin's token: kopf logs in again then
+    return kopf.ConnectionInfo(
+        server=hub.credentials.server,
+        ca_data=hub.credentials.ca_pem,
+        insecure=not hub.credentials.verify,
+        token=await hub.tokens.token(),
+        certificate_data=hub.credentials.cert_pem,
+        private_key_data=hub.credentials.key_pem,
+        default_namespace=hub.namespace,
+        expiration=datetime.datetime.fromtimestamp(expires, datetime.UTC) if expires else None,
+    )
 
 
 @kopf.on.startup()

@@ -188,7 +188,7 @@ def _logging(level: str) -> None:
     kopf.configure(debug=chosen <= logging.DEBUG, quiet=chosen >= logging.WARNING, log_prefix=True)
     logging.getLogger().setLevel(chosen)
     # Clients that could print request or response bodies (kubeconfigs, Secrets) stay quiet.
-    for noisy in ("kubernetes_asyncio", "botocore", "boto3", "urllib3", "aiohttp.access"):
+    for noisy in ("botocore", "boto3", "urllib3", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -1,8 +1,8 @@
 """A small async Kubernetes client: get, server-side apply, delete, version.
 
-It talks raw JSON through a kubernetes_asyncio ApiClient (one per cluster),
-so every call has a deadline and errors come out as two kinds: the cluster
-cannot be reached (`ClusterUnreachable`) or it answered no (`KubeApiError`).
+It talks raw JSON over one `Transport` (aiohttp) per cluster, so every call has
+a deadline and errors come out as two kinds: the cluster cannot be reached
+(`ClusterUnreachable`) or it answered no (`KubeApiError`).
 Response bodies are never logged: they may hold Secrets.
 """
 
@@ -10,24 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
-import os
 import ssl
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 import aiohttp
-import yaml
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio.client.exceptions import ApiException
+import orjson
 
+from edgeroll.clusters.hub_login import HubLoginFailed, hub_login
 from edgeroll.clusters.kubeconfig import EdgeCredentials, KubeconfigRefused, edge_credentials
 from edgeroll.clusters.objects import FIELD_MANAGER, ObjectRef, ref_of
-
-# kubernetes_asyncio logs response bodies (Secrets included) at DEBUG: never let it.
-logging.getLogger("kubernetes_asyncio").setLevel(logging.WARNING)
+from edgeroll.clusters.transport import TlsRefused, Transport
 
 PLURALS = {
     "Namespace": "namespaces",
@@ -93,83 +86,40 @@ def object_path(ref: ObjectRef) -> str:
     return f"{base}/namespaces/{ref.namespace}/{plural}/{ref.name}"
 
 
-@contextlib.contextmanager
-def _memory_files(*blobs: bytes | None) -> Iterator[list[str | None]]:
-    """Paths to anonymous in-memory files (memfd) holding `blobs`, closed on exit.
-
-    `ssl` loads a client certificate only from a path. A memfd is a path that is
-    never on a disk and vanishes with its last descriptor, so no key material is
-    left behind even by a kill -9 (a temp file would be, as the library's are).
-    """
-    fds: list[int] = []
+def edge_transport(creds: EdgeCredentials, connections: int) -> Transport:
+    """A transport whose TLS context is loaded from memory, with one more connection than the request
+    slots, for the watch of edge Deployments."""
     try:
-        paths: list[str | None] = []
-        for blob in blobs:
-            if blob is None:
-                paths.append(None)
-                continue
-            if not hasattr(os, "memfd_create"):  # Linux only; a temp file is what this avoids
-                raise ClusterUnreachable("inline certificates need Linux (memfd_create)")
-            fd = os.memfd_create("edgeroll-tls", os.MFD_CLOEXEC)
-            fds.append(fd)
-            os.write(fd, blob)
-            paths.append(f"/proc/self/fd/{fd}")
-        yield paths
-    finally:
-        for fd in fds:
-            os.close(fd)
+        return Transport(creds, connections + 1)
+    except TlsRefused as exc:
+        raise ClusterUnreachable(f"kubeconfig refused: {exc}") from None
 
 
-def api_client(creds: EdgeCredentials, connections: int) -> k8s_client.ApiClient:
-    """An ApiClient whose TLS context is loaded from memory; the library's kubeconfig loader is not used."""
-    cfg = k8s_client.Configuration(host=creds.server)
-    cfg.connection_pool_maxsize = connections + 1  # one more for the watch of edge Deployments
-    cfg.verify_ssl = creds.verify
-    cfg.tls_server_name = creds.tls_server_name
-    if creds.token:
-        cfg.api_key["BearerToken"] = f"Bearer {creds.token}"
-    with _memory_files(creds.ca_pem, creds.cert_pem, creds.key_pem) as (ca, cert, key):
-        cfg.ssl_ca_cert, cfg.cert_file, cfg.key_file = ca, cert, key
-        try:
-            # The SSL context is built (and the files read) right here, in the REST client's constructor.
-            return k8s_client.ApiClient(configuration=cfg)
-        except (ssl.SSLError, ValueError, OSError) as exc:
-            what = type(exc).__name__
-            raise ClusterUnreachable(f"kubeconfig refused: its certificates do not load ({what})") from None
-        finally:
-            cfg.ssl_ca_cert = cfg.cert_file = cfg.key_file = None
-
-
-def _self_contained(path: str) -> EdgeCredentials | None:
-    """The hub kubeconfig's credentials when it is self-contained; then its keys stay in memory too."""
+def _api_error(status: int, reason: str, body: bytes) -> KubeApiError:
+    message = ""
     try:
-        with open(path, encoding="utf-8") as f:
-            return edge_credentials(yaml.safe_load(f) or {})
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KubeconfigRefused, AttributeError):
-        return None  # the library's loader reports what is wrong with it
-
-
-def _api_error(exc: ApiException) -> KubeApiError:
-    reason, message = str(exc.reason or ""), ""
-    try:
-        body = json.loads(exc.body or "{}")
-        reason = str(body.get("reason") or reason)
-        message = str(body.get("message") or "")
-    except (ValueError, TypeError):
+        parsed = orjson.loads(body or b"{}")
+        reason = str(parsed.get("reason") or reason)
+        message = str(parsed.get("message") or "")
+    except (orjson.JSONDecodeError, AttributeError):
         message = ""
-    return KubeApiError(int(exc.status or 0), reason, message[:1000])
+    return KubeApiError(status, reason, message[:1000])
+
+
+def _encode(body: Any) -> bytes | None:
+    return None if body is None else orjson.dumps(body)
 
 
 class KubeClient:
     def __init__(
         self,
-        api: k8s_client.ApiClient,
+        transport: Transport,
         timeout: float,
         name: str = "",
         connections: int = 100,
         overall: asyncio.Semaphore | None = None,
     ) -> None:
-        self._api = api
+        self._http = transport
         self.timeout = timeout
         self.name = name
         # A request's deadline starts once it has a connection: waiting behind this client's other
@@ -192,34 +142,26 @@ class KubeClient:
             creds = edge_credentials(kubeconfig)
         except KubeconfigRefused as exc:
             raise ClusterUnreachable(f"kubeconfig refused: {exc}") from None
-        return cls(api_client(creds, connections), timeout, name, connections, overall)
+        return cls(edge_transport(creds, connections), timeout, name, connections, overall)
 
     @classmethod
     async def from_environment(
         cls, kubeconfig: str | None, timeout: float, name: str = "hub", connections: int = HUB_CONNECTIONS
     ) -> KubeClient:
         """The hub: a kubeconfig file when given, else in-cluster credentials, else ~/.kube/config."""
-        creds = _self_contained(kubeconfig) if kubeconfig else None
-        if creds is not None:
-            return cls(api_client(creds, connections), timeout, name, connections)
-        cfg = k8s_client.Configuration()
-        cfg.connection_pool_maxsize = connections
-        if kubeconfig:
-            # The admin's own file, which may use exec or paths: the library loads it as kubectl would.
-            await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-        else:
-            try:
-                k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-            except k8s_config.ConfigException:
-                await k8s_config.load_kube_config(client_configuration=cfg)
-        return cls(k8s_client.ApiClient(configuration=cfg), timeout, name, connections)
+        login = await hub_login(kubeconfig)
+        try:
+            transport = Transport(login.credentials, connections, login.tokens)
+        except TlsRefused as exc:
+            raise HubLoginFailed(f"the hub's kubeconfig: {exc}") from None
+        return cls(transport, timeout, name, connections)
 
     @property
     def server(self) -> str:
-        return str(self._api.configuration.host)
+        return self._http.server
 
     async def close(self) -> None:
-        await self._api.close()
+        await self._http.close()
 
     async def _call(
         self,
@@ -233,6 +175,28 @@ class KubeClient:
         async with self._slots, self._overall or contextlib.nullcontext():
             return await self._call_now(method, path, body=body, query=query, content_type=content_type)
 
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None,
+        query: list[tuple[str, str]] | None,
+        content_type: str,
+    ) -> tuple[int, str, bytes]:
+        timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=min(self.timeout, 5))
+        try:
+            async with asyncio.timeout(self.timeout + 1):
+                response = await self._http.open_request(
+                    method, path, params=query, data=data, content_type=content_type, timeout=timeout
+                )
+                async with response:
+                    return response.status, response.reason or "", await response.read()
+        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+            # Stable wording (no addresses, no object ids): status messages must not churn.
+            late = isinstance(exc, TimeoutError)
+            what = f"timed out after {self.timeout:g}s" if late else type(exc).__name__
+            raise ClusterUnreachable(f"unreachable: {what}") from None
+
     async def _call_now(
         self,
         method: str,
@@ -242,35 +206,16 @@ class KubeClient:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        try:
-            return await asyncio.wait_for(
-                self._api.call_api(
-                    path,
-                    method,
-                    query_params=query or [],
-                    header_params={"Content-Type": content_type, "Accept": "application/json"},
-                    body=body,
-                    auth_settings=["BearerToken"],
-                    response_types_map={200: "object", 201: "object", 202: "object"},
-                    _return_http_data_only=True,
-                    _request_timeout=aiohttp.ClientTimeout(
-                        total=self.timeout, sock_connect=min(self.timeout, 5)
-                    ),
-                ),
-                timeout=self.timeout + 1,
-            )
-        except ApiException as exc:
-            if exc.status in (None, 0):
-                raise ClusterUnreachable(f"no answer: {exc.reason}") from None
-            if exc.status == 401:
-                raise CredentialsRefused("the apiserver refused the credentials (401)") from None
-            raise _api_error(exc) from None
-        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
-            # Stable wording (no addresses, no object ids): status messages must not churn.
-            what = (
-                f"timed out after {self.timeout:g}s" if isinstance(exc, TimeoutError) else type(exc).__name__
-            )
-            raise ClusterUnreachable(f"unreachable: {what}") from None
+        data = _encode(body)
+        status, reason, raw = await self._send(method, path, data, query, content_type)
+        if status == 401 and self._http.tokens.expire():
+            # A token that can rotate (service account file, exec plugin): fetch a new one, once.
+            status, reason, raw = await self._send(method, path, data, query, content_type)
+        if status == 401:
+            raise CredentialsRefused("the apiserver refused the credentials (401)")
+        if status >= 400:
+            raise _api_error(status, reason, raw)
+        return orjson.loads(raw) if raw else {}
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         try:
@@ -326,7 +271,7 @@ class KubeClient:
     ) -> AsyncIterator[dict[str, Any]]:
         """The events of a watch on `path` for at most `seconds` (the server ends it then), parsed.
 
-        Outside the request slots: a watch holds its connection for minutes (api_client's pool has one
+        Outside the request slots: a watch holds its connection for minutes (the transport has one
         more connection than the slots for it)."""
         params = [
             *query,
@@ -334,25 +279,18 @@ class KubeClient:
             ("timeoutSeconds", str(seconds)),
             ("allowWatchBookmarks", "true"),
         ]
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(self.timeout, 5), sock_read=seconds + 30)
         try:
-            response = await asyncio.wait_for(
-                self._api.call_api(
-                    path,
-                    "GET",
-                    query_params=params,
-                    header_params={"Accept": "application/json"},
-                    auth_settings=["BearerToken"],
-                    _preload_content=False,
-                    _request_timeout=aiohttp.ClientTimeout(
-                        total=None, sock_connect=min(self.timeout, 5), sock_read=seconds + 30
-                    ),
-                ),
-                timeout=self.timeout + 1,
-            )
+            async with asyncio.timeout(self.timeout + 1):
+                response = await self._http.open_request(
+                    "GET", path, params=params, data=None, content_type=None, timeout=timeout
+                )
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             raise ClusterUnreachable(f"watch: {type(exc).__name__}") from None
         async with response:
             if response.status != 200:
+                if response.status == 401:
+                    self._http.tokens.expire()  # the re-list after this failure fetches a new token
                 raise KubeApiError(response.status, response.reason or "", (await response.text())[:300])
             pending = b""
             try:
@@ -361,7 +299,7 @@ class KubeClient:
                     *lines, pending = pending.split(b"\n")
                     for line in lines:
                         if line.strip():
-                            yield dict(json.loads(line))
+                            yield dict(orjson.loads(line))
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 raise ClusterUnreachable(f"watch: {type(exc).__name__}") from None
 
@@ -395,18 +333,12 @@ class KubeClient:
         and body as the pod or the apiserver answered, whatever the code; raises only when the
         apiserver cannot be reached. A bounded read: the answers wanted here are small."""
         async with self._slots, self._overall or contextlib.nullcontext():
+            limits = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 5))
             try:
-                response = await asyncio.wait_for(
-                    self._api.call_api(
-                        path,
-                        "POST",
-                        header_params={"Content-Type": "application/json", "Accept": "application/json"},
-                        auth_settings=["BearerToken"],
-                        _preload_content=False,
-                        _request_timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 5)),
-                    ),
-                    timeout=timeout + 1,
-                )
+                async with asyncio.timeout(timeout + 1):
+                    response = await self._http.open_request(
+                        "POST", path, params=None, data=None, content_type="application/json", timeout=limits
+                    )
                 async with response:
                     return response.status, await response.content.read(64 * 1024)
             except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:

@@ -57,7 +57,7 @@ class HubRouterConfigs:
 
     async def _hub(self) -> Any:
         if self._client is None:
-            from edgeroll.clusters.kube import KubeClient  # kubernetes_asyncio only when it talks
+            from edgeroll.clusters.kube import KubeClient  # aiohttp only when it talks
 
             self._client = await KubeClient.from_environment(self.kubeconfig, timeout=30.0)
         return self._client
