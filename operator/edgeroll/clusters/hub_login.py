@@ -178,8 +178,7 @@ def _read_kubeconfigs(paths: list[Path]) -> tuple[dict[str, Any], dict[tuple[str
             raise HubLoginFailed(f"cannot read the kubeconfig {path}: {type(exc).__name__}") from None
         if not isinstance(doc, Mapping):
             raise HubLoginFailed(f"the kubeconfig {path} is not a mapping")
-        merged.setdefault("current-context", doc.get("current-context"))
-        if not merged["current-context"]:
+        if not merged.get("current-context"):
             merged["current-context"] = doc.get("current-context")
         for section in ("clusters", "users", "contexts"):
             for item in doc.get(section) or []:
