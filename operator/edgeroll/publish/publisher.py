@@ -86,9 +86,11 @@ class RevisionPublisher:
         """Start reading the manifest now, for the `publish` inside the block (`ahead=`): the read
         needs no digest, so its round trip overlaps the render. A read only: a damaged manifest is
         still rebuilt and written by `publish`, so a render that fails writes nothing, as before.
-        A read left unused is cancelled on exit."""
+        A read left unused is cancelled on exit. None is started when this store wrote the
+        manifest last: a new digest then needs no read (`_owned`), and an old one is read by
+        `publish`; on loopback the read's boto3 Python only took GIL time from the render."""
         key = manifest_key(self.prefix, namespace, name)
-        if self.store.written_manifest(key) is not None:  # likely skipped: see `_owned`
+        if self.store.written_manifest(key) is not None:
             yield ManifestReadAhead(key, None)
             return
         task = asyncio.ensure_future(self.store.read_manifest(key))
