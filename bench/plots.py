@@ -125,7 +125,7 @@ def publish(data: dict[str, Any]) -> None:
         [data["edgeroll_ms"] - b["render"]],
         left=[b["render"]],
         color=EDGEROLL,
-        label="then sign + PUT + manifest write (the manifest read overlaps the render)",
+        label="then sign + PUT + manifest write (If-Match: no manifest read after our own write)",
     )
     ax.barh(["re-publish (HEAD ∥ manifest read)"], [data["republish_ms"]], color="#56d364")
     ax.axvline(

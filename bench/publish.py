@@ -4,12 +4,13 @@ Both against the lab's S3 (SeaweedFS, started or reused with `edgeroll.lab.up()`
 rounds alternating which goes first:
 
 - edgeroll: `render_set` (cosmo validation, content version, canonical bytes, digest) for three
-  target clusters without overlays, in a thread as the operator runs it, while the manifest read
-  (started first: it needs no digest) is in flight, then `RevisionPublisher.publish` over the
-  operator's own `S3RevisionStore` (HMAC-SHA256 signature, that manifest read, `PUT If-None-Match:
-  *`, manifest write; no HEAD for a digest the manifest does not list), exactly what a reconcile
-  runs. Every round renders a config with a new digest, so the
-  timed path uploads a new object (two PUTs per round: the object, then the manifest).
+  target clusters without overlays, in a thread as the operator runs it, inside
+  `manifest_read_ahead`, then `RevisionPublisher.publish` over the operator's own `S3RevisionStore`
+  (HMAC-SHA256 signature, `PUT If-None-Match: *`, manifest write; no HEAD for a digest the manifest
+  does not list), exactly what a reconcile runs. Every round renders a config with a new digest, so
+  the timed path uploads a new object (two PUTs per round: the object, then the manifest). The
+  store wrote the manifest in the round before, so no manifest is read: the manifest PUT carries
+  `If-Match` on the ETag of that write (the first round, a warm-up, reads it during the render).
 - baseline: a bare boto3 `put_object` of the same bytes to a fresh key.
 - re-publish (reported apart, not in the ratio): `publish` of a digest that is already in S3,
   which the store answers with a HEAD and a manifest read (304) run concurrently, no PUT.
@@ -136,13 +137,14 @@ async def measure(args: argparse.Namespace, lab: Lab) -> dict[str, Any]:
             figures: dict[str, Any] = {"round": i}
             for step in ("edgeroll", "baseline") if edgeroll_first else ("baseline", "edgeroll"):
                 if step == "edgeroll":
-                    puts = store.counters["put"]
+                    puts, gets = store.counters["put"], store.counters["get"]
                     render_s, total_s, rendered = await edgeroll_publish(publisher, config)
                     figures.update(
                         edgeroll_s=total_s,
                         render_s=render_s,
                         upload_s=total_s - render_s,
                         puts=store.counters["put"] - puts,
+                        gets=store.counters["get"] - gets,
                     )
                 else:
                     # The same bytes the edgeroll path uploads (rendered here, outside the timing, when the
@@ -191,8 +193,8 @@ async def measure(args: argparse.Namespace, lab: Lab) -> dict[str, Any]:
         "rounds": rounds,
         "settings": {"rounds": args.rounds, "warmup": args.warmup, "clusters": len(CLUSTERS)},
         "s3_ops_per_publish": {
-            "new_digest": "manifest GET (304 after the first), PUT If-None-Match:*, manifest PUT (no HEAD: "
-            "the manifest does not list the digest)",
+            "new_digest": "PUT If-None-Match:*, manifest PUT If-Match (no manifest GET: this store wrote "
+            "the manifest last; no HEAD: the manifest does not list the digest)",
             "existing_digest": "manifest GET (304) and HEAD (200, same size, signature and ETag) "
             "concurrently: no PUT",
         },

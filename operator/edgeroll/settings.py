@@ -45,6 +45,9 @@ class S3Settings:
     endpoint: str | None = None
     prefix: str = DEFAULT_S3_PREFIX
     region: str | None = None
+    # A publish after our own manifest write skips the read and writes with If-Match instead; off
+    # (EDGEROLL_S3_MANIFEST_ALWAYS_READ) for an S3 server that ignores If-Match on PUT.
+    manifest_if_match: bool = True
 
 
 @dataclass(frozen=True)
@@ -240,6 +243,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> OperatorSettings:
         endpoint=opt("EDGEROLL_S3_ENDPOINT"),
         prefix=(env.get("EDGEROLL_S3_PREFIX", DEFAULT_S3_PREFIX) or "").strip().strip("/"),
         region=region,
+        manifest_if_match=not _bool(env, "EDGEROLL_S3_MANIFEST_ALWAYS_READ"),
     )
     allow_shared = _bool(env, "EDGEROLL_ALLOW_SHARED_EDGE_KEY")
     access, secret = _edge_key(env, allow_shared)

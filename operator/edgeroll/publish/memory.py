@@ -26,6 +26,8 @@ class InMemoryRevisionStore:
         # LastModified per key: a clock that advances one second per write, so order is exact.
         self.modified: dict[str, datetime] = {}
         self._epoch = self._clock = datetime(2026, 1, 1, tzinfo=UTC)  # tests may set `objects` directly
+        self.conditional_manifest = True  # as S3RevisionStore: If-Match after our own manifest write
+        self._written: dict[str, tuple[str, Manifest]] = {}  # key -> (ETag, manifest) of our last write
 
     def _op(self, kind: str) -> None:
         self.counters[kind] += 1
@@ -63,9 +65,15 @@ class InMemoryRevisionStore:
         self._op("get")
         return self.objects.get(key)
 
+    def _etag(self, key: str) -> str | None:
+        obj = self.objects.get(key)
+        return None if obj is None else hashlib.md5(obj[0], usedforsecurity=False).hexdigest()
+
     async def read_manifest(self, key: str) -> Manifest | None:
         self._op("get")
         obj = self.objects.get(key)
+        if key in self._written and self._written[key][0] != self._etag(key):
+            del self._written[key]  # someone else wrote it (or deleted it) since
         if obj is None:
             return None
         try:
@@ -75,9 +83,18 @@ class InMemoryRevisionStore:
                 "ManifestInvalid", f"memory://{self.bucket}/{key}: {exc.errors()[0]['msg']}"
             ) from exc
 
-    async def write_manifest(self, key: str, manifest: Manifest) -> None:
+    def written_manifest(self, key: str) -> tuple[str, Manifest] | None:
+        return self._written.get(key) if self.conditional_manifest else None
+
+    async def write_manifest(self, key: str, manifest: Manifest, if_match: str | None = None) -> None:
         self._op("put")
+        self._written.pop(key, None)
+        if if_match is not None and self._etag(key) != if_match:
+            raise PublishError("ManifestChanged", f"memory://{self.bucket}/{key}: written since {if_match}")
         self._write(key, manifest.model_dump_json(by_alias=True, exclude_none=True).encode(), None)
+        etag = self._etag(key)
+        assert etag is not None
+        self._written[key] = (etag, manifest)
 
     async def delete(self, key: str) -> None:
         self._op("delete")

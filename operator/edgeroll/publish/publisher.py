@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Literal
@@ -28,7 +28,7 @@ from edgeroll.render.signing import sign
 
 log = logging.getLogger(__name__)
 
-Write = Literal["unchanged", "written", "repaired"]
+Write = Literal["unchanged", "created", "written", "repaired"]
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,14 @@ class PublishOutcome:
 
 @dataclass
 class ManifestReadAhead:
-    """A manifest read started before the revisions are known, for one `publish` to use."""
+    """A manifest read started before the revisions are known, for one `publish` to use; no read
+    (`task` None) when this publisher wrote the manifest last: `publish` may then skip it."""
 
     key: str
-    task: asyncio.Future[Manifest | None]
+    task: asyncio.Future[Manifest | None] | None
     taken: bool = False
 
-    def take(self, key: str) -> asyncio.Future[Manifest | None]:
+    def take(self, key: str) -> asyncio.Future[Manifest | None] | None:
         if key != self.key or self.taken:  # a stale or foreign read would hide a newer manifest
             raise ValueError(
                 f"the read-ahead of {self.key} cannot serve a publish of {key}, nor a second one"
@@ -85,22 +86,28 @@ class RevisionPublisher:
         """Start reading the manifest now, for the `publish` inside the block (`ahead=`): the read
         needs no digest, so its round trip overlaps the render. A read only: a damaged manifest is
         still rebuilt and written by `publish`, so a render that fails writes nothing, as before.
-        A read left unused is cancelled on exit."""
+        A read left unused is cancelled on exit. None is started when this store wrote the
+        manifest last: a new digest then needs no read (`_owned`), and an old one is read by
+        `publish`; on loopback the read's boto3 Python only took GIL time from the render."""
         key = manifest_key(self.prefix, namespace, name)
-        ahead = ManifestReadAhead(key, asyncio.ensure_future(self.store.read_manifest(key)))
+        if self.store.written_manifest(key) is not None:
+            yield ManifestReadAhead(key, None)
+            return
+        task = asyncio.ensure_future(self.store.read_manifest(key))
         try:
-            yield ahead
+            yield ManifestReadAhead(key, task)
         finally:
-            ahead.task.cancel()  # a no-op once it is done
-            await asyncio.gather(ahead.task, return_exceptions=True)  # its error, if any, is retrieved
+            task.cancel()  # a no-op once it is done
+            await asyncio.gather(task, return_exceptions=True)  # its error, if any, is retrieved
 
     async def _manifest(
         self, namespace: str, name: str, ahead: ManifestReadAhead | None = None
     ) -> tuple[Manifest, int | None]:
         """The manifest, and how many revisions were recovered when it was damaged and rebuilt."""
         key = manifest_key(self.prefix, namespace, name)
+        read = ahead.take(key) if ahead is not None else None
         try:
-            manifest = await (ahead.take(key) if ahead is not None else self.store.read_manifest(key))
+            manifest = await (read if read is not None else self.store.read_manifest(key))
         except PublishError as exc:
             if exc.reason != "ManifestInvalid":
                 raise
@@ -116,18 +123,42 @@ class RevisionPublisher:
             return rebuilt, len(rebuilt.revisions)
         return manifest or Manifest(namespace=namespace, name=name), None
 
+    def _owned(
+        self, key: str, revisions: Sequence[Revision], ahead: ManifestReadAhead | None
+    ) -> tuple[str, Manifest] | None:
+        """(ETag, manifest) to publish on without reading it: this store wrote it last, and a
+        revision it does not list means a manifest write, which `If-Match: ETag` makes prove that
+        nobody wrote it since (else `publish` reads it and records again). With nothing new there is
+        no write to prove it, so the manifest is read. None also when a read is in flight already."""
+        if ahead is not None and ahead.task is not None:
+            return None
+        owned = self.store.written_manifest(key)
+        if owned is None or all(owned[1].find(rev.digest) is not None for rev in revisions):
+            return None
+        return owned
+
     async def _manifest_and_heads(
-        self, namespace: str, name: str, revisions: Sequence[Revision], ahead: ManifestReadAhead | None
+        self,
+        namespace: str,
+        name: str,
+        revisions: Sequence[Revision],
+        ahead: ManifestReadAhead | None,
+        owned: Manifest | None = None,
     ) -> tuple[Manifest, int | None, dict[str, StoredObject | None]]:
-        """The manifest (as `_manifest`), with the HEADs of the revisions it listed last time, read
-        concurrently: a re-publish costs one round trip instead of two. Reads only, so their order
-        does not matter; the writes that follow keep object before manifest."""
+        """The manifest (as `_manifest`; `owned`: this one, not read), with the HEADs of the revisions
+        it listed last time, read concurrently: a re-publish costs one round trip instead of two.
+        Reads only, so their order does not matter; the writes that follow keep object before manifest."""
         listed = self._listed.get(manifest_key(self.prefix, namespace, name), frozenset())
         known = [rev.digest for rev in revisions if rev.digest in listed]
         keys = [self.key_for(namespace, name, digest) for digest in known]
         heads = asyncio.gather(*(self.store.head(key) for key in keys))
         try:
-            manifest, recovered = await self._manifest(namespace, name, ahead)
+            if owned is not None:
+                if ahead is not None:
+                    ahead.take(ahead.key)
+                manifest, recovered = owned, None
+            else:
+                manifest, recovered = await self._manifest(namespace, name, ahead)
         except BaseException:  # no HEAD left unawaited, and the manifest's error is the one raised
             await asyncio.gather(heads, return_exceptions=True)
             raise
@@ -170,7 +201,7 @@ class RevisionPublisher:
         self, key: str, revision: Revision, signature: str, head: StoredObject | None
     ) -> Write:
         """`publish_revision` given the key's HEAD (None: absent, or not asked), saying what it
-        did: "repaired" means the key held other bytes.
+        did: "created" means the key was absent, "repaired" that it held other bytes.
 
         Checked first (HEAD), so a restart with nothing new writes nothing. The HEAD's ETag
         tells whether the bytes are still ours (S3's ETag of a plain PUT is the body's MD5);
@@ -182,7 +213,7 @@ class RevisionPublisher:
         if head is not None and head.signature == signature and self._intact(key, head, revision):
             return "unchanged"
         if head is None and await self.store.put_if_absent(key, revision.body, signature):
-            return "written"
+            return "created"
         existing = await self.store.get(key)
         if existing is not None:
             body, existing_signature = existing
@@ -198,6 +229,34 @@ class RevisionPublisher:
         await self.store.put(key, revision.body, signature)
         return "written"
 
+    def _entries(
+        self, namespace: str, name: str, manifest: Manifest, signed: Mapping[str, tuple[int, str]], now: str
+    ) -> tuple[dict[str, ManifestEntry], list[ManifestEntry]]:
+        """Every revision's manifest entry (digest -> entry), and those the manifest lacks; `signed`:
+        digest -> (size, signature)."""
+        entries: dict[str, ManifestEntry] = {}
+        fresh: list[ManifestEntry] = []
+        for digest, (size, signature) in signed.items():
+            known = manifest.find(digest)
+            if known is not None and known.signature == signature:
+                entries[digest] = known
+                continue
+            key = self.key_for(namespace, name, digest)
+            entries[digest] = ManifestEntry(
+                digest=digest, key=key, size=size, published_at=now, signature=signature
+            )
+            fresh.append(entries[digest])
+        return entries, fresh
+
+    async def _record(
+        self, namespace: str, name: str, manifest: Manifest, fresh: list[ManifestEntry], etag: str | None
+    ) -> Manifest:
+        """Write the manifest with `fresh` recorded; with `etag`, only over that ETag."""
+        key = manifest_key(self.prefix, namespace, name)
+        manifest = record(manifest, fresh)
+        await self.store.write_manifest(key, manifest, if_match=etag)
+        return manifest
+
     async def publish(
         self,
         namespace: str,
@@ -209,14 +268,20 @@ class RevisionPublisher:
     ) -> PublishOutcome:
         """Sign, write what is missing, record it in the manifest; `ahead`: the manifest read
         started by `manifest_read_ahead`, instead of one now."""
-        manifest, recovered, heads = await self._manifest_and_heads(namespace, name, revisions, ahead)
-        entries: dict[str, ManifestEntry] = {}
-        fresh: list[ManifestEntry] = []
+        mkey = manifest_key(self.prefix, namespace, name)
+        owned = self._owned(mkey, revisions, ahead)
+        etag = owned[0] if owned is not None else None
+        manifest, recovered, heads = await self._manifest_and_heads(
+            namespace, name, revisions, ahead, owned[1] if owned is not None else None
+        )
+        signed: dict[str, tuple[int, str]] = {}
         written: list[str] = []
         repaired: list[str] = []
+        created: set[str] = set()
         for rev in revisions:
             key = self.key_for(namespace, name, rev.digest)
             signature = sign(signing_key, rev.body)
+            signed[rev.digest] = (rev.size, signature)
             if rev.digest in heads:
                 head = heads[rev.digest]
             elif manifest.find(rev.digest) is not None or not manifest.revisions:
@@ -228,24 +293,29 @@ class RevisionPublisher:
                 written.append(rev.digest)
             if done == "repaired":
                 repaired.append(rev.digest)
-            known = manifest.find(rev.digest)
-            if known is not None and known.signature == signature:
-                entries[rev.digest] = known
-            else:
-                entry = ManifestEntry(
-                    digest=rev.digest, key=key, size=rev.size, published_at=now, signature=signature
-                )
-                entries[rev.digest] = entry
-                fresh.append(entry)
+            if done == "created":
+                created.add(rev.digest)
+        entries, fresh = self._entries(namespace, name, manifest, signed, now)
         if fresh:
-            manifest = record(manifest, fresh)
-            await self.store.write_manifest(manifest_key(self.prefix, namespace, name), manifest)
-        self._listed[manifest_key(self.prefix, namespace, name)] = frozenset(
-            e.digest for e in manifest.revisions
-        )
-        rebuilt = manifest_key(self.prefix, namespace, name) if recovered is not None else None
+            try:
+                manifest = await self._record(namespace, name, manifest, fresh, etag)
+            except PublishError as exc:
+                if etag is None or exc.reason != "ManifestChanged":
+                    raise
+                log.info("manifest %s was written by another since our write: read and recorded anew", mkey)
+                manifest, recovered = await self._manifest(namespace, name)
+                if recovered is not None:  # rebuilt after our objects: those are not recovered ones
+                    recovered -= sum(manifest.find(d) is not None for d in created)
+                entries, fresh = self._entries(namespace, name, manifest, signed, now)
+                if fresh:
+                    manifest = await self._record(namespace, name, manifest, fresh, None)
+        self._listed[mkey] = frozenset(e.digest for e in manifest.revisions)
         return PublishOutcome(
-            entries=entries, written=written, repaired=repaired, rebuilt=rebuilt, recovered=recovered or 0
+            entries=entries,
+            written=written,
+            repaired=repaired,
+            rebuilt=mkey if recovered is not None else None,
+            recovered=recovered or 0,
         )
 
     async def collect_garbage(self, namespace: str, name: str, keep: int, in_use: Iterable[str]) -> list[str]:

@@ -62,6 +62,7 @@ class S3RevisionStore:
         workers: int = 16,
         metrics: OperatorMetrics | None = None,
     ) -> None:
+        self.conditional_manifest = settings.manifest_if_match
         self.bucket = settings.bucket
         self.counters: Counter[str] = Counter()
         self.metrics = metrics if metrics is not None else OperatorMetrics()
@@ -70,6 +71,8 @@ class S3RevisionStore:
         )
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgeroll-s3")
         self._manifests: dict[str, tuple[str, Manifest]] = {}  # key -> (etag, manifest)
+        # key -> the ETag of our last write of that manifest, until a read or a write says otherwise
+        self._written: dict[str, str] = {}
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -167,8 +170,12 @@ class S3RevisionStore:
                 return cached[1]
             if _status(err) == 404 or _code(err) in ("NoSuchKey", "404"):
                 self._manifests.pop(key, None)
+                self._written.pop(key, None)
                 return None
             raise self._error(err, self.bucket, key) from err
+        etag = str(resp.get("ETag", ""))
+        if self._written.get(key) != etag:  # someone else wrote it since (same ETag: same bytes)
+            self._written.pop(key, None)
         try:
             manifest = Manifest.model_validate_json(body)
         except ValidationError as exc:
@@ -176,18 +183,35 @@ class S3RevisionStore:
             raise PublishError(
                 "ManifestInvalid", f"s3://{self.bucket}/{key}: {exc.errors()[0]['msg']}"
             ) from exc
-        self._manifests[key] = (str(resp.get("ETag", "")), manifest)
+        self._manifests[key] = (etag, manifest)
         return manifest
 
-    async def write_manifest(self, key: str, manifest: Manifest) -> None:
+    def written_manifest(self, key: str) -> tuple[str, Manifest] | None:
+        if not self.conditional_manifest or key not in self._written:
+            return None
+        etag, manifest = self._manifests[key]
+        return (etag, manifest) if etag == self._written[key] else None
+
+    async def write_manifest(self, key: str, manifest: Manifest, if_match: str | None = None) -> None:
         body = manifest.model_dump_json(by_alias=True, exclude_none=True).encode()
+        extra = {"IfMatch": if_match} if if_match is not None else {}
+        self._written.pop(key, None)  # unknown until it answers: a timed-out PUT may still land
         try:
             resp = await self._call(
-                "put", key, self._client.put_object, Body=body, ContentType="application/json"
+                "put", key, self._client.put_object, Body=body, ContentType="application/json", **extra
             )
         except ClientError as err:
+            # 412: another ETag now; 404: gone (some servers answer If-Match on a missing key so).
+            if if_match is not None and (_status(err) in (404, 412) or _code(err) == "PreconditionFailed"):
+                self._manifests.pop(key, None)
+                raise PublishError(
+                    "ManifestChanged", f"s3://{self.bucket}/{key}: written by another since {if_match}"
+                ) from err
             raise self._error(err, self.bucket, key) from err
-        self._manifests[key] = (str(resp.get("ETag", "")), manifest)
+        etag = str(resp.get("ETag", ""))
+        self._manifests[key] = (etag, manifest)
+        if etag:
+            self._written[key] = etag
 
     async def delete(self, key: str) -> None:
         try:

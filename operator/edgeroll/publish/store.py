@@ -59,7 +59,15 @@ class RevisionStore(Protocol):
 
     async def read_manifest(self, key: str) -> Manifest | None: ...
 
-    async def write_manifest(self, key: str, manifest: Manifest) -> None: ...
+    def written_manifest(self, key: str) -> tuple[str, Manifest] | None:
+        """(ETag, manifest) of this store's last write of `key`, while nothing it saw since says
+        another wrote it; None when unknown, or when the store makes no conditional writes."""
+        ...
+
+    async def write_manifest(self, key: str, manifest: Manifest, if_match: str | None = None) -> None:
+        """Write the manifest; with `if_match`, only if the stored one still has that ETag, else
+        PublishError "ManifestChanged" (and nothing written)."""
+        ...
 
     async def delete(self, key: str) -> None: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 
 import pytest
@@ -90,3 +91,28 @@ async def test_unreachable_s3_is_a_publish_error() -> None:
     with pytest.raises(PublishError) as err:
         await dead.head("x")
     assert err.value.reason == "S3Unavailable"
+
+
+async def test_a_manifest_written_by_another_refuses_our_if_match(lab: Lab, store: S3RevisionStore) -> None:
+    """SeaweedFS honours If-Match on PUT: after our write, a publish reads no manifest; after another
+    writer's, the conditional write is refused (412) and the publish reads and records anew."""
+    prefix = f"it-{uuid.uuid4().hex[:8]}"
+    pub = RevisionPublisher(store, prefix)
+    revs = [make_revision(ConfigFormat.JSON, {"n": n}) for n in range(3)]
+    await pub.publish("ns", "cfg", [revs[0]], KEY, now="t0")
+    gets = store.counters["get"]
+    await pub.publish("ns", "cfg", [revs[1]], KEY, now="t1")
+    assert store.counters["get"] == gets  # our own write last: no read, If-Match on the write
+    other = RevisionPublisher(
+        S3RevisionStore(S3Settings(lab.s3_bucket, lab.s3_endpoint, region=lab.region)), prefix
+    )
+    await other.publish("ns", "cfg", [revs[2]], KEY, now="t2")
+    owned = store.written_manifest(f"{prefix}/ns/cfg/manifest.json")
+    assert owned is not None  # it cannot know yet
+    with pytest.raises(PublishError) as refused:
+        await store.write_manifest(f"{prefix}/ns/cfg/manifest.json", owned[1], if_match=owned[0])
+    assert refused.value.reason == "ManifestChanged"
+    out = await pub.publish("ns", "cfg", [make_revision(ConfigFormat.JSON, {"n": 3})], KEY, now="t3")
+    body = lab.s3_client().get_object(Bucket=lab.s3_bucket, Key=f"{prefix}/ns/cfg/manifest.json")["Body"]
+    listed = [e["digest"] for e in json.loads(body.read())["revisions"]]
+    assert listed == [*out.written, revs[2].digest, revs[1].digest, revs[0].digest]

@@ -26,6 +26,12 @@ def test_defaults_and_fallbacks() -> None:
     assert "secret" not in repr(s)
 
 
+@pytest.mark.parametrize(("raw", "conditional"), [(None, True), ("false", True), ("true", False)])
+def test_the_manifest_if_match_is_on_unless_always_read(raw: str | None, conditional: bool) -> None:
+    extra = {} if raw is None else {"EDGEROLL_S3_MANIFEST_ALWAYS_READ": raw}
+    assert settings_from_env({**ENV, **extra}).s3.manifest_if_match is conditional
+
+
 def test_read_only_edge_credentials_win() -> None:
     s = settings_from_env(
         {**ENV, "EDGEROLL_EDGE_S3_ACCESS_KEY_ID": "ro", "EDGEROLL_EDGE_S3_SECRET_ACCESS_KEY": "x"}
