@@ -28,6 +28,7 @@ from edgeroll.clusters.kube import KubeClient
 from edgeroll.clusters.prober import EdgeClusterProber, ProbeLoops
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo, client_factory, edgecluster_info
 from edgeroll.operator_metrics import OperatorMetrics
+from edgeroll.pipeline.configmap_refs import ConfigMapKey, index_entries, routerconfigs_to_wake
 from edgeroll.pipeline.controller import RouterConfigController, backoff
 from edgeroll.pipeline.prometheus import PrometheusClient
 from edgeroll.pipeline.reconciler import EventNote, Reconciler, RouterConfigObject, utc_now
@@ -269,6 +270,29 @@ async def edgecluster_changed(
         info = edgecluster_info(name, body.metadata.labels, body.get("spec", {}), body.get("status"))
         ctx.probes.observe(info, int(body.metadata.get("generation", 0)), dict(body.get("status", {}) or {}))
     ctx.controller.poke_all()
+
+
+# ---- ConfigMaps a RouterConfig reads -------------------------------------------------------------------
+
+
+@kopf.index(*RC)
+def routerconfig_configmaps(
+    namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
+) -> dict[ConfigMapKey, str]:
+    """(namespace, ConfigMap) -> the RouterConfigs that read it (configFrom, persistedOperations)."""
+    return index_entries(str(namespace), name, spec)
+
+
+# kopf watches ConfigMaps in the operator's namespaces (or all). It keeps no bodies: the handler reads
+# the event's name only, and the reconcile it wakes reads the ConfigMap itself. Async, so that kopf
+# calls it on the loop (a sync handler runs in a thread, and the wake-up is an asyncio.Event).
+@kopf.on.event("", "v1", "configmaps")
+async def configmap_changed(
+    type: str | None, namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    index = cast(kopf.Index[ConfigMapKey, str], kwargs["routerconfig_configmaps"])
+    for rc in routerconfigs_to_wake(type, str(namespace), name, index):
+        _ctx(memo).controller.inputs_changed(str(namespace), rc)
 
 
 # ---- RouterConfigs -------------------------------------------------------------------------------------

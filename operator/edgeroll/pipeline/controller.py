@@ -6,7 +6,8 @@ every `progress_seconds` while a rollout is in flight, with backoff after a
 retryable failure, and every `resync_seconds` for a full drift check. An
 EdgeCluster change pokes every loop, which reconciles at once if its target
 set changed; a change the shared watch sees on one of its edge Deployments
-wakes that object's loop at once. Status is patched only when it differs from what is there.
+wakes that object's loop at once, and so does a change the ConfigMap watch sees on a ConfigMap it reads
+(for a full reconcile, which reads it again). Status is patched only when it differs from what is there.
 
 With several replicas, a RouterConfig is acted on only by the holder of its shard lease
 (edgeroll.sharding): the others' handlers and loops pass it by. Every status write is conditioned
@@ -66,6 +67,7 @@ class _Memo:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     poked: bool = False
     edge_changed: bool = False  # the watch saw one of its edge Deployments change
+    inputs_changed: bool = False  # a ConfigMap it reads changed: due now, and fully (no cached render)
     next_due: float = 0.0
     last_full: float = -math.inf
     failures: int = 0
@@ -184,6 +186,14 @@ class RouterConfigController:
                 memo.edge_changed = True
                 memo.wake.set()
 
+    def inputs_changed(self, namespace: str, name: str) -> None:
+        """A ConfigMap this RouterConfig reads changed (the ConfigMap watch): reconcile it now and fully,
+        so the ConfigMap is read again instead of at the next resync."""
+        for key, memo in self._memos.items():
+            if key[0] == namespace and key[1] == name:
+                memo.inputs_changed = True
+                memo.wake.set()
+
     @staticmethod
     def key_of(obj: RouterConfigObject) -> Key:
         return (obj.namespace, obj.name, obj.uid)
@@ -239,6 +249,8 @@ class RouterConfigController:
             if obj.deleting or memo.finalizing or acting is None:
                 return None
             started = self.clock()
+            if full:  # this pass reads every input: a change noticed from here on needs another one
+                memo.inputs_changed = False
 
             async def persist(planned: RouterConfigStatus, events: Sequence[EventNote]) -> None:
                 """status.rollout (with the clusters as planned) on record before the plan's actions
@@ -306,11 +318,11 @@ class RouterConfigController:
             if self.acting(obj()) is None:  # another replica's: ownership_changed wakes us if that changes
                 if memo.edge_changed or memo.status is None:
                     self.metrics.forget_routerconfig(first.namespace, first.name)  # its owner reports it
-                memo.edge_changed = memo.poked = False
+                memo.edge_changed = memo.poked = memo.inputs_changed = False
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(memo.wake.wait(), timeout=1.0)
                 continue
-            due = now >= memo.next_due or memo.edge_changed
+            due = now >= memo.next_due or memo.edge_changed or memo.inputs_changed
             memo.edge_changed = False
             if not due and memo.poked:
                 memo.poked = False
@@ -318,7 +330,7 @@ class RouterConfigController:
                 spec = desired.spec if desired is not None else None
                 due = desired is None or self.reconciler.fingerprint(spec, clusters()) != desired.targets
             if due:
-                full = now - memo.last_full >= self.settings.resync_seconds
+                full = memo.inputs_changed or now - memo.last_full >= self.settings.resync_seconds
                 try:
                     await self.reconcile(obj(), clusters(), emit, full=full)
                 except Exception:  # never let one bad cycle end the loop

@@ -3,13 +3,16 @@ not allow. The user sees a Stalled RouterConfig naming the Secret and key, or sp
 cluster gets a cache and nothing is published.
 
 This module starts its own operator (not the suite's `ops`): it passes `--allowed-cache-image`, so the
-flag is exercised end to end, and gives its EdgeClusters self-contained kubeconfigs.
+flag is exercised end to end, and gives its EdgeClusters self-contained kubeconfigs. Its resync is long
+(RESYNC_SECONDS, not the suite's 5 s), so the last test shows that an edit of the ConfigMap a RouterConfig
+reads (another input) rolls out on the ConfigMap watch, not at the next resync.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,18 +24,21 @@ from operator_e2e_kit import (
 )
 from tests.polling import wait_until
 
+from edgeroll.api.routerconfig import ConfigFormat
 from edgeroll.lab import Lab
+from edgeroll.render.revision import make_revision
 from edgeroll.rollout.resources import LABEL_RC_NAME
 from edgeroll.settings import DEFAULT_CACHE_IMAGE
 
 pytestmark = pytest.mark.e2e
 
 EXTRA_IMAGE = "registry.example/edgeroll-cache:approved"
+RESYNC_SECONDS = 120  # none of these tests waits for a resync: a spec change is reconciled at once
 
 
 @pytest.fixture(scope="module")
 def policed(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorE2E]:
-    extra = ["--allowed-cache-image", EXTRA_IMAGE]
+    extra = ["--allowed-cache-image", EXTRA_IMAGE, "--resync-seconds", str(RESYNC_SECONDS)]
     with running_operator(lab, tmp_path_factory.mktemp("policed"), "pol", extra_args=extra) as e2e:
         yield e2e
 
@@ -109,3 +115,40 @@ def test_a_foreign_cache_image_stalls_naming_the_field(policed: OperatorE2E) -> 
         return found
 
     assert wait_until(images, timeout=120, message="edge Deployments of foreign") == {EXTRA_IMAGE}
+
+
+def _config_map(ops: OperatorE2E, config: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "followed", "namespace": ops.ns, "labels": labels},
+        "data": {"config.json": json.dumps(config)},
+    }
+
+
+def test_an_edit_of_the_configmap_it_reads_rolls_out_long_before_the_resync(policed: OperatorE2E) -> None:
+    ops = policed
+    v1, v2 = cosmo_config(), cosmo_config()
+    v2["engineConfig"]["graphqlSchema"] += "\n# edited in the ConfigMap"
+    ops.apply(_config_map(ops, v1, {"v": "1"}))
+    ops.apply(
+        ops.routerconfig(
+            "follows", configFrom={"configMapKeyRef": {"name": "followed", "key": "config.json"}}
+        )
+    )
+    first = ops.wait_ready("follows")["revision"]["digest"]
+    assert first == make_revision(ConfigFormat.COSMO, v1).digest
+
+    # Edited right after the full reconcile of the create: the next resync is RESYNC_SECONDS away.
+    want = make_revision(ConfigFormat.COSMO, v2).digest
+    started = time.monotonic()
+    ops.apply(_config_map(ops, v2, {"v": "2"}))
+    budget = RESYNC_SECONDS / 4
+    ops.wait_status(
+        "follows",
+        lambda s: s.get("revision", {}).get("digest") == want and s.get("phase") == "Ready",
+        timeout=budget,
+        what=f"every cluster on the edited ConfigMap's digest within {budget:.0f} s",
+    )
+    assert all(ops.edge_digest(edge, "follows") == want for edge in ops.edges)
+    assert time.monotonic() - started < budget

@@ -331,6 +331,8 @@ def test_service_account_has_what_the_operator_needs(lab: Lab, installed: str) -
         ("watch", "edgeclusters.edgeroll.io", None),
         ("patch", "edgeclusters.edgeroll.io/status", None),
         ("get", "configmaps", "team-x"),
+        ("list", "configmaps", "team-x"),  # the ConfigMap watch (a RouterConfig follows its ConfigMap)
+        ("watch", "configmaps", None),
         ("create", "events", "team-x"),
         ("get", "secrets", installed),
         ("get", "secrets", SECRET_NS),
@@ -346,7 +348,7 @@ def test_service_account_has_nothing_more(lab: Lab, installed: str) -> None:
         ("get", "secrets", "default"),
         ("get", "secrets", "kube-system"),
         ("list", "secrets", installed),
-        ("list", "configmaps", "team-x"),
+        ("update", "configmaps", "team-x"),
         ("create", "deployments.apps", installed),
         ("delete", "routerconfigs.edgeroll.io", "team-x"),
         ("create", "edgeclusters.edgeroll.io", None),
