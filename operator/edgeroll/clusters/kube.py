@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ssl
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -33,13 +35,37 @@ PLURALS = {
 
 
 # Connections per client. Every reconcile of every RouterConfig targeting a cluster goes through
-# that cluster's one client; with the library default (100), 20 RouterConfigs x 50 clusters held
-# ~700 TLS connections at a cold start, each ~0.3 MiB in the operator plus a handshake on both
-# sides (bench/fanout.py). 4 carry the load: with 2, the 20 reconciles sharing a cluster's client
-# queued past the reconciler's per-cluster bound (4 x the edge timeout) at load 14, and healthy
-# clusters were reported Unreachable; 2 saved only 10 MiB at 100 clusters.
-EDGE_CONNECTIONS = 4
+# that cluster's one client. Each TLS connection holds a 256 KiB read buffer under uvloop
+# (docs/benchmarks.md), so at a cold start of 100 clusters, 4 of them plus the watch held up to
+# 125 MiB. With 2, the 20 reconciles sharing a cluster's client queue longer; that wait is not
+# counted against the caller's bound (`CALLER_BOUND`), and when a request finds the cluster
+# unreachable, the ones queued behind it fail at once instead of each waiting out its own timeout.
+EDGE_CONNECTIONS = 2
 HUB_CONNECTIONS = 16
+
+# The caller's time bound for its work on one cluster (the reconciler's per-cluster bound), set in
+# the caller's task: paused while a request waits for one of the client's connections, because a
+# queue behind the fleet's other reconciles is not the cluster being slow.
+CALLER_BOUND: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.ContextVar(
+    "CALLER_BOUND", default=None
+)
+
+
+@contextlib.contextmanager
+def paused(bound: asyncio.Timeout | None) -> Iterator[None]:
+    """Stop `bound`'s clock for the block and give it the time it had left afterwards (a bound that is
+    already paused or expired is left alone)."""
+    when = bound.when() if bound is not None and not bound.expired() else None
+    if bound is None or when is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    left = max(0.0, when - loop.time())
+    bound.reschedule(None)
+    try:
+        yield
+    finally:
+        bound.reschedule(loop.time() + left)
 
 
 class ClusterUnreachable(Exception):
@@ -127,6 +153,9 @@ class KubeClient:
         self._slots = asyncio.Semaphore(connections)
         # Shared by every edge client: bounds the requests in flight across the fleet.
         self._overall = overall
+        # When and why the last request found the cluster unreachable: requests queued before then
+        # fail with it instead of each waiting out its own timeout against a cluster that is down.
+        self._down: tuple[float, type[ClusterUnreachable], str] | None = None
 
     @classmethod
     async def from_kubeconfig_dict(
@@ -172,8 +201,27 @@ class KubeClient:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        async with self._slots, self._overall or contextlib.nullcontext():
-            return await self._call_now(method, path, body=body, query=query, content_type=content_type)
+        queued = time.monotonic()
+        async with self._slot():
+            down = self._down
+            if down is not None and down[0] >= queued:
+                raise down[1](down[2])  # the same kind: a 401 stays CredentialsRefused
+            try:
+                return await self._call_now(method, path, body=body, query=query, content_type=content_type)
+            except ClusterUnreachable as exc:
+                self._down = (time.monotonic(), type(exc), str(exc))  # not exc: its frames would stay
+                raise
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """One of this client's connections and, for an edge client, a place in the fleet's bound;
+        the caller's bound does not run while it waits for them."""
+        async with contextlib.AsyncExitStack() as stack:
+            with paused(CALLER_BOUND.get()):
+                await stack.enter_async_context(self._slots)
+                if self._overall is not None:
+                    await stack.enter_async_context(self._overall)
+            yield
 
     async def _send(
         self,

@@ -35,7 +35,7 @@ from edgeroll.admission.client import AdmissionTransport
 from edgeroll.api.common import SecretKeyRef
 from edgeroll.api.routerconfig import ClusterPhase, ClusterStatus, RouterConfigSpec, RouterConfigStatus
 from edgeroll.clusters.edge_watch import EdgeWatches
-from edgeroll.clusters.kube import ClusterUnreachable, KubeApi, KubeApiError
+from edgeroll.clusters.kube import CALLER_BOUND, ClusterUnreachable, KubeApi, KubeApiError, paused
 from edgeroll.clusters.objects import ObjectRef
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
 from edgeroll.operator_metrics import OperatorMetrics
@@ -1212,18 +1212,8 @@ class Reconciler:
     async def _gate(self, work: _ClusterWork, fence: WriteFence) -> None:
         """Wait for the plan to go on record before a write of this cluster's action; the hub's time is
         not counted against the cluster's bound."""
-        deadline, loop = work.deadline, asyncio.get_running_loop()
-        if deadline is not None and deadline.expired():
-            deadline = None  # its cancellation is on its way
-        when = deadline.when() if deadline is not None else None
-        left = None if when is None else max(0.0, when - loop.time())
-        if deadline is not None:
-            deadline.reschedule(None)
-        try:
+        with paused(work.deadline):
             await fence.pass_through()
-        finally:
-            if deadline is not None and left is not None:
-                deadline.reschedule(loop.time() + left)
 
     async def _apply(self, run: _Pass, planned: _Planned, desired: DesiredState) -> None:
         """Every cluster's action, concurrently; one cluster never holds up the others for long. Each
@@ -1297,10 +1287,16 @@ class Reconciler:
 
     async def _guarded(self, work: _ClusterWork, job: Awaitable[None]) -> None:
         """One cluster never holds up the others for longer than a few request timeouts (not counting
-        the wait for the plan's record); nothing is written when the plan could not be recorded."""
+        the wait for the plan's record, nor for a connection of the cluster's client); nothing is
+        written when the plan could not be recorded."""
         try:
             async with asyncio.timeout(self.settings.edge_timeout_seconds * 4) as work.deadline:
-                await job
+                # Requests wait for a connection of the cluster's client off this clock (kube.py).
+                bound = CALLER_BOUND.set(work.deadline)
+                try:
+                    await job
+                finally:
+                    CALLER_BOUND.reset(bound)
         except PlanNotRecorded:
             return  # the whole pass is retried (`reconcile`)
         except TimeoutError:

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from edgeroll.clusters.kube import EDGE_CONNECTIONS, HUB_CONNECTIONS, KubeClient
+from edgeroll.clusters.kube import (
+    CALLER_BOUND,
+    EDGE_CONNECTIONS,
+    HUB_CONNECTIONS,
+    ClusterUnreachable,
+    KubeClient,
+)
 from edgeroll.clusters.objects import ObjectRef
 
 pytestmark = pytest.mark.unit
@@ -104,8 +110,64 @@ async def test_clients_of_many_clusters_share_one_bound_on_requests_in_flight() 
         await asyncio.gather(
             *(c.get(ObjectRef("v1", "ConfigMap", "ns", f"cm-{i}")) for c in clients for i in range(20))
         )
-        assert 2 <= in_flight[1] <= 5 < 3 * EDGE_CONNECTIONS  # each client alone would allow 4
+        assert 2 <= in_flight[1] <= 5 < 3 * EDGE_CONNECTIONS  # each client alone would allow EDGE_CONNECTIONS
     finally:
         for client in clients:
             await client.close()
+        await runner.cleanup()
+
+
+async def test_a_callers_bound_does_not_run_while_its_request_waits_for_a_connection() -> None:
+    # Eight reconciles, each with a 0.5 s bound on its work, share one connection whose requests take
+    # 0.15 s: the last one waits ~1 s in the queue, and every one must still finish within its bound.
+    runner, port, _, in_flight = await fake_apiserver(delay=0.15)
+    client = await KubeClient.from_kubeconfig_dict(kubeconfig(port), timeout=1.0, connections=1)
+
+    async def reconcile(i: int) -> dict[str, Any] | None:
+        async with asyncio.timeout(0.5) as bound:
+            CALLER_BOUND.set(bound)  # this task's own context, as the reconciler's per-cluster task
+            return await client.get(ObjectRef("v1", "ConfigMap", "ns", f"c{i}"))
+
+    try:
+        got = await asyncio.gather(*(reconcile(i) for i in range(8)))
+        assert [g["metadata"]["name"] for g in got if g] == [f"c{i}" for i in range(8)]
+        assert in_flight[1] == 1
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_requests_queued_behind_one_that_found_the_cluster_down_fail_at_once() -> None:
+    # An apiserver that takes every request and never answers: the first request times out, and the
+    # five queued behind it fail with it instead of each waiting out 0.3 s on the wire.
+    arrived: list[str] = []
+    answer = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        arrived.append(request.match_info["name"])
+        await answer.wait()
+        return web.json_response({"kind": "ConfigMap", "metadata": {"name": request.match_info["name"]}})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/{ns}/configmaps/{name}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    client = await KubeClient.from_kubeconfig_dict(kubeconfig(port), timeout=0.3, connections=1)
+    try:
+        got = await asyncio.gather(
+            *(client.get(ObjectRef("v1", "ConfigMap", "ns", f"c{i}")) for i in range(6)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(g, ClusterUnreachable) for g in got)
+        assert {str(g) for g in got} == {"unreachable: timed out after 0.3s"}
+        assert arrived == ["c0"]
+        # A request made after the failure tries the cluster again: it answers now.
+        answer.set()
+        again = await client.get(ObjectRef("v1", "ConfigMap", "ns", "later"))
+        assert again is not None and again["metadata"]["name"] == "later"
+    finally:
+        await client.close()
         await runner.cleanup()
