@@ -10,6 +10,11 @@ What the cache does not hold it does not claim: until the first list, after a wa
 relist), and for a name it has never seen (a foreign object without our label may sit there), `lookup`
 answers None and the caller reads the object itself. A broken watch relists with backoff and jitter; an
 unreachable cluster therefore costs its own task retries, never another cluster's progress.
+
+A watch the server ends at its timeout is resumed from the last resourceVersion it delivered (bookmarks
+included), as client-go's reflector does: no list, and the cache keeps vouching. Only an error (410
+Gone among them) relists. The timeouts are jittered so a fleet's watches do not end, and a fleet's
+relists after an outage do not land, in the same second.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from edgeroll.clusters.registry import EdgeClusterInfo
 log = logging.getLogger(__name__)
 
 MANAGER = "edgeroll"  # the value of app.kubernetes.io/managed-by on every edge object
-WATCH_SECONDS = 290  # each watch request ends by then (server side); the next starts from its last rv
+WATCH_SECONDS = 300  # a watch request ends (server side) 1-2x this after it starts; the next resumes
 OnChange = Callable[[str, str], None]  # (RouterConfig namespace, name) whose edge Deployment changed
 
 
@@ -180,17 +185,19 @@ class EdgeWatches:
         return float(step / 2 + self._rand() * step / 2)
 
     async def _run(self, watch: ClusterWatch, api: WatchableApi) -> None:
-        attempt, first = 0, True
+        loop, attempt, first = asyncio.get_running_loop(), 0, True
         while True:
+            began = loop.time()
             try:
                 if not first:
                     self.relists += 1
                 first = False
                 await self._list_and_watch(watch, api)
-                attempt = 0  # a watch that ran to its timeout: relist at once
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # whatever broke it, the cache stops vouching until the relist
+                if watch.synced and loop.time() - began > self._backoff[1]:
+                    attempt = 0  # it ran well for a while: this break starts the backoff afresh
                 watch.synced = False
                 delay = self._delay(attempt)
                 attempt += 1
@@ -208,16 +215,26 @@ class EdgeWatches:
         touched = watch.replace_all(items)
         watch.synced = True
         self._notify(touched)
-        query = [*selector, ("resourceVersion", version)]
-        async for event in api.watch(watch.path, query, WATCH_SECONDS):
+        while True:  # each pass is one watch request; the server ends it at its timeout
+            seconds = int(WATCH_SECONDS * (1 + self._rand()))
+            version = await self._watch_from(watch, api, [*selector, ("resourceVersion", version)], seconds)
+
+    async def _watch_from(
+        self, watch: ClusterWatch, api: WatchableApi, query: list[tuple[str, str]], seconds: int
+    ) -> str:
+        """Apply one watch request's events to the cache; the last resourceVersion it delivered."""
+        version = dict(query)["resourceVersion"]
+        async for event in api.watch(watch.path, query, seconds):
             kind, obj = event.get("type"), event.get("object") or {}
-            if kind == "BOOKMARK":
-                continue
             if kind == "ERROR":  # 410 Gone (too old a resourceVersion) and the like: relist
                 raise KubeApiError(
                     int(obj.get("code") or 0), str(obj.get("reason", "")), str(obj.get("message", ""))
                 )
-            name = (obj.get("metadata") or {}).get("name")
+            meta = obj.get("metadata") or {}
+            version = str(meta.get("resourceVersion") or version)
+            if kind == "BOOKMARK":
+                continue
+            name = meta.get("name")
             if kind == "DELETED" and isinstance(name, str):
                 watch.objects.pop(name, None)
                 owner = _owner(obj)
@@ -225,4 +242,4 @@ class EdgeWatches:
                 owner = watch.record(obj)
             if owner is not None:
                 self._notify({owner})
-        watch.synced = False  # the server ended the watch: relist (a burst of events may be lost otherwise)
+        return version

@@ -1,6 +1,7 @@
 """The shared watch of edge Deployments: one list, then events; a cache that vouches only for what it
 has seen while current; every change wakes the RouterConfig the Deployment belongs to; a broken watch
-relists with backoff and never claims stale state meanwhile."""
+relists with backoff and never claims stale state meanwhile; a watch the server ends at its timeout
+resumes where it stopped, without a list."""
 
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ class FakeEdge:
 
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
-        self.events: asyncio.Queue[dict[str, Any] | Exception] = asyncio.Queue()
+        self.events: asyncio.Queue[dict[str, Any] | Exception | None] = asyncio.Queue()
         self.lists = 0
         self.queries: list[list[tuple[str, str]]] = []
+        self.timeouts: list[int] = []
 
     async def list_objects(self, path: str, query: list[tuple[str, str]]) -> tuple[list[dict[str, Any]], str]:
         self.lists += 1
@@ -57,8 +59,11 @@ class FakeEdge:
         self, path: str, query: list[tuple[str, str]], seconds: int
     ) -> AsyncIterator[dict[str, Any]]:
         self.queries.append(query)
+        self.timeouts.append(seconds)
         while True:
             event = await self.events.get()
+            if event is None:  # the server's timeout: the response ends cleanly
+                return
             if isinstance(event, Exception):
                 raise event
             yield event
@@ -140,6 +145,27 @@ async def test_a_broken_watch_stops_vouching_and_relists_with_what_changed_meanw
     )
     assert watches.relists == 1
     assert woken.count(("team", "storefront")) == 2  # the relist's difference woke its owner
+    await watches.close()
+
+
+async def test_a_watch_ended_by_its_timeout_resumes_from_the_last_version_without_a_list() -> None:
+    edge, woken = FakeEdge(), []
+    edge.items = [deployment("d", 5)]
+    watches = EdgeWatches(lambda ns, name: woken.append((ns, name)), rand=lambda: 0.5)
+    watches.ensure(INFO, edge)
+    await until(lambda: len(edge.queries) == 2)
+    await edge.events.put({"type": "MODIFIED", "object": deployment("d", 140)})
+    await edge.events.put({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "150"}}})
+    await edge.events.put(None)
+    await until(lambda: len(edge.queries) == 3)
+    assert ("resourceVersion", "150") in edge.queries[2]  # the bookmark's, not the list's
+    assert edge.lists == 1 and watches.relists == 0
+    assert watches.lookup("edge-eu", NS, "d")["metadata"]["resourceVersion"] == "140"  # type: ignore[index]
+    assert edge.timeouts == [450, 450]  # 300 s, jittered by half: a fleet's watches end apart
+
+    await edge.events.put(None)  # a watch that delivered nothing resumes from where it started
+    await until(lambda: len(edge.queries) == 4)
+    assert ("resourceVersion", "150") in edge.queries[3]
     await watches.close()
 
 
