@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -119,10 +119,12 @@ class EdgeWatches:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         rand: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._on_change = on_change
         self._backoff = (backoff_initial, backoff_max)
         self._rand = rand
+        self._sleep = sleep
         self._watches: dict[str, ClusterWatch] = {}
         self.relists = 0  # lists after the first, per process: broken watches (tests and metrics read it)
 
@@ -207,7 +209,7 @@ class EdgeWatches:
                     exc,
                     delay,
                 )
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
 
     async def _list_and_watch(self, watch: ClusterWatch, api: WatchableApi) -> None:
         selector = [("labelSelector", f"{LABEL_MANAGED_BY}={MANAGER}")]

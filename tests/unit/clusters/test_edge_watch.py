@@ -192,6 +192,44 @@ async def test_an_unreachable_cluster_retries_alone_with_growing_delays() -> Non
     assert edge.lists < 20  # backoff, not a hot loop
 
 
+async def test_the_backoff_starts_afresh_only_after_the_watch_ran_well_for_a_while() -> None:
+    edge, woken, delays = FakeEdge(), [], []
+    permits: asyncio.Queue[None] = asyncio.Queue()
+    edge.items = ClusterUnreachable("unreachable: timed out")  # type: ignore[assignment]
+
+    async def sleep(seconds: float) -> None:  # the test says when each retry may go
+        delays.append(seconds)
+        await permits.get()
+
+    watches = EdgeWatches(
+        lambda ns, n: woken.append((ns, n)),
+        backoff_initial=0.01,
+        backoff_max=0.2,
+        rand=lambda: 0.0,
+        sleep=sleep,
+    )
+    watches.ensure(INFO, edge)
+    for failures in (1, 2, 3):
+        await until(lambda: len(delays) == failures)
+        if failures < 3:
+            permits.put_nowait(None)
+    assert delays == [0.005, 0.01, 0.02]  # growing while the cluster does not answer
+    edge.items = [deployment("d", 5)]
+    permits.put_nowait(None)
+    await until(lambda: watches.lookup("edge-eu", NS, "d") is not None)
+    await edge.events.put(ClusterUnreachable("watch: ServerDisconnectedError"))  # at once: still growing
+    await until(lambda: len(delays) == 4)
+    assert delays[3] == 0.04
+    permits.put_nowait(None)
+    await until(lambda: watches.lookup("edge-eu", NS, "d") is not None)
+    began = asyncio.get_running_loop().time()
+    await until(lambda: asyncio.get_running_loop().time() - began > 0.25)  # watching for over the max
+    await edge.events.put(ClusterUnreachable("watch: ServerDisconnectedError"))
+    await until(lambda: len(delays) == 5)
+    assert delays[4] == 0.005  # after a healthy stretch, a break starts again from the first delay
+    await watches.close()
+
+
 async def test_forget_stops_the_watch() -> None:
     edge, woken = FakeEdge(), []
     watches = watches_of(woken)
