@@ -210,7 +210,7 @@ async def test_the_backoff_starts_afresh_only_after_the_watch_ran_well_for_a_whi
     )
     watches.ensure(INFO, edge)
     for failures in (1, 2, 3):
-        await until(lambda: len(delays) == failures)
+        await until(lambda n=failures: len(delays) == n)
         if failures < 3:
             permits.put_nowait(None)
     assert delays == [0.005, 0.01, 0.02]  # growing while the cluster does not answer
