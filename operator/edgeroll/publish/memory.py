@@ -23,8 +23,10 @@ class InMemoryRevisionStore:
         # fresh value per write that says nothing about the bytes.
         self.opaque_etags = False
         self._opaque: dict[str, str] = {}
-        # LastModified per key: a clock that advances one second per write, so order is exact.
+        # LastModified per key: a clock that advances `tick` per write, so order is exact; a zero
+        # tick is S3's one-second granularity, where writes close together tie.
         self.modified: dict[str, datetime] = {}
+        self.tick = timedelta(seconds=1)
         self._epoch = self._clock = datetime(2026, 1, 1, tzinfo=UTC)  # tests may set `objects` directly
         self.conditional_manifest = True  # as S3RevisionStore: If-Match after our own manifest write
         self._written: dict[str, tuple[str, Manifest]] = {}  # key -> (ETag, manifest) of our last write
@@ -47,7 +49,7 @@ class InMemoryRevisionStore:
     def _write(self, key: str, body: bytes, signature: str | None) -> None:
         self.objects[key] = (body, signature)
         self._opaque[key] = uuid.uuid4().hex
-        self._clock += timedelta(seconds=1)
+        self._clock += self.tick
         self.modified[key] = self._clock
 
     async def put_if_absent(self, key: str, body: bytes, signature: str) -> bool:

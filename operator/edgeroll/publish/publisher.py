@@ -304,8 +304,12 @@ class RevisionPublisher:
                     raise
                 log.info("manifest %s was written by another since our write: read and recorded anew", mkey)
                 manifest, recovered = await self._manifest(namespace, name)
-                if recovered is not None:  # rebuilt after our objects: those are not recovered ones
-                    recovered -= sum(manifest.find(d) is not None for d in created)
+                if recovered is not None:
+                    # Rebuilt after our objects were written: those are not recovered ones, and they
+                    # are the newest, which LastModified (one-second granularity) cannot always tell.
+                    ours = [e for e in manifest.revisions if e.digest in created]
+                    recovered -= len(ours)
+                    manifest = without(manifest, ours)
                 entries, fresh = self._entries(namespace, name, manifest, signed, now)
                 if fresh:
                     manifest = await self._record(namespace, name, manifest, fresh, None)

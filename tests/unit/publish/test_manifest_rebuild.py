@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -114,3 +115,20 @@ async def test_the_rebuild_lists_only_the_routerconfigs_own_prefix() -> None:
     await RevisionPublisher(store, "p").publish("ns", "cfg", [rev(0)], KEY, now="t")
     assert history(store) == [rev(0).digest]
     assert store.counters["list"] == 1
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+async def test_the_new_revision_stays_newest_when_the_listing_cannot_order_it(conditional: bool) -> None:
+    # S3's LastModified has one-second granularity: a revision published in the same second as the
+    # damaged manifest's last one ties with it, and a listing ordered by key would put it second.
+    store, pub = await published(1)
+    store.tick = timedelta(0)
+    older, newer = sorted([rev(1), rev(2)], key=lambda r: r.hex, reverse=True)  # older sorts first by key
+    await pub.publish("ns", "cfg", [older], KEY, now="t1")
+    store.objects[MANIFEST] = (b"garbage", None)
+    store.conditional_manifest = conditional
+
+    out = await pub.publish("ns", "cfg", [newer], KEY, now="t2")
+
+    assert out.rebuilt == MANIFEST and out.recovered == 2
+    assert history(store) == [newer.digest, older.digest, rev(0).digest]
