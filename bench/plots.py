@@ -88,7 +88,16 @@ def fanout(data: dict[str, Any]) -> None:
         return
     xs = [p["clusters"] for p in curve]
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 3.8))
-    ax1.plot(xs, [p["converge_s"] for p in curve], "o-", color=EDGEROLL)
+    ax1.plot(xs, [p["converge_s"] for p in curve], "o-", color=EDGEROLL, label="edgeroll")
+    based = [p for p in curve if p.get("baseline_s") is not None]
+    if based:  # the same-run bare apply loop: what the apiservers alone take
+        ax1.plot(
+            [p["clusters"] for p in based],
+            [p["baseline_s"] for p in based],
+            "s--",
+            color=BASELINE,
+            label="baseline",
+        )
     ax1.axhline(data["goals"]["converge_s"], color=GOAL, ls="--", lw=1, label="goal 60 s")
     ax1.set_title(f"Cold start to all Ready ({data['routerconfigs']} RouterConfigs)")
     ax1.set_ylabel("seconds")
