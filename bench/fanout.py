@@ -1023,7 +1023,7 @@ def diagnostic_python_args(args: argparse.Namespace) -> list[str]:
     if args.profile:
         return ["-m", "cProfile", "-o", str(args.profile)]
     if args.tracemalloc:
-        return [str(Path(__file__).with_name("memtrace.py")), "--out", str(args.tracemalloc)]
+        return [str(Path(__file__).with_name("memtrace.py")), "--out", str(args.tracemalloc), "--keep"]
     return []
 
 

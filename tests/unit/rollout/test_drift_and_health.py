@@ -91,6 +91,17 @@ def test_lists_must_keep_their_length_and_types_matter() -> None:
     assert first_difference({"b": False}, {"b": 0}) == "b"
 
 
+def test_the_path_names_the_first_difference_however_deep() -> None:
+    desired = {"a": [{"b": 1}, {"c": {"d": [5, 6]}}], "e": 2}
+    assert first_difference(desired, {"a": [{"b": 1}, {"c": {"d": [5, 7]}}], "e": 2}) == "a[1].c.d[1]"
+    assert first_difference(desired, {"a": [{"b": 1}, {"c": {"d": [5, 6]}}], "e": 3}) == "e"
+    assert first_difference(desired, {"a": [{"b": 1}, {"c": "x"}], "e": 2}) == "a[1].c"
+    assert first_difference(desired, {"a": [{"b": 1}, {}], "e": 2}) == "a[1].c"
+    assert first_difference([{"k": 1}], [{"k": 2}]) == "[0].k"
+    assert first_difference(desired, "not a mapping") == "."
+    assert first_difference(desired, {**desired, "extra": 1}) is None
+
+
 def deployment(
     digest: str,
     *,
