@@ -13,8 +13,10 @@ unreachable cluster therefore costs its own task retries, never another cluster'
 
 A watch the server ends at its timeout is resumed from the last resourceVersion it delivered (bookmarks
 included), as client-go's reflector does: no list, and the cache keeps vouching. Only an error (410
-Gone among them) relists. The timeouts are jittered so a fleet's watches do not end, and a fleet's
-relists after an outage do not land, in the same second.
+Gone among them) relists; a watch that ends with nothing delivered, not even a bookmark, is resumed
+after a growing delay, so a proxy that closes watches at once is not a hot loop. The timeouts are
+jittered so a fleet's watches do not end, and a fleet's relists after an outage do not land, in the
+same second.
 """
 
 from __future__ import annotations
@@ -217,16 +219,30 @@ class EdgeWatches:
         touched = watch.replace_all(items)
         watch.synced = True
         self._notify(touched)
+        quiet = 0
         while True:  # each pass is one watch request; the server ends it at its timeout
             seconds = int(WATCH_SECONDS * (1 + self._rand()))
-            version = await self._watch_from(watch, api, [*selector, ("resourceVersion", version)], seconds)
+            query = [*selector, ("resourceVersion", version)]
+            version, delivered = await self._watch_from(watch, api, query, seconds)
+            if delivered:
+                quiet = 0
+                continue
+            # Nothing delivered, not even one of the bookmarks asked for: a proxy that closes watches
+            # at once would make this a hot loop. The next request waits, longer each time, and the
+            # cache does not vouch while no watch is open; the resumed watch brings what it missed.
+            watch.synced = False
+            await self._sleep(self._delay(quiet))
+            watch.synced = True
+            quiet += 1
 
     async def _watch_from(
         self, watch: ClusterWatch, api: WatchableApi, query: list[tuple[str, str]], seconds: int
-    ) -> str:
-        """Apply one watch request's events to the cache; the last resourceVersion it delivered."""
-        version = dict(query)["resourceVersion"]
+    ) -> tuple[str, int]:
+        """Apply one watch request's events to the cache; the last resourceVersion it delivered, and
+        how many events it delivered."""
+        version, delivered = dict(query)["resourceVersion"], 0
         async for event in api.watch(watch.path, query, seconds):
+            delivered += 1
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":  # 410 Gone (too old a resourceVersion) and the like: relist
                 raise KubeApiError(
@@ -244,4 +260,4 @@ class EdgeWatches:
                 owner = watch.record(obj)
             if owner is not None:
                 self._notify({owner})
-        return version
+        return version, delivered

@@ -169,6 +169,41 @@ async def test_a_watch_ended_by_its_timeout_resumes_from_the_last_version_withou
     await watches.close()
 
 
+async def test_watches_that_end_at_once_with_nothing_are_resumed_after_growing_delays() -> None:
+    # A proxy that closes every watch cleanly and at once: no hot loop, no relist, and no vouching
+    # for the cache while no watch is open.
+    edge, delays = FakeEdge(), []
+    edge.items = [deployment("d", 5)]
+    permits: asyncio.Queue[None] = asyncio.Queue()
+    vouched: list[bool] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        vouched.append(watches.lookup("edge-eu", NS, "d") is not None)
+        await permits.get()
+
+    watches = EdgeWatches(
+        lambda ns, n: None, backoff_initial=0.01, backoff_max=0.05, rand=lambda: 0.0, sleep=sleep
+    )
+    watches.ensure(INFO, edge)
+    for quiet in range(1, 5):
+        await edge.events.put(None)
+        await until(lambda n=quiet: len(delays) == n)
+        permits.put_nowait(None)
+    assert delays == [0.005, 0.01, 0.02, 0.025]  # growing, up to the maximum
+    assert vouched == [False] * 4
+    await until(lambda: len(edge.queries) == 6)  # the list, then five watches
+    assert watches.lookup("edge-eu", NS, "d") is not None  # a watch is open again
+    await edge.events.put({"type": "MODIFIED", "object": deployment("d", 160)})
+    await edge.events.put(None)  # one that delivered something resumes at once, and resets the delay
+    await until(lambda: len(edge.queries) == 7)
+    await edge.events.put(None)
+    await until(lambda: len(delays) == 5)
+    assert delays[4] == 0.005
+    assert edge.lists == 1 and watches.relists == 0
+    await watches.close()
+
+
 async def test_a_410_gone_relists() -> None:
     edge, woken = FakeEdge(), []
     watches = watches_of(woken)
