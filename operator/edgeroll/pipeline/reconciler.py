@@ -24,8 +24,7 @@ import hashlib
 import json
 import logging
 import time
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -36,14 +35,7 @@ from edgeroll.admission.client import AdmissionTransport
 from edgeroll.api.common import SecretKeyRef
 from edgeroll.api.routerconfig import ClusterPhase, ClusterStatus, RouterConfigSpec, RouterConfigStatus
 from edgeroll.clusters.edge_watch import EdgeWatches
-from edgeroll.clusters.kube import (
-    CALLER_BOUND,
-    EDGE_CONNECTIONS,
-    ClusterUnreachable,
-    KubeApi,
-    KubeApiError,
-    paused,
-)
+from edgeroll.clusters.kube import CALLER_BOUND, ClusterUnreachable, KubeApi, KubeApiError, paused
 from edgeroll.clusters.objects import ObjectRef
 from edgeroll.clusters.registry import ClusterRegistry, EdgeClusterInfo
 from edgeroll.operator_metrics import OperatorMetrics
@@ -122,11 +114,6 @@ from edgeroll.settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 EventType = Literal["Normal", "Warning"]
-
-# Pairs (RouterConfig, cluster) writing to one cluster at once, over every RouterConfig: twice the
-# client's connections keeps them busy while a pair is between requests; more only queue, each
-# holding its built edge manifests (about 16 KiB per pair).
-EDGE_PAIRS_PER_CLUSTER = 2 * EDGE_CONNECTIONS
 
 
 def utc_now() -> str:
@@ -387,8 +374,6 @@ class Reconciler:
         self._holders_found: set[tuple[str, str, str]] = set()
         # (namespace, name, uid, cluster) where nothing is left under the edgeroll 0.1 name.
         self._no_legacy: set[tuple[str, str, str, str]] = set()
-        # Per EdgeCluster, the places for pairs writing there (`_edge_slot`); gone when none is in use.
-        self._edge_slots: weakref.WeakValueDictionary[str, asyncio.Semaphore] = weakref.WeakValueDictionary()
 
     # ---- fingerprints -----------------------------------------------------------------------------
 
@@ -910,29 +895,12 @@ class Reconciler:
             last_good, why = view.digest, ""
         if rev is None:
             return
-        async with self._edge_slot(work.name, work.deadline):
-            after = await self._ensure(work, obj, desired, rev, last_good, full, why)
+        after = await self._ensure(work, obj, desired, rev, last_good, full, why)
         if after is not None:
             message = planned.message
             if work.switch is not None and not work.switch.done and work.switch.refused is None:
                 message = f"{message}; {work.switch.message}" if message else work.switch.message
             work.report = self._report(work, planned.phase, after, desired, message)
-
-    @contextlib.asynccontextmanager
-    async def _edge_slot(self, cluster: str, deadline: asyncio.Timeout | None) -> AsyncIterator[None]:
-        """One of the cluster's `EDGE_PAIRS_PER_CLUSTER` places for a (RouterConfig, cluster) pair's
-        edge writes, waited for off the pair's clock (as a request waits for a connection). At a cold
-        start every RouterConfig reaches every cluster at once; without it each pair would build and
-        hold its edge manifests while queued for the cluster's few connections."""
-        slot = self._edge_slots.get(cluster)
-        if slot is None:
-            slot = self._edge_slots[cluster] = asyncio.Semaphore(EDGE_PAIRS_PER_CLUSTER)
-        with paused(deadline):
-            await slot.acquire()
-        try:
-            yield
-        finally:
-            slot.release()
 
     async def _holders(
         self, obj: RouterConfigObject, clusters: Mapping[str, EdgeClusterInfo], skip: set[str]
