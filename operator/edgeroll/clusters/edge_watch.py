@@ -29,8 +29,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import orjson
-
 from edgeroll.api.edge_objects import LABEL_MANAGED_BY, LABEL_RC_NAME, LABEL_RC_NAMESPACE
 from edgeroll.clusters.kube import KubeApiError
 from edgeroll.clusters.registry import EdgeClusterInfo
@@ -53,38 +51,24 @@ class WatchableApi(Protocol):
     ) -> AsyncIterator[dict[str, Any]]: ...
 
 
-def _version(obj: Mapping[str, Any]) -> int | None:
+def _newer(candidate: Mapping[str, Any], held: Mapping[str, Any] | None) -> bool:
+    """True unless `held` is known to be newer: resourceVersions are etcd revisions in practice, and
+    an apply's answer may arrive before the watch event of the version before it."""
+    if held is None:
+        return True
     try:
-        return int(obj["metadata"]["resourceVersion"])
+        return int(candidate["metadata"]["resourceVersion"]) >= int(held["metadata"]["resourceVersion"])
     except (KeyError, TypeError, ValueError):
-        return None
+        return True
 
 
-@dataclass(frozen=True)
-class HeldDeployment:
-    """A cached Deployment as its JSON, decoded on each lookup: a fleet's cache holds one per pair, and
-    a decoded Deployment takes about 19 KiB of Python objects against 4 KiB of JSON."""
-
-    version: int | None
-    body: bytes
-
-    @classmethod
-    def of(cls, obj: Mapping[str, Any]) -> HeldDeployment:
-        """All but `metadata.managedFields`, which is as big as the spec again and never read."""
-        meta = obj.get("metadata") or {}
-        if "managedFields" in meta:
-            obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
-        # orjson's bytes keep the slack of its write buffer (7.9 KiB of RSS for 3.6 KiB of JSON): copied.
-        return cls(_version(obj), bytes(memoryview(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS))))
-
-    def decoded(self) -> dict[str, Any]:
-        return dict(orjson.loads(self.body))
-
-    def older_than(self, obj: Mapping[str, Any]) -> bool:
-        """True unless this is known to be newer: resourceVersions are etcd revisions in practice,
-        and an apply's answer may arrive before the watch event of the version before it."""
-        version = _version(obj)
-        return self.version is None or version is None or version >= self.version
+def _slim(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What the observe step reads of a Deployment: all but `metadata.managedFields`, which is as big
+    as the spec again and, held for every Deployment of a fleet, most of the cache's memory."""
+    meta = obj.get("metadata") or {}
+    if "managedFields" not in meta:
+        return dict(obj)
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
 def _owner(obj: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -100,7 +84,7 @@ class ClusterWatch:
     cluster: str
     namespace: str
     api: object  # the client it watches with: the registry's current one for the cluster
-    objects: dict[str, HeldDeployment] = field(default_factory=dict)  # Deployment name -> object
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # Deployment name -> object
     synced: bool = False
     task: asyncio.Task[None] | None = None
 
@@ -111,21 +95,17 @@ class ClusterWatch:
     def record(self, obj: Mapping[str, Any]) -> tuple[str, str] | None:
         """Keep `obj` unless what is held is newer; the RouterConfig it belongs to."""
         name = (obj.get("metadata") or {}).get("name")
-        held = self.objects.get(name) if isinstance(name, str) else None
-        if isinstance(name, str) and (held is None or held.older_than(obj)):
-            self.objects[name] = HeldDeployment.of(obj)
+        if isinstance(name, str) and _newer(obj, self.objects.get(name)):
+            self.objects[name] = _slim(obj)
         return _owner(obj)
 
     def replace_all(self, items: list[dict[str, Any]]) -> set[tuple[str, str]]:
         """The list's state; the RouterConfigs whose Deployments changed or went since the last one."""
-        listed = {str(o["metadata"]["name"]): o for o in items if (o.get("metadata") or {}).get("name")}
-        fresh = {name: HeldDeployment.of(o) for name, o in listed.items()}
+        fresh = {str(o["metadata"]["name"]): _slim(o) for o in items if (o.get("metadata") or {}).get("name")}
         touched = {
             owner
-            for name in {**self.objects, **fresh}
-            if self.objects.get(name) != fresh.get(name)
-            and (owner := _owner(listed[name] if name in listed else self.objects[name].decoded()))
-            is not None
+            for name, obj in {**self.objects, **fresh}.items()
+            if self.objects.get(name) != fresh.get(name) and (owner := _owner(obj)) is not None
         }
         self.objects = fresh
         return touched
@@ -170,8 +150,7 @@ class EdgeWatches:
         watch = self._watches.get(cluster)
         if watch is None or not watch.synced or watch.namespace != namespace:
             return None
-        held = watch.objects.get(name)
-        return held.decoded() if held is not None else None
+        return watch.objects.get(name)
 
     def saw(self, cluster: str, obj: Mapping[str, Any]) -> None:
         """An object this process just applied: newer than the cache until the watch catches up."""

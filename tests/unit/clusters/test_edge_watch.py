@@ -322,25 +322,6 @@ async def test_the_cache_keeps_no_managed_fields() -> None:
     await watches.close()
 
 
-async def test_each_lookup_is_the_callers_own_copy_of_what_was_seen() -> None:
-    # The cache holds each Deployment as JSON (a fleet holds one per pair): what a caller changes in
-    # its copy never reaches the cache, and an unchanged relist wakes nobody.
-    edge, woken = FakeEdge(), []
-    edge.items = [deployment("d", 5)]
-    watches = watches_of(woken)
-    watches.ensure(INFO, edge)
-    await until(lambda: watches.lookup("edge-eu", NS, "d") is not None)
-    first = watches.lookup("edge-eu", NS, "d")
-    assert first == deployment("d", 5)
-    first["spec"]["replicas"] = 9  # type: ignore[index]
-    assert watches.lookup("edge-eu", NS, "d") == deployment("d", 5)
-    woken.clear()
-    await edge.events.put(ClusterUnreachable("watch: ServerDisconnectedError"))
-    await until(lambda: edge.lists == 2 and watches.lookup("edge-eu", NS, "d") is not None)
-    assert woken == []  # the same Deployment, listed again
-    await watches.close()
-
-
 async def test_an_event_it_cannot_read_stops_vouching_and_relists() -> None:
     edge, woken = FakeEdge(), []
     edge.items = [deployment("d", 5)]
