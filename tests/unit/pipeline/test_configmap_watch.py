@@ -93,6 +93,8 @@ async def test_a_woken_loop_reads_the_configmap_again_long_before_the_resync() -
         edited["engineConfig"]["graphqlSchema"] += " # edited"
         w.hub.put(configmap("prod", "cfg", {"config.json": edited}))
         w.controller.inputs_changed("prod", "other")  # another RouterConfig's: this loop keeps waiting
+        # Not a wait for something to happen: the settled loop is idle, so nothing can be polled for;
+        # this gives it four progress periods (0.05 s) in which it must *not* pick up the edit.
         await asyncio.sleep(0.2)
         assert all(w.template_digest(e) == first.digest for e in w.edges)
         w.controller.inputs_changed("prod", "graph")
